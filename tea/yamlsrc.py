@@ -1,0 +1,120 @@
+"""YAML reading that remembers where every mapping, key and item came from.
+
+``load_yaml`` returns plain-looking data whose mappings are ``LocDict`` and whose
+lists are ``LocList``: ordinary ``dict``/``list`` subclasses that also know their
+``Location`` and the location of each key or item, so every later error can name
+the file and line. Uses libyaml's C loader when present.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from tea.errors import Location, WorkflowSyntaxError
+
+__all__ = ["LocDict", "LocList", "load_yaml", "location_of"]
+
+try:
+    _BaseLoader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - libyaml missing
+    _BaseLoader = yaml.SafeLoader
+
+
+class LocDict(dict[str, Any]):
+    """A dict that knows where it and each of its keys sit in the file."""
+
+    loc: Location = Location()
+    key_locs: dict[str, Location]
+
+    def key_loc(self, key: str) -> Location:
+        return getattr(self, "key_locs", {}).get(key, self.loc)
+
+    def value_loc(self, key: str) -> Location:
+        value = self.get(key)
+        return getattr(value, "loc", None) or getattr(self, "value_locs", {}).get(
+            key, self.key_loc(key)
+        )
+
+
+class LocList(list[Any]):
+    """A list that knows where it and each of its items sit in the file."""
+
+    loc: Location = Location()
+    item_locs: list[Location]
+
+    def item_loc(self, index: int) -> Location:
+        locs = getattr(self, "item_locs", [])
+        return locs[index] if index < len(locs) else self.loc
+
+
+def _loc(node: yaml.Node, file: str | None) -> Location:
+    mark = node.start_mark
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+def _make_loader(file: str | None) -> type:
+    class Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+        pass
+
+    def construct_mapping(loader: Any, node: yaml.MappingNode) -> LocDict:
+        loader.flatten_mapping(node)
+        out = LocDict()
+        out.loc = _loc(node, file)
+        out.key_locs = {}
+        value_locs: dict[str, Location] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                raise WorkflowSyntaxError(
+                    "a mapping key must be a scalar", _loc(key_node, file)
+                )
+            if key in out:
+                raise WorkflowSyntaxError(
+                    f"duplicate key '{key}' in the same mapping",
+                    _loc(key_node, file),
+                    hint="remove or rename one of them",
+                )
+            out[key] = loader.construct_object(value_node, deep=True)
+            out.key_locs[key] = _loc(key_node, file)
+            value_locs[key] = _loc(value_node, file)
+        out.value_locs = value_locs  # type: ignore[attr-defined]
+        return out
+
+    def construct_sequence(loader: Any, node: yaml.SequenceNode) -> LocList:
+        out = LocList(loader.construct_object(child, deep=True) for child in node.value)
+        out.loc = _loc(node, file)
+        out.item_locs = [_loc(child, file) for child in node.value]
+        return out
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, construct_sequence)
+    return Loader
+
+
+def load_yaml(text: str, file: str | None = None) -> Any:
+    """Parse ``text``; a syntax error becomes ``WorkflowSyntaxError`` with file and line."""
+    try:
+        return yaml.load(text, Loader=_make_loader(file))  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        location = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise WorkflowSyntaxError(
+            f"YAML syntax error: {problem}",
+            location,
+            hint="check the indentation and quoting around this line",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise WorkflowSyntaxError(f"YAML error: {exc}", Location(file)) from None
+
+
+def location_of(obj: Any, key: str | int | None = None) -> Location:
+    """The location of ``obj`` (or of its key/item), or an empty location for plain data."""
+    if key is not None:
+        if isinstance(obj, LocDict) and isinstance(key, str):
+            return obj.key_loc(key)
+        if isinstance(obj, LocList) and isinstance(key, int):
+            return obj.item_loc(key)
+    return getattr(obj, "loc", Location())
