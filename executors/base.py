@@ -2,8 +2,8 @@
 
 Only the protocol and the frozen records that cross it live here::
 
-    runner ── BranchTask* + ParallelConfig ──► ParallelExecutor.run() ──► BranchResult* (as they finish)
-                                   │
+    runner ── BranchTask* + ParallelConfig ──► ParallelExecutor.run() ──► BranchResult*
+                                   │                                    (as they finish)
                                    └── program.run_branch(task, cancel) runs one branch
                                        (in a thread, a worker process, or on a remote host)
 
@@ -63,7 +63,7 @@ class ParallelConfig:
     circuit_breaker: BreakerPolicy | None = None
     on_branch_failure: str = "fail"
     remote: Mapping[str, Any] | None = None
-    """``settings.parallel.remote`` (merged with an edge's override); the remote backend reads it."""
+    """``settings.parallel.remote`` merged with an edge's override; the remote backend reads it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,8 @@ class ErrorInfo:
     traceback: str | None = None
     exit_status: int | None = None
     host: str | None = None
+    kinds: tuple[str, ...] = ()
+    """Class names of the exception, its bases and its causes (what ``retry_on`` matches)."""
 
     @classmethod
     def from_exception(cls, exc: BaseException, traceback: str | None = None) -> ErrorInfo:
@@ -106,7 +108,27 @@ class ErrorInfo:
             traceback=traceback,
             exit_status=getattr(exc, "exit_status", None),
             host=getattr(exc, "host", None),
+            kinds=_kinds(exc),
         )
+
+    def matches(self, names: Sequence[str]) -> bool:
+        """Whether this error is one of ``names`` (its type, a base class, or a cause's)."""
+        own = self.kinds or (self.type,)
+        return any(name in own for name in names)
+
+
+def _kinds(exc: BaseException) -> tuple[str, ...]:
+    names: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for klass in type(current).__mro__:
+            if klass in (BaseException, object) or klass.__name__ in names:
+                continue
+            names.append(klass.__name__)
+        current = current.__cause__ or current.__context__
+    return tuple(names)
 
 
 _RESULT_FIELDS: frozenset[str] = frozenset()
@@ -156,7 +178,7 @@ class BranchResult:
         values = dict(data)
         error = values.get("error")
         if isinstance(error, Mapping):
-            values["error"] = ErrorInfo(**error)
+            values["error"] = ErrorInfo(**{**error, "kinds": tuple(error.get("kinds", ()))})
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 

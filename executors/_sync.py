@@ -1,0 +1,123 @@
+"""Small threading primitives shared by the backends: a cancel token and reusable daemon threads.
+
+Private: the backends and ``executors.resilience`` use them; nothing else should.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+
+__all__ = ["CancelToken", "DaemonThreads"]
+
+
+class CancelToken:
+    """A cancel flag that wakes its waiters and runs callbacks when set. Thread-safe.
+
+    A token made with ``parent`` is cancelled when its parent is; cancelling the
+    child leaves the parent alone (a timed-out attempt does not stop its batch).
+    ``detach()`` unhooks a child from its parent once it is no longer needed.
+    """
+
+    def __init__(self, parent: CancelToken | None = None) -> None:
+        self.event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+        self._parent = parent
+        if parent is not None:
+            parent.on_cancel(self.cancel)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.event.is_set()
+
+    def cancel(self) -> None:
+        """Set the flag and run the callbacks (once; later calls do nothing)."""
+        with self._lock:
+            if self.event.is_set():
+                return
+            self.event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback`` when cancelled (at once if already); returns an unhook function."""
+        with self._lock:
+            if not self.event.is_set():
+                self._callbacks.append(callback)
+                return lambda: self._discard(callback)
+        callback()
+        return _nothing
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep up to ``seconds``, waking early when cancelled."""
+        self.event.wait(seconds)
+
+    def detach(self) -> None:
+        """Stop following the parent (so a finished attempt is not kept alive by its batch)."""
+        if self._parent is not None:
+            self._parent._discard(self.cancel)
+            self._parent = None
+
+    def _discard(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+
+def _nothing() -> None:
+    return None
+
+
+class DaemonThreads:
+    """A cached pool of daemon threads: a job goes to an idle thread, else a new thread starts.
+
+    Unbounded on purpose: the backends bound concurrency themselves (one driver per
+    ``max_workers`` slot), and a thread left behind by a timed-out branch must not
+    take a slot from the next one. Daemon, because such a thread may still be inside
+    a node at interpreter exit and must not keep the process alive.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._started = 0
+        self._closed = False
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on a pool thread; ``job`` must not raise."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the executor is closed")
+            self._jobs.put(job)
+            if self._idle:
+                self._idle -= 1
+                return
+            self._started += 1
+            name = f"{self._prefix}-{self._started}"
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            job()
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle += 1
+
+    def close(self) -> None:
+        """Let idle threads exit; busy ones exit after their job. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            idle, self._idle = self._idle, 0
+        for _ in range(idle):
+            self._jobs.put(None)

@@ -1,0 +1,279 @@
+"""The ``process`` strategy: branches run in worker processes, so CPU-bound Python runs in parallel.
+
+::
+
+    run() ── checks every task's state pickles (else SerializationError, nothing started)
+       │     cloudpickles the program once per key; starts missing workers, concurrently
+       ▼
+    ResilientRunner: one driver thread per max_workers slot
+       driver ─► acquire an idle worker (one that already holds the program, if any)
+              ─► send (key, program bytes only if this worker lacks them, task, state bytes)
+              ◄─ ("ok", state) | ("error", ErrorInfo) | EOF: the worker died
+       deadline passed or batch cancelled ─► the worker is killed (not abandoned), reaped,
+       and a fresh one takes its place when next needed
+
+One worker runs one branch at a time over its own pipe, and each worker is its own
+``multiprocessing.Process``, not a ``concurrent.futures.ProcessPoolExecutor``: there,
+one dead worker marks the whole pool broken; here it fails only its own branch
+(``WorkerDied`` with the signal or exit code) and the other branches go on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import signal
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import partial
+from multiprocessing.context import BaseContext
+
+from executors import _worker
+from executors.base import BranchProgram, BranchResult, BranchTask, ErrorInfo, ParallelConfig
+from executors.resilience import (
+    Attempt,
+    AttemptContext,
+    ResilientExecutor,
+    failed,
+    succeeded,
+)
+from tea.errors import SerializationError, WorkerDied
+
+__all__ = ["ProcessExecutor"]
+
+_PRELOAD = ["executors._worker", "executors.base", "tea.errors", "tea"]
+_REAP_SECONDS = 5.0
+
+
+def _start_context() -> BaseContext:
+    """forkserver where it exists, else spawn; never fork.
+
+    fork copies the driver as it is, threads and all: a lock held by another thread
+    at that moment (logging, the runner's drivers, an asyncssh loop) stays locked
+    forever in the child. forkserver forks workers from a clean, single-threaded
+    server that imported tea once (``_PRELOAD``), so a worker starts in milliseconds;
+    spawn (a fresh interpreter per worker) is the fallback where forkserver does not
+    exist (Windows).
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+class _Worker:
+    """One worker process and the parent's end of its pipe."""
+
+    def __init__(self, context: BaseContext) -> None:
+        self.conn, child = context.Pipe(duplex=True)
+        self.process = context.Process(  # type: ignore[attr-defined]
+            target=_worker.serve, args=(child,), name="tea-process-worker", daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.pid: int = self.process.pid
+        self.programs: set[str] = set()
+        self.served = 0
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def reap(self) -> None:
+        """Close the pipe and wait for the process to be gone (killing it if it lingers)."""
+        self.conn.close()
+        self.process.join(_REAP_SECONDS)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join(_REAP_SECONDS)
+
+    def death(self, branch_id: str) -> WorkerDied:
+        """Why this (reaped) worker stopped answering, naming the branch it was running."""
+        code = self.process.exitcode
+        hint = None
+        if code is not None and code < 0:
+            how, status = f"killed by signal {_signal_name(-code)}", 128 - code
+            if -code == signal.SIGKILL:
+                hint = "SIGKILL often means the out-of-memory killer; check memory limits"
+        else:
+            how, status = f"exit code {code}", code
+            if code == 1 and self.served == 0:
+                hint = (
+                    "if the worker failed while starting (its traceback is on stderr): a script "
+                    "that runs the process strategy must guard it with if __name__ == '__main__':"
+                )
+        return WorkerDied(
+            f"worker process {self.pid} died while running the branch ({how})",
+            branch=branch_id,
+            exit_status=status,
+            hint=hint,
+        )
+
+
+class _WorkerPool:
+    """Workers kept for the executor's life. Thread-safe."""
+
+    def __init__(self, context: BaseContext) -> None:
+        self._context = context
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._lock = threading.Lock()
+
+    def warm(self, count: int) -> None:
+        """Start workers until ``count`` exist; they boot concurrently."""
+        with self._lock:
+            missing = count - len(self._idle) - len(self._busy)
+            for _ in range(missing):
+                self._idle.append(_Worker(self._context))
+
+    def acquire(self, key: str) -> _Worker:
+        """An idle live worker, preferring one that already holds program ``key``."""
+        with self._lock:
+            dead = [w for w in self._idle if not w.process.is_alive()]
+            for worker in dead:
+                self._idle.remove(worker)
+            ready = [w for w in self._idle if key in w.programs] or self._idle
+            worker = ready[-1] if ready else _Worker(self._context)
+            if ready:
+                self._idle.remove(worker)
+            self._busy.add(worker)
+        for worker_gone in dead:
+            worker_gone.reap()
+        return worker
+
+    def release(self, worker: _Worker) -> None:
+        with self._lock:
+            self._busy.discard(worker)
+            self._idle.append(worker)
+
+    def discard(self, worker: _Worker) -> None:
+        """Kill and reap ``worker``; the next ``acquire`` starts a fresh one in its place."""
+        worker.kill()
+        worker.reap()
+        with self._lock:
+            self._busy.discard(worker)
+
+    def close(self) -> None:
+        """Idle workers exit when their pipe closes; busy ones are killed."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            busy, self._busy = list(self._busy), set()
+        for worker in busy:
+            worker.kill()
+        for worker in idle + busy:
+            worker.reap()
+
+
+class ProcessExecutor(ResilientExecutor):
+    """Runs branches in worker processes. One per run; thread-safe; ``close()`` is idempotent.
+
+    ``run()`` raises ``SerializationError`` (naming the branch and the state key)
+    before starting any branch when a task's state cannot be pickled; this is the
+    only error ``run()`` raises. ``max_workers`` defaults to the number of CPUs.
+    A branch that times out or is cancelled has its worker killed; nodes in a
+    worker are not told to stop at a node boundary first.
+    """
+
+    strategy = "process"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__(max_workers)
+        self._pool = _WorkerPool(_start_context())
+        self._programs: dict[str, bytes] = {}
+
+    def _prepare(
+        self,
+        program: BranchProgram,
+        tasks: Sequence[BranchTask],
+        config: ParallelConfig,
+        workers: int,
+    ) -> Attempt:
+        states = {(t.branch_id, t.index): _state_bytes(t) for t in tasks}
+        key = program.key
+        if key not in self._programs:
+            try:
+                self._programs[key] = _worker.dumps(program)
+            except Exception as exc:
+                raise SerializationError(
+                    f"the workflow cannot be sent to worker processes: {exc}",
+                    hint="every node body must be picklable with cloudpickle",
+                ) from exc
+        self._pool.warm(min(workers, len(tasks)))
+        return partial(self._attempt, key, self._programs[key], states)
+
+    def _attempt(
+        self,
+        key: str,
+        blob: bytes,
+        states: dict[tuple[str, int], bytes],
+        ctx: AttemptContext,
+    ) -> BranchResult:
+        task = ctx.task
+        worker = self._pool.acquire(key)
+        unhook = ctx.token.on_cancel(worker.kill)
+        request = (
+            key,
+            None if key in worker.programs else blob,
+            replace(task, state={}),
+            states[(task.branch_id, task.index)],
+        )
+        reply: bytes | None = None
+        timed_out = False
+        try:
+            worker.conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+            if worker.conn.poll(ctx.remaining()):
+                reply = worker.conn.recv_bytes()
+            else:
+                timed_out = True
+        except (EOFError, OSError):
+            reply = None
+        unhook()
+        # After unhook, a cancel that already fired may still be about to kill this
+        # worker: only a worker whose token was never cancelled goes back to the pool.
+        if reply is not None and not ctx.token.cancelled:
+            result = _result(task, reply, worker)
+            self._pool.release(worker)
+            return result
+        self._pool.discard(worker)
+        if reply is not None:
+            return _result(task, reply, worker)
+        if timed_out or ctx.token.cancelled:
+            return ctx.stopped(pid=worker.pid)
+        return failed(task, worker.death(task.branch_id), pid=worker.pid)
+
+    def _shutdown(self) -> None:
+        self._pool.close()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _state_bytes(task: BranchTask) -> bytes:
+    try:
+        return _worker.dumps(task.state)
+    except Exception as exc:
+        raise _worker.serialization_error(
+            task.branch_id, task.state, exc, "the branch's input"
+        ) from exc
+
+
+def _result(task: BranchTask, reply: bytes, worker: _Worker) -> BranchResult:
+    worker.served += 1
+    try:
+        kind, payload, key = pickle.loads(reply)
+    except Exception as exc:
+        error = SerializationError(
+            f"the branch's result cannot be unpickled in the driver: {exc}", branch=task.branch_id
+        )
+        return failed(task, error, pid=worker.pid)
+    if key is not None:
+        worker.programs.add(key)
+    if kind == "ok":
+        return succeeded(task, payload, pid=worker.pid)
+    info: ErrorInfo = payload
+    return failed(task, info, pid=worker.pid)

@@ -1,0 +1,240 @@
+"""The remote side: ``tea worker``, a resident process that runs branches it is sent.
+
+Protocol (one JSON object per line; the driver is ``remote.ssh.HostSession``)::
+
+    driver ─► stdin                                   stdout ─► driver
+    {"op": "env", "env": {...}}                       {"op": "hello", "protocol": 1, "version",
+    {"op": "load", "key", "kind": "yaml"|"pickle",      "build", "pid", "hostname"}
+       "files"|"data", "entry", "secrets"}            {"op": "result", "id", "result": BranchResult}
+    {"op": "run", "id", "key", "task": BranchTask}
+    {"op": "cancel", "id"}
+
+A program (the branch subset, or a cloudpickled ``BranchProgram``) is loaded once
+per key, the first time a task needs it; each task then costs one line each way.
+Tasks run on ``--slots`` threads. The protocol owns the real stdout: fd 1 is
+pointed at stderr so a node's ``print`` cannot corrupt it. ``--once`` runs a single
+task from a file and writes its result to a file (the GNU Parallel transport).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Any
+
+from executors.base import BranchProgram, BranchResult, BranchTask, ErrorInfo
+from tea.errors import SerializationError
+
+__all__ = ["PROTOCOL", "Worker", "json_check", "load_program", "main"]
+
+PROTOCOL = 1
+PROGRAM_DIR = "programs"
+
+
+def json_check(state: dict[str, Any], what: str = "state") -> None:
+    """Raise ``SerializationError`` naming the first key of ``state`` JSON cannot carry."""
+    try:
+        json.dumps(state, allow_nan=False)
+        return
+    except (TypeError, ValueError) as exc:
+        whole = exc
+    for key, value in state.items():
+        try:
+            json.dumps({key: value}, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(
+                f"{what} key '{key}' cannot be sent as JSON: {exc}",
+                hint="the remote strategy carries state as JSON: store plain data "
+                "(str, int, float, bool, None, lists, dicts) in that key",
+            ) from exc
+    raise SerializationError(f"{what} cannot be sent as JSON: {whole}") from whole
+
+
+def load_program(directory: Path, message: dict[str, Any]) -> BranchProgram:
+    """Materialise a ``load`` message under ``directory`` and return the program."""
+    directory.mkdir(parents=True, exist_ok=True)
+    secrets = message.get("secrets") or {}
+    if message.get("kind") == "pickle":
+        import cloudpickle
+
+        program: Any = cloudpickle.loads(base64.b64decode(message["data"]))
+    else:
+        for name, text in (message.get("files") or {}).items():
+            target = (directory / name).resolve()
+            if directory.resolve() not in target.parents:
+                raise ValueError(f"program file {name!r} escapes the program directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        program = _load_yaml(directory / message.get("entry", "workflow.yaml"))
+    if secrets and hasattr(program, "with_secrets"):
+        program = program.with_secrets(secrets)
+    return program  # type: ignore[no-any-return]
+
+
+def _load_yaml(path: Path) -> BranchProgram:
+    import tea
+
+    loaded: Any = tea.load(path)
+    graph = getattr(loaded, "graph", loaded)
+    return graph  # type: ignore[no-any-return]
+
+
+def run_task(program: BranchProgram, task: BranchTask, cancel: threading.Event | None) -> dict:
+    """Run one branch and return ``BranchResult.to_dict()`` (a failure is a result too)."""
+    started = time.perf_counter()
+    where = {"host": socket.gethostname(), "pid": os.getpid()}
+    try:
+        state = program.run_branch(task, cancel)
+        json_check(state, "branch state")
+        result = BranchResult(task.branch_id, True, state, index=task.index, attempts=task.attempt)
+    except Exception as exc:
+        info = ErrorInfo.from_exception(exc, "".join(traceback.format_exception(exc)))
+        result = BranchResult(
+            task.branch_id, False, task.state, info, index=task.index, attempts=task.attempt
+        )
+    duration = (time.perf_counter() - started) * 1000.0
+    out = result.to_dict()
+    out.update(where, duration_ms=duration)
+    return out
+
+
+class Worker:
+    """The resident loop: reads tasks from ``inp``, writes results to ``out``."""
+
+    def __init__(self, inp: IO[str], out: IO[str], workdir: Path, slots: int) -> None:
+        self._inp = inp
+        self._out = out
+        self._workdir = workdir
+        self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="tea-worker")
+        self._write_lock = threading.Lock()
+        self._programs: dict[str, BranchProgram | BaseException] = {}
+        self._pending_loads: dict[str, dict[str, Any]] = {}
+        self._load_lock = threading.Lock()
+        self._cancels: dict[str, threading.Event] = {}
+
+    def _send(self, message: dict[str, Any]) -> None:
+        line = json.dumps(message, separators=(",", ":"))
+        with self._write_lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+    def serve(self) -> int:
+        """Answer until stdin closes (the driver is done, or the link is gone)."""
+        from remote.bundle import build_info
+
+        info = build_info()
+        self._send(
+            {
+                "op": "hello",
+                "protocol": PROTOCOL,
+                "version": info["version"],
+                "build": info["build"],
+                "pid": os.getpid(),
+                "hostname": socket.gethostname(),
+            }
+        )
+        for line in self._inp:
+            if line.strip():
+                self._dispatch(json.loads(line))
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        return 0
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "run":
+            cancel = threading.Event()
+            self._cancels[message["id"]] = cancel
+            self._pool.submit(self._run, message, cancel)
+        elif op == "cancel":
+            event = self._cancels.get(message.get("id", ""))
+            if event is not None:
+                event.set()
+        elif op == "load":
+            self._pending_loads[message["key"]] = message
+        elif op == "env":
+            os.environ.update({str(k): str(v) for k, v in (message.get("env") or {}).items()})
+
+    def _program(self, key: str) -> BranchProgram:
+        with self._load_lock:
+            if key not in self._programs:
+                message = self._pending_loads.pop(key, None)
+                if message is None:
+                    self._programs[key] = KeyError(f"program {key} was never sent")
+                else:
+                    try:
+                        directory = self._workdir / PROGRAM_DIR / key
+                        self._programs[key] = load_program(directory, message)
+                    except Exception as exc:
+                        self._programs[key] = exc
+            program = self._programs[key]
+        if isinstance(program, BaseException):
+            raise program
+        return program
+
+    def _run(self, message: dict[str, Any], cancel: threading.Event) -> None:
+        task = BranchTask(**message["task"])
+        try:
+            program = self._program(message["key"])
+            result = run_task(program, task, cancel)
+        except Exception as exc:
+            info = ErrorInfo.from_exception(exc, "".join(traceback.format_exception(exc)))
+            failed = BranchResult(task.branch_id, False, task.state, info, index=task.index)
+            result = failed.to_dict()
+            result.update(host=socket.gethostname(), pid=os.getpid())
+        finally:
+            self._cancels.pop(message["id"], None)
+        self._send({"op": "result", "id": message["id"], "result": result})
+
+
+def _once(args: argparse.Namespace) -> int:
+    """One task from ``--input`` to ``--output`` (exit 0: branch succeeded, 1: it failed)."""
+    program_dir = Path(args.program)
+    task = BranchTask(**json.loads(Path(args.input).read_text(encoding="utf-8")))
+    pickled = program_dir / "program.pickle"
+    if pickled.exists():
+        message: dict[str, Any] = {"kind": "pickle", "data": pickled.read_text()}
+    else:
+        message = {"kind": "yaml", "entry": "workflow.yaml"}
+    secrets_file = program_dir / "secrets.json"
+    if secrets_file.exists():
+        message["secrets"] = json.loads(secrets_file.read_text(encoding="utf-8"))
+    try:
+        result = run_task(load_program(program_dir, message), task, None)
+    except Exception as exc:
+        info = ErrorInfo.from_exception(exc, "".join(traceback.format_exception(exc)))
+        result = BranchResult(task.branch_id, False, task.state, info, index=task.index).to_dict()
+    output = Path(args.output)
+    partial = output.with_name(output.name + ".part")
+    partial.write_text(json.dumps(result), encoding="utf-8")
+    partial.replace(output)
+    return 0 if result["success"] else 1
+
+
+def main(argv: list[str]) -> int:
+    """``tea worker [--slots N] [--once --program DIR --input F --output F]``."""
+    parser = argparse.ArgumentParser(prog="tea worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--slots", type=int, default=4)
+    parser.add_argument("--once", action="store_true")
+    parser.add_argument("--program")
+    parser.add_argument("--input")
+    parser.add_argument("--output")
+    args = parser.parse_args(argv)
+    if args.once:
+        if not (args.program and args.input and args.output):
+            parser.error("--once needs --program, --input and --output")
+        return _once(args)
+    # The protocol keeps the real stdout; anything else printing goes to stderr.
+    protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    worker = Worker(sys.stdin, protocol_out, Path.cwd(), max(1, args.slots))
+    return worker.serve()

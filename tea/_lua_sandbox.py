@@ -1,0 +1,217 @@
+"""The Lua side of a tea Lua runtime: the bootstrap chunk every runtime runs first.
+
+The chunk runs once per ``lupa`` runtime, with the full standard library, before
+any workflow code. It captures what the trusted functions need as upvalues, then
+(in sandbox mode) strips the globals down to the safe set, and returns three
+trusted functions to Python::
+
+    compile(source)                    -> function | nil, message
+    run(fn, deadline, state, variables, extras)
+                                       -> ok, value | message, lua_line, timed_out
+    reset()                            -> timed_out   (after a failure inside ``run`` itself)
+
+Workflow code never sees these functions, the control table or the captured
+library functions: they live only in upvalues, and ``debug`` is gone.
+
+The timeout is a count hook (every ``HOOK_COUNT`` VM instructions). It reads the
+process CPU clock (``os.clock``, no GIL) and only every ``CHECK_INTERVAL`` seconds
+of CPU does it call Python's ``time.monotonic`` (which takes the GIL) to compare
+against the wall-clock deadline, so two runtimes in two threads stay parallel.
+Hooks are per coroutine in Lua, so ``coroutine.create``/``wrap`` hook each new
+coroutine, and ``pcall``/``xpcall``/``coroutine.resume`` re-raise once the
+deadline has passed or memory ran out, so neither can be swallowed.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BOOTSTRAP", "CHECK_INTERVAL", "CHUNK_NAME", "HOOK_COUNT", "MEMORY_ERROR"]
+
+CHUNK_NAME = "=lua"
+"""Chunk name of workflow code: Lua reports its errors as ``lua:<line>: message``."""
+
+HOOK_COUNT = 1000
+"""VM instructions between two runs of the timeout hook."""
+
+CHECK_INTERVAL = 0.005
+"""Process CPU seconds between two wall-clock checks (the timeout's resolution)."""
+
+MEMORY_ERROR = "not enough memory"
+"""The message Lua gives every allocation failure (including lupa's ``max_memory``)."""
+
+BOOTSTRAP = r"""
+local monotonic, sandboxed, hook_count, check_interval, chunk_source = ...
+
+local G = _G
+local error, next, pcall, rawget, rawset, select, setmetatable, tostring, type, xpcall, load =
+      error, next, pcall, rawget, rawset, select, setmetatable, tostring, type, xpcall, load
+local sethook, getinfo = debug.sethook, debug.getinfo
+local clock, huge = os.clock, math.huge
+local co_create, co_resume = coroutine.create, coroutine.resume
+local concat = table.concat
+local stderr = io.stderr
+local stderr_write = stderr.write
+local raw_collectgarbage = collectgarbage
+
+local TIMEOUT = "time limit exceeded"
+local MEMERR = "not enough memory"
+
+-- Every field exists from the start, so setting one never allocates (a handler
+-- running when memory is exhausted must not need memory).
+local ctl = {deadline = huge, expired = false, next_cpu = 0, line = false}
+
+local function hook()
+  if ctl.expired then error(TIMEOUT, 0) end
+  local now = clock()
+  if now < ctl.next_cpu then return end
+  ctl.next_cpu = now + check_interval
+  if monotonic() >= ctl.deadline then
+    ctl.expired = true
+    error(TIMEOUT, 0)
+  end
+end
+
+-- pcall and friends must not swallow a limit: the run is over once one is hit.
+local function recheck(ok, ...)
+  if ctl.expired then error(TIMEOUT, 0) end
+  if not ok and (...) == MEMERR then error(MEMERR, 0) end
+  return ok, ...
+end
+
+local function safe_pcall(f, ...) return recheck(pcall(f, ...)) end
+local function safe_xpcall(f, handler, ...) return recheck(xpcall(f, handler, ...)) end
+
+local function safe_create(f)
+  local co = co_create(f)
+  sethook(co, hook, "", hook_count)
+  return co
+end
+
+local function safe_resume(co, ...) return recheck(co_resume(co, ...)) end
+
+local function unwrap(ok, ...)
+  if ctl.expired then error(TIMEOUT, 0) end
+  if not ok then error((...), 0) end
+  return ...
+end
+
+local function safe_wrap(f)
+  local co = safe_create(f)
+  return function(...) return unwrap(co_resume(co, ...)) end
+end
+
+local function safe_print(...)
+  local parts = {}
+  for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+  stderr_write(stderr, concat(parts, "\t"), "\n")
+end
+
+local function safe_setmetatable(t, mt)
+  -- A finalizer would run outside any node, where no deadline guards it.
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("__gc metamethods are not allowed in the Lua sandbox", 2)
+  end
+  return setmetatable(t, mt)
+end
+
+local GC_OPTIONS = {collect = true, count = true, step = true, isrunning = true}
+
+local function safe_collectgarbage(opt, ...)
+  if opt == nil then opt = "collect" end
+  if not GC_OPTIONS[opt] then
+    error("collectgarbage('" .. tostring(opt) .. "') is not allowed in the Lua sandbox", 2)
+  end
+  return raw_collectgarbage(opt, ...)
+end
+
+local function safe_load(chunk, chunkname, mode, env)
+  if type(chunk) ~= "string" then
+    error("load: only source text is allowed in the Lua sandbox", 2)
+  end
+  if env ~= nil then
+    error("load: chunks always run in the sandbox environment", 2)
+  end
+  return load(chunk, chunkname, "t", G)
+end
+
+coroutine.create, coroutine.wrap, coroutine.resume = safe_create, safe_wrap, safe_resume
+G.pcall, G.xpcall, G.print = safe_pcall, safe_xpcall, safe_print
+G.python = nil
+package.loaded.python = nil
+
+if sandboxed then
+  for _, name in next, {"io", "require", "package", "dofile", "loadfile", "debug", "warn"} do
+    G[name] = nil
+  end
+  G.os = {time = os.time, clock = os.clock, date = os.date}
+  string.dump = nil
+  G.setmetatable = safe_setmetatable
+  G.collectgarbage = safe_collectgarbage
+  G.load = safe_load
+  -- Strings share one metatable; its __index must be the trimmed string table and
+  -- the metatable itself unreachable (getmetatable("") gives false).
+  local string_mt = getmetatable("")
+  string_mt.__index = string
+  string_mt.__metatable = false
+end
+
+local function where()
+  -- Level 1 is where(), 2 the handler; walk out to the innermost workflow frame.
+  for level = 3, 200 do
+    local info = getinfo(level, "Sl")
+    if info == nil then return false end
+    if info.source == chunk_source and info.currentline > 0 then return info.currentline end
+  end
+  return false
+end
+
+local function handler(err)
+  ctl.line = where()
+  return err
+end
+
+local function describe(err)
+  local kind = type(err)
+  if kind == "string" then return err end
+  if kind == "number" then return tostring(err) end
+  return "(error object is a " .. kind .. " value)"
+end
+
+local extras_set = false
+
+local function reset()
+  local expired = ctl.expired
+  ctl.deadline = huge
+  ctl.expired = false
+  if extras_set then
+    for name in next, extras_set do rawset(G, name, nil) end
+    extras_set = false
+  end
+  return expired
+end
+
+local function finish(ok, value)
+  local expired = reset()
+  if ok then return true, value, false, false end
+  return false, describe(value), ctl.line, expired
+end
+
+local function run(fn, deadline, state, variables, extras)
+  rawset(G, "variables", variables)
+  if extras then
+    for name, value in next, extras do rawset(G, name, value) end
+    extras_set = extras
+  end
+  ctl.line = false
+  ctl.next_cpu = 0
+  ctl.deadline = deadline
+  return finish(xpcall(fn, handler, state))
+end
+
+local function compile(source)
+  local fn, message = load(source, chunk_source, "t", G)
+  return fn, message
+end
+
+sethook(hook, "", hook_count)
+return compile, run, reset
+"""

@@ -1,0 +1,327 @@
+"""The ``tea`` command line. Calls only the public API (and the remote entry points).
+
+Exit codes: 0 success; 1 the workflow failed (a checkpoint path is printed);
+2 invalid workflow, input or checkpoint; 3 stopped at an interrupt (checkpoint
+saved); 130 / 143 stopped by SIGINT / SIGTERM (checkpoint saved). No Python
+traceback reaches the user unless ``-v`` asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from tea import __version__
+from tea._entry import version_text
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3
+log = logging.getLogger("tea")
+
+
+
+
+def _json_default(value: Any) -> Any:
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    if isinstance(value, set | tuple):
+        return list(value)
+    return repr(value)
+
+
+def _dumps(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, default=_json_default, ensure_ascii=False, indent=indent)
+
+
+def _setup_logging(verbose: int, quiet: bool, secrets: Mapping[str, Any] | None = None) -> None:
+    level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if secrets:
+        from tea.secrets import RedactingFilter, Secrets
+
+        handler.addFilter(RedactingFilter(Secrets(dict(secrets))))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _fail(exc: BaseException, verbose: int, code: int | None = None) -> NoReturn:
+    from tea.errors import TeaError
+
+    if verbose:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    text = str(exc)
+    prefix = "" if getattr(exc, "location", None) is not None and hasattr(exc, "path") else "error: "
+    click.echo(f"{prefix}{text}", err=True)
+    if code is None:
+        code = exc.exit_code if isinstance(exc, TeaError) else EXIT_FAILED
+    sys.exit(code)
+
+
+def _read_object(text: str, what: str, cwd: Path) -> dict[str, Any]:
+    """``JSON`` or ``@file.json`` / ``@file.yaml`` that must hold an object."""
+    from tea.errors import InputError
+
+    source = what
+    if text.startswith("@"):
+        path = cwd / text[1:]
+        source = f"{what} file {text[1:]}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(f"{what} file not found: {text[1:]}",
+                             hint="paths after @ are relative to the current directory") from None
+        except OSError as exc:
+            raise InputError(f"cannot read {source}: {exc}") from None
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            try:
+                value = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise InputError(f"{source} is not valid YAML: {exc}") from None
+            return _must_be_object(value, source)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            hint="""pass a JSON object, e.g. -i '{"key": "value"}', or @file.json""",
+        ) from None
+    return _must_be_object(value, source)
+
+
+def _must_be_object(value: Any, source: str) -> dict[str, Any]:
+    from tea.errors import InputError
+
+    if not isinstance(value, dict):
+        raise InputError(f"{source} must be a JSON object, not {type(value).__name__}",
+                         hint="""wrap it in an object, e.g. {"value": ...}""")
+    return value
+
+
+def _names(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(n.strip() for v in values for n in v.split(",") if n.strip())
+
+
+def _secrets(secrets: str | None, secrets_env: str | None) -> dict[str, Any]:
+    import os
+
+    from tea.secrets import parse_secrets_arg, secrets_from_env
+
+    values: dict[str, Any] = {}
+    if secrets_env:
+        values.update(secrets_from_env(secrets_env, os.environ))
+    if secrets:
+        values.update(parse_secrets_arg(secrets, cwd=Path.cwd()))
+    return values
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", message=version_text())
+def cli() -> None:
+    """tea: run YAML state-graph workflows (The Edge Agent dialect)."""
+
+
+_run_options = [
+    click.option("-i", "--input", "input_", help="Initial state (or update): JSON, @file.json or @file.yaml."),
+    click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the final state here."),
+    click.option("-s", "--stream", is_flag=True, help="Print events as NDJSON."),
+    click.option("--stream-mode", type=click.Choice(["updates", "values", "debug"]), default="updates",
+                 show_default=True),
+    click.option("--secrets", help="Secrets: JSON or @file (never stored in state or logs)."),
+    click.option("--secrets-env", help="Read secrets from PREFIX_* environment variables."),
+    click.option("-c", "--checkpoint-dir", type=click.Path(file_okay=False),
+                 help="Where checkpoints go (default: .tea-checkpoints beside the workflow)."),
+    click.option("--interrupt-before", multiple=True, help="Stop before these nodes (a,b)."),
+    click.option("--interrupt-after", multiple=True, help="Stop after these nodes (a,b)."),
+    click.option("-v", "--verbose", count=True, help="Debug logs and tracebacks."),
+    click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr."),
+]
+
+
+def run_options(fn: Any) -> Any:
+    for option in reversed(_run_options):
+        fn = option(fn)
+    return fn
+
+
+def _execute(workflow: Any, opts: dict[str, Any], *, state: dict[str, Any] | None,
+             checkpoint: str | None = None, force: bool = False) -> None:
+    from tea.durable import durable_run
+    from tea.errors import RunError, TeaError
+    from tea.secrets import Secrets
+    from tea.signals import graceful_signals
+
+    secrets = Secrets(opts["secrets_values"])
+    with graceful_signals() as stop:
+        run = durable_run(
+            workflow.graph, state, secrets=dict(secrets), stream_mode=opts["stream_mode"],
+            checkpoint=checkpoint, checkpoint_dir=opts["checkpoint_dir"],
+            interrupt_before=_names(opts["interrupt_before"]),
+            interrupt_after=_names(opts["interrupt_after"]),
+            force=force, stop_flag=stop, autosave=True,
+        )
+        try:
+            for event in _events(run, opts["stream"]):
+                click.echo(_dumps(secrets.redact(event)))
+        except TeaError as exc:
+            path = getattr(run, "checkpoint_path", None)
+            if path is not None:
+                click.echo(f"checkpoint: {path}", err=True)
+            _fail(exc, opts["verbose"], EXIT_FAILED if isinstance(exc, RunError) else None)
+    stopped = run.stopped
+    if stopped is not None:
+        click.echo(f"checkpoint: {run.checkpoint_path}", err=True)
+        if stopped.reason.startswith("signal:"):
+            signum = int(stopped.reason.split(":")[1])
+            if not opts["quiet"]:
+                click.echo(f"stopped by signal {signum} before node '{stopped.node}'", err=True)
+            sys.exit(128 + signum)
+        if not opts["quiet"]:
+            click.echo(f"interrupted {stopped.position} node '{stopped.node}'; resume with: "
+                       f"tea resume {run.checkpoint_path}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    final = secrets.redact(run.state)
+    if opts["output"]:
+        Path(opts["output"]).write_text(_dumps(final, indent=2) + "\n", encoding="utf-8")
+    elif not opts["stream"]:
+        click.echo(_dumps(final, indent=2))
+
+
+def _events(run: Any, stream: bool) -> Iterator[dict[str, Any]]:
+    for event in run.stream():
+        if stream:
+            yield event
+
+
+def _prepare(opts: dict[str, Any]) -> None:
+    opts["secrets_values"] = _secrets(opts.pop("secrets"), opts.pop("secrets_env"))
+    _setup_logging(opts["verbose"], opts["quiet"], opts["secrets_values"])
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@run_options
+def run(file: str, input_: str | None, **opts: Any) -> None:
+    """Run a workflow and print its final state as JSON."""
+    import tea
+    from tea.errors import TeaError
+
+    try:
+        _prepare(opts)
+        workflow = tea.load(file)
+        state = _read_object(input_, "--input", Path.cwd()) if input_ else None
+    except TeaError as exc:
+        _fail(exc, opts.get("verbose", 0))
+    _execute(workflow, opts, state=state)
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("-w", "--workflow", "workflow_file", type=click.Path(dir_okay=False),
+              help="The workflow file (default: the one recorded in the checkpoint).")
+@click.option("--force", is_flag=True, help="Resume even if the workflow changed since the checkpoint.")
+@run_options
+def resume(checkpoint: str, workflow_file: str | None, force: bool, input_: str | None, **opts: Any) -> None:
+    """Continue a run from a checkpoint, with an optional update merged into its state."""
+    import tea
+    from tea.checkpoint import load_checkpoint
+    from tea.errors import InputError, TeaError
+
+    try:
+        _prepare(opts)
+        ckpt = load_checkpoint(Path(checkpoint))
+        path = workflow_file or ckpt.workflow_path
+        if not path:
+            raise InputError("the checkpoint does not record its workflow",
+                             hint="pass --workflow FILE")
+        workflow = tea.load(path)
+        update = _read_object(input_, "--input", Path.cwd()) if input_ else None
+        if opts["checkpoint_dir"] is None:
+            opts["checkpoint_dir"] = str(Path(checkpoint).parent)
+    except TeaError as exc:
+        _fail(exc, opts.get("verbose", 0))
+    try:
+        _execute(workflow, opts, state=update, checkpoint=checkpoint, force=force)
+    except TeaError as exc:
+        _fail(exc, opts["verbose"])
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
+def validate(files: tuple[str, ...], quiet: bool) -> None:
+    """Check workflows without running them; print every problem as file:line:col: message."""
+    from tea.loader import collect_errors, load_graph
+
+    failed = False
+    for file in files:
+        errors = collect_errors(file)
+        if errors:
+            failed = True
+            for error in errors:
+                click.echo(str(error), err=True)
+            continue
+        if not quiet:
+            graph = load_graph(file)
+            edges = sum(len(n.route.targets()) for n in graph.nodes.values())
+            click.echo(f"OK: {file} ({len(graph.nodes)} nodes, {edges} routes)")
+    sys.exit(EXIT_INVALID if failed else EXIT_OK)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "mermaid", "dot"]),
+              default="text", show_default=True)
+def inspect(file: str, fmt: str) -> None:
+    """Show a workflow's nodes, routes and fan-outs."""
+    import tea
+    from tea.diagram import render
+    from tea.errors import TeaError
+
+    try:
+        workflow = tea.load(file)
+    except TeaError as exc:
+        _fail(exc, 0)
+    click.echo(render(workflow.graph, fmt))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run branch tasks from stdin (used on remote hosts; not for direct use)."""
+    from remote.worker import main as worker_main
+
+    sys.exit(worker_main(list(ctx.args)))
+
+
+@cli.command()
+@click.option("-o", "--output", default="dist/tea", show_default=True, type=click.Path(dir_okay=False))
+def bundle(output: str) -> None:
+    """Build the frozen one-file binary shipped to remote hosts (needs PyInstaller)."""
+    from remote.bundle import build_bundle
+    from tea.errors import TeaError
+
+    try:
+        path = build_bundle(Path(output))
+    except TeaError as exc:
+        _fail(exc, 0)
+    click.echo(str(path))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        cli.main(args=args, prog_name="tea", standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,212 @@
+"""Runs that lose nothing: interrupts, checkpoints, journaled fan-outs and resume.
+
+A ``DurableRun`` is a ``Run`` whose hooks save a checkpoint (``tea.checkpoint``)
+when it stops at an interrupt, fails, or is asked to stop by a signal, and that
+journals every finished branch of a fan-out, so that ``resume`` continues where
+the run left off and re-runs only the branches that had not finished.
+With ``autosave`` it also saves a progress checkpoint at every node boundary,
+so a run killed with SIGKILL resumes from its last finished node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tea.errors import CheckpointError, InputError, TeaError
+from tea.graph import Graph
+from tea.runner import Cursor, Event, Hooks, Run, Stop
+
+if TYPE_CHECKING:
+    from executors.base import BranchResult
+    from tea.checkpoint import Checkpoint
+    from tea.signals import StopFlag
+
+__all__ = ["DurableRun", "default_checkpoint_dir", "durable_run"]
+
+
+def default_checkpoint_dir(graph: Graph, override: str | Path | None = None) -> Path:
+    """``override``, else ``config.checkpoint_dir`` (relative to the workflow file), else
+    ``.tea-checkpoints`` beside the workflow."""
+    base = graph.workflow_dir
+    configured = override if override is not None else graph.config.get("checkpoint_dir")
+    if configured:
+        path = Path(configured)
+        return path if path.is_absolute() or override is not None else base / path
+    return base / ".tea-checkpoints"
+
+
+class DurableHooks(Hooks):
+    def __init__(self, run: DurableRun, before: frozenset[str], after: frozenset[str]) -> None:
+        self.run = run
+        self.interrupt_before = before
+        self.interrupt_after = after
+
+    def stop_requested(self) -> int | None:
+        flag = self.run.stop_flag
+        return flag.requested if flag is not None else None
+
+    def node_done(self, node: str) -> None:
+        if self.run.autosave:
+            self.run.autosave_after(node)
+
+    def journal(
+        self, fanout: str
+    ) -> tuple[dict[str, BranchResult], Callable[[BranchResult], None] | None]:
+        return self.run.journal_for(fanout)
+
+
+class DurableRun(Run):
+    """A run that checkpoints where it stops and journals its fan-outs."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        state: Mapping[str, Any] | None,
+        *,
+        checkpoint_dir: Path,
+        before: frozenset[str],
+        after: frozenset[str],
+        cursor: Cursor | None = None,
+        resumed_from: Checkpoint | None = None,
+        stop_flag: StopFlag | None = None,
+        autosave: bool = False,
+        **options: Any,
+    ) -> None:
+        self.checkpoint_dir = checkpoint_dir
+        self.stop_flag = stop_flag
+        self.autosave = autosave
+        self.resumed_from = resumed_from
+        self.checkpoint_path: Path | None = None
+        self._journals: dict[str, Any] = {}
+        super().__init__(graph, state, cursor=cursor, hooks=DurableHooks(self, before, after), **options)
+
+    def _redact(self, value: Any) -> Any:
+        redact = getattr(self.secrets_obj, "redact", None)
+        return redact(value) if redact is not None else value
+
+    @property
+    def secrets_obj(self) -> Any:
+        from tea.secrets import Secrets
+
+        return Secrets(self.secrets)
+
+    def save(self, node: str, position: str, reason: str, error: dict[str, Any] | None = None,
+             pending: dict[str, Any] | None = None) -> Path:
+        from tea.checkpoint import Checkpoint, save_checkpoint
+
+        ckpt = Checkpoint(
+            workflow_hash=self.graph.key,
+            workflow_path=str(self.graph.path) if self.graph.path else None,
+            node=node,
+            position=position,
+            reason=reason,
+            state=dict(self.state),
+            step=self.cursor.step,
+            pending_fanout=pending,
+            error=error,
+            extra={"pending": {k: [r.to_dict() for r in v] for k, v in self.cursor.pending.items()}},
+        )
+        path = save_checkpoint(self.checkpoint_dir, ckpt, redact=self._redact)
+        self.checkpoint_path = path
+        return path
+
+    def journal_for(
+        self, fanout: str
+    ) -> tuple[dict[str, BranchResult], Callable[[BranchResult], None] | None]:
+        from tea.checkpoint import BranchJournal
+
+        done: dict[str, BranchResult] = {}
+        resumed = self.resumed_from
+        journal: BranchJournal | None = None
+        if resumed is not None and resumed.pending_fanout and resumed.pending_fanout.get("node") == fanout:
+            journal = BranchJournal(self.checkpoint_dir / resumed.pending_fanout["journal"],
+                                    redact=self._redact)
+            done = journal.load()
+            self.resumed_from = None
+        if journal is None:
+            journal = BranchJournal.new(self.checkpoint_dir, fanout, redact=self._redact)
+        if self.autosave:
+            position = "before" if self.cursor.position == "before" else "after"
+            self.save(fanout, position, "fanout", pending={"node": fanout, "journal": journal.path.name})
+        self._journals[fanout] = journal
+        return done, journal.record
+
+    def on_stop(self, stop: Stop) -> Iterator[Event]:
+        reason = "signal" if stop.reason.startswith("signal") else stop.reason
+        path = self.save(stop.node, stop.position, reason)
+        yield {"type": "interrupt", "node": stop.node, "position": stop.position,
+               "reason": stop.reason, "checkpoint": str(path), "state": dict(self.state)}
+
+    def on_error(self, exc: TeaError) -> Iterator[Event]:
+        node = self.cursor.node
+        position = self.cursor.position
+        path = self.save(node, position, "error", error=exc.to_dict())
+        yield {"type": "error", "node": getattr(exc, "node", None) or node, "error": exc.to_dict(),
+               "checkpoint": str(path), "state": dict(self.state)}
+
+    def stream(self) -> Iterator[Event]:
+        yield from super().stream()
+        if self.stopped is None:
+            self._cleanup()
+
+    def autosave_after(self, node: str) -> None:
+        """Replace the progress checkpoint with one saved after ``node``."""
+        previous = self.checkpoint_path
+        self.save(node, "after", "progress")
+        if previous is not None and previous != self.checkpoint_path:
+            previous.unlink(missing_ok=True)
+
+    def _cleanup(self) -> None:
+        for journal in self._journals.values():
+            journal.remove()
+        if self.autosave and self.checkpoint_path is not None:
+            self.checkpoint_path.unlink(missing_ok=True)
+            self.checkpoint_path = None
+
+
+def durable_run(
+    graph: Graph,
+    state: Mapping[str, Any] | None,
+    *,
+    checkpoint: str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
+    interrupt_before: tuple[str, ...] | list[str] = (),
+    interrupt_after: tuple[str, ...] | list[str] = (),
+    force: bool = False,
+    stop_flag: StopFlag | None = None,
+    autosave: bool = False,
+    **options: Any,
+) -> Run:
+    """A run of ``graph``; from ``checkpoint`` when given, with ``state`` merged as the update."""
+    for name in (*interrupt_before, *interrupt_after):
+        if name not in graph.nodes:
+            raise InputError(f"interrupt names unknown node '{name}'",
+                             hint=f"known nodes: {', '.join(graph.nodes)}")
+    before = graph.interrupt_before | frozenset(interrupt_before)
+    after = graph.interrupt_after | frozenset(interrupt_after)
+    directory = default_checkpoint_dir(graph, checkpoint_dir)
+    if checkpoint is None:
+        return DurableRun(graph, state, checkpoint_dir=directory, before=before, after=after,
+                          stop_flag=stop_flag, autosave=autosave, **options)
+    from executors.base import BranchResult
+    from tea.checkpoint import ensure_same_workflow, load_checkpoint
+
+    ckpt = load_checkpoint(Path(checkpoint))
+    ensure_same_workflow(ckpt, graph.source_text, force=force)
+    if ckpt.node not in graph.nodes and ckpt.node != "__start__":
+        raise CheckpointError(f"the checkpoint stops at node '{ckpt.node}', which this workflow lacks")
+    if state is not None and not isinstance(state, Mapping):
+        raise InputError("the resume update must be a JSON object")
+    merged = {**ckpt.state, **(state or {})}
+    pending = {
+        k: [BranchResult.from_dict(r) for r in v]
+        for k, v in (ckpt.extra.get("pending") or {}).items()
+    }
+    cursor = Cursor(ckpt.node, ckpt.position, ckpt.step, pending, skip_interrupt=ckpt.position == "before")
+    if ckpt.reason == "fanout" and ckpt.position == "after":
+        cursor.position = "after"
+    run = DurableRun(graph, merged, checkpoint_dir=Path(checkpoint).parent, before=before, after=after,
+                     cursor=cursor, resumed_from=ckpt, stop_flag=stop_flag, autosave=autosave, **options)
+    return run

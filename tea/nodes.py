@@ -1,0 +1,253 @@
+"""Node bodies: what a node does when the runner reaches it.
+
+Every body has ``run(state, scope, node, parallel_results) -> update | None``;
+the runner merges the update. Bodies are built once by the loader (code compiled,
+templates compiled, actions resolved) and hold no per-run state, so one graph
+can run in many threads and be shipped to worker processes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tea.errors import Location, NodeError
+from tea.pycode import PythonCode
+from tea.state import Reduced, merge
+from tea.templates import Template, TemplateError, render_value
+
+if TYPE_CHECKING:
+    from tea.conditions import Condition
+    from tea.scope import Scope
+
+__all__ = [
+    "ActionBody",
+    "Body",
+    "ExpressionBody",
+    "LuaBody",
+    "PythonBody",
+    "Reduced",
+    "StepsBody",
+    "WhileLoopBody",
+]
+
+log = logging.getLogger("tea.nodes")
+
+
+class Body(Protocol):
+    def run(
+        self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
+    ) -> dict[str, Any] | None: ...
+
+
+class PythonBody:
+    __slots__ = ("code",)
+
+    def __init__(self, code: PythonCode) -> None:
+        self.code = code
+
+    def run(
+        self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
+    ) -> dict[str, Any] | None:
+        return self.code.run(state, scope.variables, parallel_results, scope.secrets)
+
+
+class CallableBody:
+    """A Python function ``fn(state) -> update`` (graphs built with ``StateGraph``)."""
+
+    __slots__ = ("fn", "wants_results")
+
+    def __init__(self, fn: Any) -> None:
+        import inspect
+
+        self.fn = fn
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        self.wants_results = "parallel_results" in params
+
+    def run(
+        self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
+    ) -> dict[str, Any] | None:
+        if self.wants_results:
+            value = self.fn(dict(state), parallel_results=parallel_results)
+        else:
+            value = self.fn(dict(state))
+        if value is None or isinstance(value, dict):
+            return value
+        return {"result": value}
+
+
+class ExpressionBody:
+    """``run: {type: expression, value, output_key}``: a Python expression's value."""
+
+    __slots__ = ("code", "output_key", "source")
+
+    def __init__(self, source: str, output_key: str, location: Location) -> None:
+        import ast
+
+        self.source = source
+        self.output_key = output_key
+        try:
+            tree = ast.parse(source.strip(), filename=location.file or "<workflow>", mode="eval")
+        except SyntaxError as exc:
+            from tea.errors import WorkflowSyntaxError
+
+            raise WorkflowSyntaxError(
+                f"Python syntax error in expression: {exc.msg}", location
+            ) from None
+        ast.increment_lineno(tree, (location.line or 1) - 1)
+        self.code = compile(tree, location.file or "<workflow>", "eval")
+
+    def run(
+        self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
+    ) -> dict[str, Any] | None:
+        namespace = {"state": state, "variables": scope.variables, "parallel_results": parallel_results}
+        return {self.output_key: eval(self.code, namespace)}  # noqa: S307 - user's workflow code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_expression, (self.source, self.output_key))
+
+
+def _rebuild_expression(source: str, output_key: str) -> ExpressionBody:
+    return ExpressionBody(source, output_key, Location())
+
+
+class LuaBody:
+    __slots__ = ("code", "timeout")
+
+    def __init__(self, code: str, timeout: float | None) -> None:
+        self.code = code
+        self.timeout = timeout
+
+    def run(
+        self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
+    ) -> dict[str, Any] | None:
+        extra = {"parallel_results": parallel_results} if parallel_results is not None else None
+        return scope.lua().run_node(
+            self.code, state, scope.variables, node=node, timeout=self.timeout, extra=extra
+        )
+
+
+class ActionBody:
+    """``uses:`` + ``with:`` + ``output:``."""
+
+    __slots__ = ("fn", "name", "output", "params")
+
+    def __init__(self, name: str, fn: Any, params: dict[str, Any], output: Any) -> None:
+        self.name = name
+        self.fn = fn
+        self.params = params
+        self.output = output
+
+    def run(
+        self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
+    ) -> dict[str, Any] | None:
+        from tea.actions import ActionContext, call_action
+
+        context = scope.template_context(state, parallel_results=parallel_results)
+        params = render_value(self.params, context)
+        ctx = ActionContext(
+            node=node,
+            workflow_dir=scope.workflow_dir,
+            settings=scope.settings,
+            secrets=scope.secrets,  # type: ignore[arg-type]
+            variables=scope.variables,
+        )
+        result = call_action(self.fn, dict(state), params, ctx)
+        if self.output is None:
+            if result is None or isinstance(result, dict):
+                return result
+            return {"result": result}
+        if isinstance(self.output, str):
+            return {self.output: result}
+        out_context = {**context, "result": result}
+        return {key: render_value(value, out_context) for key, value in self.output.items()}
+
+
+class StepsBody:
+    """``steps:``: sub-steps in order on one working copy of the state."""
+
+    __slots__ = ("reducers", "steps")
+
+    def __init__(self, steps: list[tuple[str, Body]], reducers: Mapping[str, Any]) -> None:
+        self.steps = steps
+        self.reducers = reducers
+
+    def run_on(
+        self, work: dict[str, Any], scope: Scope, node: str, touched: set[str]
+    ) -> None:
+        for step_name, body in self.steps:
+            if scope.cancel.is_set():
+                break
+            label = f"{node}.{step_name}" if step_name else node
+            update = run_body(body, work, scope, label)
+            if update:
+                touched.update(update)
+                merge(work, update, {} if isinstance(update, Reduced) else self.reducers)
+
+    def run(
+        self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
+    ) -> dict[str, Any] | None:
+        work = dict(state)
+        if parallel_results is not None:
+            work["parallel_results"] = parallel_results
+        touched: set[str] = set()
+        self.run_on(work, scope, node, touched)
+        touched.discard("parallel_results")
+        return Reduced({k: work[k] for k in touched})
+
+
+class WhileLoopBody:
+    """``type: while_loop``: run ``body`` while ``condition`` holds, at most ``max_iterations``."""
+
+    __slots__ = ("body", "condition", "max_iterations")
+
+    def __init__(self, condition: Condition, max_iterations: int, body: StepsBody) -> None:
+        self.condition = condition
+        self.max_iterations = max_iterations
+        self.body = body
+
+    def run(
+        self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
+    ) -> dict[str, Any] | None:
+        work = dict(state)
+        touched: set[str] = set()
+        for _ in range(self.max_iterations):
+            if scope.cancel.is_set() or not self.condition.test(work, scope):
+                break
+            self.body.run_on(work, scope, node, touched)
+        else:
+            if self.condition.test(work, scope):
+                log.warning(
+                    "node '%s': while_loop stopped after max_iterations=%d",
+                    node,
+                    self.max_iterations,
+                )
+        return Reduced({k: work[k] for k in touched})
+
+
+def run_body(body: Body, state: dict[str, Any], scope: Scope, node: str, results: Any = None) -> Any:
+    """Run one body, turning foreign exceptions into ``NodeError`` naming the node."""
+    try:
+        return body.run(state, scope, node, results)
+    except NodeError:
+        raise
+    except TemplateError as exc:
+        raise NodeError(str(exc), node=node) from exc
+    except Exception as exc:
+        from tea.errors import TeaError
+
+        if isinstance(exc, TeaError):
+            if getattr(exc, "node", "") is None:
+                exc.node = node  # type: ignore[attr-defined]
+            raise
+        raise NodeError(f"{type(exc).__name__}: {exc}", node=node) from exc
+
+
+def render_items(template: Any, context: Mapping[str, Any]) -> Any:
+    if isinstance(template, Template):
+        return template.render(context)
+    return render_value(template, context)

@@ -1,0 +1,129 @@
+"""Inline Python (``run:``), compiled once at load time.
+
+Two shapes, as in the reference dialect:
+
+* a code block with a top-level ``return`` is a function body: a dict return is
+  the update, any other value ``v`` becomes ``{"result": v}``;
+* otherwise the block runs as a script and its non-underscore locals (values
+  that are not modules, functions or classes) are the update.
+
+Either way the code sees ``state``, ``variables``, ``json`` and, in a fan-in,
+``parallel_results``. Assigning to ``state[key]`` also updates ``key``. Code is
+compiled with the workflow file as its filename and YAML line numbers, so a
+traceback points at the user's line in the YAML file.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+import types
+from collections.abc import Mapping
+from typing import Any
+
+from tea.errors import Location, WorkflowSyntaxError
+
+__all__ = ["PythonCode", "compile_python"]
+
+_INJECTED = frozenset({"state", "variables", "json", "parallel_results", "secrets", "__builtins__"})
+_HIDDEN_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)
+_FN_NAME = "__tea_node__"
+
+
+def _has_top_level_return(body: list[ast.stmt]) -> bool:
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Return):
+            return True
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+class PythonCode:
+    """Compiled inline Python; ``run(state, ...)`` returns the update (or None)."""
+
+    __slots__ = ("_code", "_fn", "is_function", "location", "source")
+
+    def __init__(self, source: str, location: Location) -> None:
+        self.source = source
+        self.location = location
+        self._fn: types.FunctionType | None = None
+        self._code, self.is_function = self._compile()
+
+    def _compile(self) -> tuple[types.CodeType, bool]:
+        filename = self.location.file or "<workflow>"
+        first_line = self.location.line or 1
+        try:
+            tree = ast.parse(self.source, filename=filename)
+        except SyntaxError as exc:
+            if "'return' outside function" not in (exc.msg or ""):
+                raise self._syntax_error(exc, first_line) from None
+            tree = None
+        if tree is not None and not _has_top_level_return(tree.body):
+            ast.increment_lineno(tree, first_line - 1)
+            return compile(tree, filename, "exec"), False
+        wrapped = f"def {_FN_NAME}(state, variables, parallel_results, secrets):\n" + "".join(
+            f"    {line}\n" for line in self.source.splitlines()
+        )
+        try:
+            ftree = ast.parse(wrapped, filename=filename)
+        except SyntaxError as exc:
+            raise self._syntax_error(exc, first_line - 1) from None
+        ast.increment_lineno(ftree, first_line - 2)
+        return compile(ftree, filename, "exec"), True
+
+    def _syntax_error(self, exc: SyntaxError, first_line: int) -> WorkflowSyntaxError:
+        line = first_line + (exc.lineno or 1) - 1
+        return WorkflowSyntaxError(
+            f"Python syntax error in run: {exc.msg}",
+            Location(self.location.file, line),
+            hint="fix the Python code of this node (indentation inside a YAML block is relative)",
+        )
+
+    def _function(self) -> types.FunctionType:
+        if self._fn is None:
+            namespace: dict[str, Any] = {"json": json, "__builtins__": builtins}
+            exec(self._code, namespace)  # noqa: S102 - the user's own workflow code, by design
+            self._fn = namespace[_FN_NAME]
+        return self._fn
+
+    def run(
+        self,
+        state: dict[str, Any],
+        variables: Mapping[str, Any],
+        parallel_results: Any = None,
+        secrets: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        view = dict(state)
+        if self.is_function:
+            value = self._function()(view, variables, parallel_results, secrets or {})
+            update = value if isinstance(value, dict) else {"result": value}
+        else:
+            namespace: dict[str, Any] = {
+                "state": view,
+                "variables": variables,
+                "json": json,
+                "parallel_results": parallel_results,
+                "secrets": secrets or {},
+                "__builtins__": builtins,
+            }
+            exec(self._code, namespace)  # noqa: S102 - the user's own workflow code, by design
+            update = {
+                k: v
+                for k, v in namespace.items()
+                if not k.startswith("_") and k not in _INJECTED and not isinstance(v, _HIDDEN_TYPES)
+            }
+        written = {k: v for k, v in view.items() if state.get(k, _ABSENT) is not v}
+        if written:
+            update = {**written, **update}
+        return update
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PythonCode, (self.source, self.location))
+
+
+_ABSENT = object()

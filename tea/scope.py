@@ -1,0 +1,90 @@
+"""What node bodies can reach while they run: one ``Scope`` per walk.
+
+The main path of a run has one scope; every parallel branch gets a fresh one
+(its own Lua runtime, its own cancel flag), so branches never share mutable
+engine state. Expensive parts (the Lua runtime, executors) are created on first
+use. A scope is used by one thread at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tea.templates import EnvironProxy
+
+if TYPE_CHECKING:
+    from executors.base import ParallelExecutor
+    from tea.graph import Graph
+    from tea.lua import LuaRuntime
+
+__all__ = ["Scope"]
+
+_ENV = EnvironProxy()
+
+
+class Scope:
+    """Services for one walk through the graph (the main path or one branch)."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        *,
+        secrets: Mapping[str, Any] | None = None,
+        cancel: threading.Event | None = None,
+        executors: dict[str, ParallelExecutor] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.variables: Mapping[str, Any] = graph.variables
+        self.settings: Mapping[str, Any] = graph.settings
+        self.secrets: Mapping[str, Any] = secrets if secrets is not None else {}
+        self.cancel = cancel or threading.Event()
+        self.current_node: str | None = None
+        self._lua: LuaRuntime | None = None
+        self._executors: dict[str, ParallelExecutor] = executors if executors is not None else {}
+        self._owns_executors = executors is None
+
+    @property
+    def workflow_dir(self) -> Path:
+        return self.graph.workflow_dir
+
+    def template_context(self, state: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+        context = {
+            "state": state,
+            "variables": self.variables,
+            "secrets": self.secrets,
+            "env": _ENV,
+            "settings": self.settings,
+            "data": self.graph.data,
+        }
+        if extra:
+            context.update(extra)
+        return context
+
+    def lua(self) -> LuaRuntime:
+        if self._lua is None:
+            from tea.lua import LuaRuntime
+
+            self._lua = LuaRuntime(self.graph.lua_settings)
+        return self._lua
+
+    def executor(self, strategy: str) -> ParallelExecutor:
+        """The run's executor for ``strategy``, created on first use and reused after."""
+        executor = self._executors.get(strategy)
+        if executor is None:
+            from executors import get_executor
+
+            executor = get_executor(strategy)
+            self._executors[strategy] = executor
+        return executor
+
+    def close(self) -> None:
+        if self._lua is not None:
+            self._lua.close()
+            self._lua = None
+        if self._owns_executors:
+            for executor in self._executors.values():
+                executor.close()
+            self._executors.clear()

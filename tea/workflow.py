@@ -1,0 +1,88 @@
+"""``Workflow``: a loaded graph and the ways to run it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from tea.graph import Graph
+from tea.runner import Run
+
+__all__ = ["Workflow", "load"]
+
+
+class Workflow:
+    """A compiled workflow. ``invoke``/``stream`` may be called many times, from many threads."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def path(self) -> Path | None:
+        return self.graph.path
+
+    def run(
+        self,
+        state: Mapping[str, Any] | None = None,
+        *,
+        secrets: Mapping[str, Any] | None = None,
+        stream_mode: str = "updates",
+        checkpoint: str | Path | None = None,
+        checkpoint_dir: str | Path | None = None,
+        interrupt_before: tuple[str, ...] | list[str] = (),
+        interrupt_after: tuple[str, ...] | list[str] = (),
+        force: bool = False,
+    ) -> Run:
+        """A new ``Run``; with ``checkpoint``, one that resumes from it with ``state`` merged in."""
+        from tea.durable import durable_run
+
+        return durable_run(
+            self.graph,
+            state,
+            secrets=secrets,
+            stream_mode=stream_mode,
+            checkpoint=checkpoint,
+            checkpoint_dir=checkpoint_dir,
+            interrupt_before=interrupt_before,
+            interrupt_after=interrupt_after,
+            force=force,
+        )
+
+    def invoke(
+        self,
+        state: Mapping[str, Any] | None = None,
+        *,
+        checkpoint: str | Path | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Run to the end (or to an interrupt) and return the final state."""
+        return self.run(state, checkpoint=checkpoint, **options).invoke()
+
+    def stream(
+        self,
+        state: Mapping[str, Any] | None = None,
+        *,
+        checkpoint: str | Path | None = None,
+        **options: Any,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the run's events (see ``tea.runner``)."""
+        return self.run(state, checkpoint=checkpoint, **options).stream()
+
+
+def load(path: str | Path) -> Workflow:
+    """Load and compile the workflow YAML at ``path``; raises ``LoadError`` on any problem."""
+    from tea.loader import load_graph
+
+    return Workflow(load_graph(path))
+
+
+def loads(text: str, path: str | Path | None = None) -> Workflow:
+    """Compile workflow YAML text (``path``, when given, locates relative files and errors)."""
+    from tea.loader import load_graph_text
+
+    return Workflow(load_graph_text(text, Path(path) if path is not None else None))
