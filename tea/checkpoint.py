@@ -54,7 +54,7 @@ FORMAT_VERSION = 1
 FORMAT_NAME = "tea-checkpoint"
 POSITIONS = ("before", "after")
 REASONS = ("interrupt_before", "interrupt_after", "error", "signal", "fanout", "progress")
-"""``fanout``: saved as a fan-out starts, so a run killed during it resumes the fan-out."""
+"""``fanout``: saved as a fan-out starts; ``progress``: at a node boundary (SIGKILL insurance)."""
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.]+")
 _PICKLE_MAGIC = b"\x80"

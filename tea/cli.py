@@ -59,6 +59,9 @@ def _fail(exc: BaseException, verbose: int, code: int | None = None) -> NoReturn
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
+        details = getattr(exc, "details", None)
+        if details:
+            click.echo(f"where it happened:\n{details}", err=True)
     text = str(exc)
     prefix = "" if getattr(exc, "location", None) is not None and hasattr(exc, "path") else "error: "
     click.echo(f"{prefix}{text}", err=True)

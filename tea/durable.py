@@ -10,6 +10,7 @@ so a run killed with SIGKILL resumes from its last finished node.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,7 +110,10 @@ class DurableRun(Run):
             extra={"pending": {k: [r.to_dict() for r in v] for k, v in self.cursor.pending.items()}},
         )
         path = save_checkpoint(self.checkpoint_dir, ckpt, redact=self._redact)
+        previous = self.checkpoint_path
         self.checkpoint_path = path
+        if previous is not None and previous != path:
+            previous.unlink(missing_ok=True)
         return path
 
     def journal_for(
@@ -152,18 +156,18 @@ class DurableRun(Run):
             self._cleanup()
 
     def autosave_after(self, node: str) -> None:
-        """Replace the progress checkpoint with one saved after ``node``."""
-        previous = self.checkpoint_path
+        """Replace the run's last checkpoint with one saved after ``node``."""
         self.save(node, "after", "progress")
-        if previous is not None and previous != self.checkpoint_path:
-            previous.unlink(missing_ok=True)
 
     def _cleanup(self) -> None:
+        """A finished run leaves nothing behind: its checkpoints and journals go."""
         for journal in self._journals.values():
             journal.remove()
-        if self.autosave and self.checkpoint_path is not None:
+        if self.checkpoint_path is not None:
             self.checkpoint_path.unlink(missing_ok=True)
             self.checkpoint_path = None
+        with contextlib.suppress(OSError):
+            self.checkpoint_dir.rmdir()
 
 
 def durable_run(
@@ -209,4 +213,6 @@ def durable_run(
         cursor.position = "after"
     run = DurableRun(graph, merged, checkpoint_dir=Path(checkpoint).parent, before=before, after=after,
                      cursor=cursor, resumed_from=ckpt, stop_flag=stop_flag, autosave=autosave, **options)
+    # The run takes over the checkpoint it resumed: its next checkpoint replaces it.
+    run.checkpoint_path = Path(checkpoint)
     return run

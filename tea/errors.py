@@ -167,6 +167,8 @@ class RunError(TeaError):
         self.exit_status = exit_status
         self.stderr_tail = stderr_tail
         self.location = location
+        self.details: str | None = None
+        """A traceback from where the error happened (another thread, process or host)."""
 
     def __str__(self) -> str:
         where = []

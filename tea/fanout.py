@@ -89,17 +89,18 @@ def dispatch(
     if failed and config.on_branch_failure != "continue":
         first = failed[0]
         assert first.error is not None
-        raise BranchError(
+        error = BranchError(
             f"{len(failed)} of {len(tasks)} branches failed; first: {first.branch_id}: "
             f"{first.error.type}: {first.error.message}",
             node=first.error.node,
             branch=first.branch_id,
             host=first.host,
             exit_status=first.error.exit_status,
-            stderr_tail=first.error.traceback,
             hint="set settings.parallel.on_branch_failure: continue to let the fan-in see "
             "failed branches, or retry: {max_attempts: N} to retry them",
         )
+        error.details = first.error.traceback
+        raise error
     return ordered
 
 

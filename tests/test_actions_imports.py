@@ -131,7 +131,7 @@ def test_failures_inside_the_module_are_load_errors(tmp_path):
     write(tmp_path / "raises.py", "raise RuntimeError('no config')\n")
     write(tmp_path / "badreg.py", "def register_actions(registry, engine):\n"
                                   "    registry['x'] = 42\n")
-    with pytest.raises(LoadError, match="importing action module .* RuntimeError: no config"):
+    with pytest.raises(LoadError, match=r"importing action module .* RuntimeError: no config"):
         load_imports(ActionRegistry(), [{"path": "raises.py"}], tmp_path)
     with pytest.raises(LoadError, match="registered 'x' as int, not a function"):
         load_imports(ActionRegistry(), [{"path": "badreg.py"}], tmp_path)

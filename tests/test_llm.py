@@ -1,4 +1,4 @@
-"""llm.call / llm.chat against a real HTTP server on loopback speaking the Ollama and OpenAI APIs."""
+"""llm.call and llm.chat against a real loopback HTTP server speaking the Ollama and OpenAI APIs."""
 
 from __future__ import annotations
 

@@ -1,0 +1,190 @@
+"""The GNU Parallel transport's running half: stage files, run ``parallel``, read results.
+
+For users who already run GNU Parallel across their machines. One ``parallel``
+command per fan-out (built by ``remote.gnu_parallel.build_command``); a fresh
+``ssh`` per job makes it far slower per branch than the direct transport, and
+results arrive together when the command ends. Host faults are GNU Parallel's
+business: ``--retries`` moves a failed job to another host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from executors.base import BranchResult, BranchTask, ErrorInfo, ParallelConfig
+from executors.resilience import cancelled, failed
+from remote.config import RemoteSettings, forwarded_env
+from remote.gnu_parallel import (
+    RESULT_SUFFIX,
+    STDERR_SUFFIX,
+    ParallelCommand,
+    build_command,
+    parse_joblog,
+)
+from remote.ssh import Basefile, RemoteSetupError
+from remote.worker import json_check
+from tea.errors import BranchTimeout, SerializationError, WorkerDied
+
+__all__ = ["run_batch"]
+
+_POLL_SECONDS = 0.05
+
+
+def _stage_program(stage: Path, payload: Mapping[str, Any]) -> list[str]:
+    program = stage / "program"
+    program.mkdir()
+    names: list[str] = []
+    if payload.get("kind") == "pickle":
+        (program / "program.pickle").write_text(payload["data"])
+        names.append("program/program.pickle")
+    else:
+        for name, text in payload.get("files", {}).items():
+            target = program / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            names.append(f"program/{name}")
+    if payload.get("secrets"):
+        path = program / "secrets.json"
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(payload["secrets"]), encoding="utf-8")
+        names.append("program/secrets.json")
+    return names
+
+
+def run_batch(
+    settings: RemoteSettings,
+    basefile: Basefile,
+    key: str,
+    payload: Mapping[str, Any],
+    tasks: Sequence[BranchTask],
+    config: ParallelConfig,
+    cancel: Any = None,
+) -> Iterator[BranchResult]:
+    """Run every task through one ``parallel`` command; yields one result per task."""
+    if shutil.which("parallel") is None:
+        raise RemoteSetupError(
+            "transport gnu_parallel needs GNU Parallel on this machine",
+            hint="install it (apt-get install parallel) or use transport: ssh",
+        )
+    stage = Path(tempfile.mkdtemp(prefix=f"tea-gnu-{key[:8]}-"))
+    try:
+        yield from _run(stage, settings, basefile, payload, tasks, config, cancel)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _run(
+    stage: Path,
+    settings: RemoteSettings,
+    basefile: Basefile,
+    payload: Mapping[str, Any],
+    tasks: Sequence[BranchTask],
+    config: ParallelConfig,
+    cancel: Any,
+) -> Iterator[BranchResult]:
+    program_files = _stage_program(stage, payload)
+    inputs: dict[str, BranchTask] = {}
+    for task in tasks:
+        try:
+            json_check(task.state, "state")
+        except SerializationError as exc:
+            yield failed(task, replace(ErrorInfo.from_exception(exc), traceback=None))
+            continue
+        name = f"task-{task.index:05d}-{len(inputs):05d}.json"
+        (stage / name).write_text(json.dumps(asdict(task)), encoding="utf-8")
+        inputs[name] = task
+    if not inputs:
+        return
+    command = ParallelCommand(
+        hosts=settings.hosts,
+        basefile=basefile.path,
+        program_files=program_files,
+        input_files=list(inputs),
+        stage=stage,
+        workdir=f"{settings.workdir.rstrip('/')}/tea-run.{secrets.token_hex(6)}",
+        identity_file=settings.identity_file,
+        known_hosts=str(Path(settings.known_hosts).expanduser()),
+        connect_timeout=settings.connect_timeout,
+        keepalive_seconds=settings.keepalive_seconds,
+        timeout_seconds=config.timeout_seconds,
+        retries=max(1, config.retry.max_attempts),
+        cleanup=settings.cleanup,
+        env=list(forwarded_env(settings.env)),
+    )
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        build_command(command), cwd=stage, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    stopped = _wait(proc, cancel)
+    out, err = proc.communicate()
+    rows = parse_joblog(_read(stage / command.joblog), list(inputs))
+    for name, task in inputs.items():
+        if stopped:
+            yield cancelled(task)
+            continue
+        yield _result(stage, name, task, rows.get(name), err, config, started)
+
+
+def _wait(proc: subprocess.Popen[str], cancel: Any) -> bool:
+    """Wait for ``parallel``; on cancel, stop it (SIGTERM twice: GNU Parallel's way)."""
+    while proc.poll() is None:
+        if cancel is not None and cancel.is_set():
+            for _ in range(2):
+                os.killpg(proc.pid, signal.SIGTERM)
+                time.sleep(0.2)
+            proc.wait(timeout=30)
+            return True
+        time.sleep(_POLL_SECONDS)
+    return False
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+
+def _result(
+    stage: Path,
+    name: str,
+    task: BranchTask,
+    row: Any,
+    parallel_stderr: str,
+    config: ParallelConfig,
+    started: float,
+) -> BranchResult:
+    stem = name[: -len(".json")]
+    host = row.host if row is not None else None
+    output = stage / (stem + RESULT_SUFFIX)
+    stderr_tail = "\n".join(_read(stage / (stem + STDERR_SUFFIX)).strip().splitlines()[-20:])
+    if output.exists():
+        result = BranchResult.from_dict(json.loads(output.read_text(encoding="utf-8")))
+        error = result.error
+        if error is not None:
+            text = (error.traceback or "") + (f"\n--- stderr ---\n{stderr_tail}" if stderr_tail else "")
+            error = replace(error, host=host, traceback=text or None)
+        return replace(result, host=host, error=error, attempts=task.attempt)
+    status = row.exit_status if row is not None else None
+    if row is not None and row.signal and config.timeout_seconds is not None:
+        exc: Exception = BranchTimeout(
+            f"timed out after {config.timeout_seconds:g}s", branch=task.branch_id, host=host
+        )
+    else:
+        tail = stderr_tail or "\n".join(parallel_stderr.strip().splitlines()[-10:])
+        exc = WorkerDied(
+            "the job produced no result"
+            + (f" (exit {status})" if status is not None else " (never ran)"),
+            branch=task.branch_id, host=host, exit_status=status, stderr_tail=tail or None,
+        )  # fmt: skip
+    duration = (time.monotonic() - started) * 1000.0
+    return replace(failed(task, exc, host=host), duration_ms=duration)
