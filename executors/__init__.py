@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from importlib.metadata import entry_points
 
 from executors.base import (
     BranchProgram,
@@ -58,6 +57,8 @@ def register_executor(name: str, factory: Factory) -> None:
 
 
 def _entry_point_names() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
     return {ep.name: ep.value for ep in entry_points(group="tea.executors")}
 
 

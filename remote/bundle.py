@@ -18,9 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +55,9 @@ def source_hash(root: Path = ROOT) -> str:
 
 
 def _version() -> str:
-    try:
-        return metadata.version("tea")
-    except metadata.PackageNotFoundError:
-        pyproject = ROOT / "pyproject.toml"
-        with pyproject.open("rb") as handle:
-            return str(tomllib.load(handle)["project"]["version"])
+    from tea import __version__
+
+    return __version__
 
 
 @cache

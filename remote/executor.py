@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
@@ -100,9 +101,18 @@ class _Cluster:
         return session
 
     async def run(
-        self, key: str, payload: dict[str, Any], task: dict[str, Any], avoid: set[str]
+        self,
+        key: str,
+        payload: dict[str, Any],
+        task: dict[str, Any],
+        avoid: set[str],
+        submitted: threading.Event,
     ) -> tuple[dict[str, Any], str]:
-        """Run ``task`` on some host until one answers; returns (result dict, host name)."""
+        """Run ``task`` on some host until one answers; returns (result dict, host name).
+
+        ``submitted`` is set once the task has reached a worker: the branch's timeout
+        counts from there, not from a host's first connection and binary upload.
+        """
         forbid: set[str] = set()
         while True:
             if self.fatal is not None:
@@ -124,6 +134,7 @@ class _Cluster:
                 session = await self.session(host)
                 session.load(key, payload)
                 task_id, future = session.submit(key, task)
+                submitted.set()
                 try:
                     result = await future
                 except asyncio.CancelledError:
@@ -172,8 +183,13 @@ class _LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
+        """Cancel what is still pending (readers of dead hosts), then stop the loop."""
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+            self.call(_cancel_all(), timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 class RemoteExecutor(ResilientExecutor):
@@ -236,20 +252,23 @@ class RemoteExecutor(ResilientExecutor):
         except SerializationError as exc:
             return failed(task, replace(ErrorInfo.from_exception(exc), traceback=None))
         if cluster.fatal is not None:
-            return failed(task, cluster.fatal)
+            return failed(task, _whole_story(cluster.fatal))
         assert self._loop is not None
         avoid = self._avoid.setdefault(task.branch_id, set())
+        submitted = threading.Event()
         future = asyncio.run_coroutine_threadsafe(
-            cluster.run(key, payload, asdict(task), avoid), self._loop.loop
+            cluster.run(key, payload, asdict(task), avoid, submitted), self._loop.loop
         )
+        future.add_done_callback(lambda _: submitted.set())
         unhook = ctx.token.on_cancel(future.cancel)
         try:
-            data, host = future.result(timeout=ctx.remaining())
+            submitted.wait()  # host set-up (bounded by connect timeouts) is not branch time
+            data, host = future.result(timeout=ctx.timeout_seconds)
         except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
             future.cancel()
             return ctx.stopped()
         except (AllHostsDown, RemoteSetupError) as exc:
-            return failed(task, exc, host=exc.host)
+            return failed(task, _whole_story(exc), host=exc.host)
         finally:
             unhook()
         result = BranchResult.from_dict(data)
@@ -271,6 +290,19 @@ class RemoteExecutor(ResilientExecutor):
         self._clusters.clear()
         self._loop.stop()
         self._loop = None
+
+
+def _whole_story(exc: BranchError) -> ErrorInfo:
+    """The error with its hint and stderr in the message; the driver's traceback says nothing."""
+    return replace(ErrorInfo.from_exception(exc), message=str(exc), traceback=None)
+
+
+async def _cancel_all() -> None:
+    current = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks() if t is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def _make_cluster(settings: RemoteSettings, config: ParallelConfig) -> _Cluster:

@@ -78,7 +78,15 @@ local function recheck(ok, ...)
 end
 
 local function safe_pcall(f, ...) return recheck(pcall(f, ...)) end
-local function safe_xpcall(f, handler, ...) return recheck(xpcall(f, handler, ...)) end
+local function safe_xpcall(f, handler, ...)
+  if type(handler) ~= "function" then return xpcall(f, handler, ...) end
+  -- An error raised by the hook reaches the handler while hooks are off, so a
+  -- looping handler could never be stopped: once expired, it is not called.
+  return recheck(xpcall(f, function(err)
+    if ctl.expired then return err end
+    return handler(err)
+  end, ...))
+end
 
 local function safe_create(f)
   local co = co_create(f)

@@ -178,10 +178,11 @@ def _error(block: Mapping[str, Any], key: str, path: str, problem: str) -> Schem
 
 
 def _kind(value: Any) -> str:
+    kinds = ((bool, "a boolean"), (str, "a string"), (int, "an integer"), (float, "a number"),
+             (list, "a list"), (Mapping, "a mapping"))
     if value is None:
         return "null"
-    return {bool: "a boolean", str: "a string", int: "an integer", float: "a number",
-            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+    return next((name for klass, name in kinds if isinstance(value, klass)), type(value).__name__)
 
 
 def _mapping(raw: Any, path: str, parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:

@@ -15,8 +15,8 @@ traceback points at the user's line in the YAML file.
 
 from __future__ import annotations
 
-import ast
 import builtins
+import re
 import json
 import types
 from collections.abc import Mapping
@@ -29,18 +29,8 @@ __all__ = ["PythonCode", "compile_python"]
 _INJECTED = frozenset({"state", "variables", "json", "parallel_results", "secrets", "__builtins__"})
 _HIDDEN_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)
 _FN_NAME = "__tea_node__"
-
-
-def _has_top_level_return(body: list[ast.stmt]) -> bool:
-    stack: list[ast.AST] = list(body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Return):
-            return True
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
-            continue
-        stack.extend(ast.iter_child_nodes(node))
-    return False
+_TOP_RETURN = re.compile(r"^return\b", re.MULTILINE)
+"""A ``return`` at column 0 of the (dedented) block is certainly top-level."""
 
 
 class PythonCode:
@@ -55,29 +45,26 @@ class PythonCode:
         self._code, self.is_function = self._compile()
 
     def _compile(self) -> tuple[types.CodeType, bool]:
+        # Blank lines in front put the code at its YAML line numbers without walking
+        # the AST; a top-level ``return`` shows up as the compiler's own complaint.
         filename = self.location.file or "<workflow>"
         first_line = self.location.line or 1
+        if not _TOP_RETURN.search(self.source):
+            try:
+                return compile("\n" * (first_line - 1) + self.source, filename, "exec"), False
+            except SyntaxError as exc:
+                if "'return' outside function" not in (exc.msg or ""):
+                    raise self._syntax_error(exc) from None
+        pad = max(first_line - 2, 0)
+        wrapped = "\n" * pad + f"def {_FN_NAME}(state, variables, parallel_results, secrets):\n"
+        wrapped += "".join(f"    {line}\n" for line in self.source.splitlines())
         try:
-            tree = ast.parse(self.source, filename=filename)
+            return compile(wrapped, filename, "exec"), True
         except SyntaxError as exc:
-            if "'return' outside function" not in (exc.msg or ""):
-                raise self._syntax_error(exc, first_line) from None
-            tree = None
-        if tree is not None and not _has_top_level_return(tree.body):
-            ast.increment_lineno(tree, first_line - 1)
-            return compile(tree, filename, "exec"), False
-        wrapped = f"def {_FN_NAME}(state, variables, parallel_results, secrets):\n" + "".join(
-            f"    {line}\n" for line in self.source.splitlines()
-        )
-        try:
-            ftree = ast.parse(wrapped, filename=filename)
-        except SyntaxError as exc:
-            raise self._syntax_error(exc, first_line - 1) from None
-        ast.increment_lineno(ftree, first_line - 2)
-        return compile(ftree, filename, "exec"), True
+            raise self._syntax_error(exc) from None
 
-    def _syntax_error(self, exc: SyntaxError, first_line: int) -> WorkflowSyntaxError:
-        line = first_line + (exc.lineno or 1) - 1
+    def _syntax_error(self, exc: SyntaxError) -> WorkflowSyntaxError:
+        line = exc.lineno
         return WorkflowSyntaxError(
             f"Python syntax error in run: {exc.msg}",
             Location(self.location.file, line),

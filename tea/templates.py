@@ -64,6 +64,13 @@ class _Environment(ImmutableSandboxedEnvironment):
                 pass
         return super().getattr(obj, attribute)
 
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        # Jinja returns an Undefined here, which a native {{ expr }} would turn into None:
+        # refuse at once instead, so an unsafe access never passes silently.
+        raise SecurityError(
+            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
+        )
+
 
 def _make_environment() -> _Environment:
     env = _Environment(undefined=ChainableUndefined, keep_trailing_newline=True, autoescape=False)

@@ -54,49 +54,71 @@ def _loc(node: yaml.Node, file: str | None) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
-def _make_loader(file: str | None) -> type:
-    class Loader(_BaseLoader):  # type: ignore[misc, valid-type]
-        pass
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
-    def construct_mapping(loader: Any, node: yaml.MappingNode) -> LocDict:
-        loader.flatten_mapping(node)
+
+class _Converter:
+    """Composed YAML nodes → ``LocDict``/``LocList``/scalars.
+
+    libyaml composes (fast, in C); this walk builds the located containers, and
+    scalars other than plain strings go through PyYAML's own safe constructors.
+    """
+
+    def __init__(self, file: str | None) -> None:
+        self.file = file
+        self.scalars = yaml.SafeLoader("")
+
+    def convert(self, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == _STR_TAG:
+                return node.value
+            return self.scalars.construct_object(node, deep=True)
+        if isinstance(node, yaml.SequenceNode):
+            out = LocList(self.convert(child) for child in node.value)
+            out.loc = _loc(node, self.file)
+            out.item_locs = [_loc(child, self.file) for child in node.value]
+            return out
+        return self.mapping(node)
+
+    def mapping(self, node: yaml.MappingNode) -> LocDict:
         out = LocDict()
-        out.loc = _loc(node, file)
+        out.loc = _loc(node, self.file)
         out.key_locs = {}
         value_locs: dict[str, Location] = {}
+        merged_keys: set[Any] = set()
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            if key_node.tag == _MERGE_TAG:
+                merged = self.convert(value_node)
+                for part in merged if isinstance(merged, list) else [merged]:
+                    for key, value in part.items():
+                        if key not in out:
+                            out[key] = value
+                            merged_keys.add(key)
+                continue
+            key = self.convert(key_node)
             if isinstance(key, list | dict):
-                raise WorkflowSyntaxError(
-                    "a mapping key must be a scalar", _loc(key_node, file)
-                )
-            if key in out:
+                raise WorkflowSyntaxError("a mapping key must be a scalar", _loc(key_node, self.file))
+            if key in merged_keys:
+                merged_keys.discard(key)
+            elif key in out:
                 raise WorkflowSyntaxError(
                     f"duplicate key '{key}' in the same mapping",
-                    _loc(key_node, file),
+                    _loc(key_node, self.file),
                     hint="remove or rename one of them",
                 )
-            out[key] = loader.construct_object(value_node, deep=True)
-            out.key_locs[key] = _loc(key_node, file)
-            value_locs[key] = _loc(value_node, file)
+            out[key] = self.convert(value_node)
+            out.key_locs[key] = _loc(key_node, self.file)
+            value_locs[key] = _loc(value_node, self.file)
         out.value_locs = value_locs  # type: ignore[attr-defined]
         return out
-
-    def construct_sequence(loader: Any, node: yaml.SequenceNode) -> LocList:
-        out = LocList(loader.construct_object(child, deep=True) for child in node.value)
-        out.loc = _loc(node, file)
-        out.item_locs = [_loc(child, file) for child in node.value]
-        return out
-
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, construct_sequence)
-    return Loader
 
 
 def load_yaml(text: str, file: str | None = None) -> Any:
     """Parse ``text``; a syntax error becomes ``WorkflowSyntaxError`` with file and line."""
     try:
-        return yaml.load(text, Loader=_make_loader(file))  # noqa: S506 - SafeLoader subclass
+        node = yaml.compose(text, Loader=_BaseLoader)  # noqa: S506 - a SafeLoader
+        return None if node is None else _Converter(file).convert(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         location = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)

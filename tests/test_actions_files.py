@@ -29,6 +29,14 @@ def test_write_then_read_inside_the_workflow_directory(tmp_path):
     assert (tmp_path / "out" / "notes.txt").read_text() == "héllo!"
 
 
+def test_write_turns_data_into_json_text(tmp_path):
+    run(tmp_path, "file.write", {"path": "n.txt", "content": 5})
+    run(tmp_path, "file.write", {"path": "d.json", "content": {"a": [1, "é"]}})
+    assert (tmp_path / "n.txt").read_text() == "5"
+    written = (tmp_path / "d.json").read_text(encoding="utf-8")
+    assert written == '{\n  "a": [\n    1,\n    "é"\n  ]\n}'
+
+
 def test_absolute_path_inside_the_root_is_allowed(tmp_path):
     (tmp_path / "a.txt").write_text("A")
     assert run(tmp_path, "file.read", {"path": str(tmp_path / "a.txt")}) == {"content": "A"}
@@ -72,7 +80,7 @@ def test_settings_files_root_moves_the_confinement(tmp_path):
     ("file.read", {"path": "missing.txt"}, "no such file 'missing.txt'"),
     ("file.read", {"path": "."}, "is a directory"),
     ("file.read", {"path": ""}, "path must be a non-empty path string"),
-    ("file.write", {"path": "x.json", "content": {"a": 1}}, "content must be text, got dict"),
+    ("file.write", {"path": "x.json", "content": None}, "content must be text, got NoneType"),
     ("file.write", {"path": "new/x.txt", "content": "x", "mkdir": False},
      "the directory of 'new/x.txt' does not exist"),
 ])

@@ -8,6 +8,7 @@ Result shapes follow the reference: ``{"content": text}`` and ``{"path": path}``
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tea.actions._common import confine, fail, to_bool
@@ -36,21 +37,34 @@ def file_read(state: dict[str, Any], path: str, encoding: str = "utf-8", *,
         raise fail(ctx, "file.read", f"cannot read '{path}': {exc.strerror}") from None
 
 
+def _as_text(content: Any) -> str | None:
+    """Text as is, numbers and booleans in their JSON form, lists and mappings as JSON."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, bool | int | float | list | dict):
+        return json.dumps(content, ensure_ascii=False, indent=2 if isinstance(
+            content, list | dict) else None, default=str)
+    return None
+
+
 @takes_context
 def file_write(state: dict[str, Any], path: str, content: Any, encoding: str = "utf-8",
                append: bool = False, mkdir: bool = True, *,
                ctx: ActionContext) -> dict[str, Any]:
-    """Write ``content`` (text) to ``path``; returns ``{"path": absolute path}``.
+    """Write ``content`` to ``path``; returns ``{"path": absolute path}``.
+
+    Text is written as is; numbers, booleans, lists and mappings as JSON.
 
     Parent directories are created unless ``mkdir: false``; ``append: true`` adds
     to the end instead of replacing the file.
     """
     target = confine(ctx, "file.write", path)
-    if not isinstance(content, str):
+    text = _as_text(content)
+    if text is None:
         raise fail(ctx, "file.write", f"content must be text, got {type(content).__name__}",
-                   hint="turn data into text first, e.g. with json.stringify or '| tojson'")
+                   hint="check the template; a missing state key renders as None")
     try:
-        data = content.encode(encoding)
+        data = text.encode(encoding)
     except LookupError:
         raise fail(ctx, "file.write", f"unknown encoding '{encoding}'") from None
     except UnicodeEncodeError as exc:

@@ -86,8 +86,8 @@ def _api_key(ctx: ActionContext, action: str, provider: str, opts: Mapping[str, 
         return os.environ[var]
     if "api_key" in opts:
         key = opts["api_key"]
-        is_secret = getattr(ctx.secrets, "is_secret_value", lambda v: False)(key)
-        if not (is_secret or (isinstance(key, str) and key in os.environ.values())):
+        from_env = isinstance(key, str) and key in os.environ.values()
+        if not (ctx.secrets.is_secret_value(key) or from_env):
             raise fail(ctx, action, "api_key must come from secrets or the environment, "
                        "never from state or the workflow text", hint=_KEY_HINT)
         return str(key)

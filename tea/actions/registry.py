@@ -58,6 +58,13 @@ class ActionContext:
     secrets: Secrets
     variables: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        from tea.secrets import Secrets
+
+        # A plain mapping would leave nothing able to redact; wrap it once here.
+        if not isinstance(self.secrets, Secrets):
+            self.secrets = Secrets(self.secrets or {})
+
     def section(self, name: str) -> Mapping[str, Any]:
         """``settings[name]`` when it is a mapping, else an empty one."""
         value = self.settings.get(name) if isinstance(self.settings, Mapping) else None
@@ -238,8 +245,7 @@ def validate_action_params(
 
 def redact_text(ctx: ActionContext, text: str) -> str:
     """``text`` without the values of ``ctx.secrets``."""
-    redact = getattr(ctx.secrets, "redact_text", None)
-    return redact(text) if redact is not None else text
+    return ctx.secrets.redact_text(text)
 
 
 def call_action(

@@ -104,6 +104,11 @@ class SshHost:
     def login(self) -> str:
         return f"{TEST_USER}@{self.address}:{self.port}"
 
+    @property
+    def root_login(self) -> str:
+        """Root on this host: for tests whose branches write to the driver's (root-only) tmp dirs."""
+        return f"root@{self.address}:{self.port}"
+
     def start(self, authorized_keys: Path) -> None:
         config = self.dir / "sshd_config"
         config.write_text(
@@ -111,8 +116,8 @@ class SshHost:
             f"HostKey {self.dir / 'host_key'}\nPidFile none\n"
             f"AuthorizedKeysFile {authorized_keys}\nStrictModes no\nUsePAM no\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "PubkeyAuthentication yes\nPermitRootLogin no\n"
-            f"AllowUsers {TEST_USER}\nSubsystem sftp internal-sftp\n"
+            "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
+            f"AllowUsers {TEST_USER} root\nSubsystem sftp internal-sftp\n"
             "MaxSessions 100\nMaxStartups 100:30:200\nLogLevel ERROR\nUseDNS no\n"
         )
         log = open(self.dir / "sshd.log", "ab")  # noqa: SIM115 - handed to the child

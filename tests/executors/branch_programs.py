@@ -1,0 +1,66 @@
+"""Branch programs for the process backend's own tests: each misbehaves in one chosen way.
+
+Module-level classes, so workers import them by reference (their sys.path is the
+driver's). ``Probe`` logs each time a worker unpickles it, to show the program is
+sent once per worker, not once per branch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from executors import BranchTask
+
+
+class Probe:
+    """A ``BranchProgram`` whose branches do what ``state["mode"]`` says."""
+
+    def __init__(self, log: str | None = None, key: str = "probe") -> None:
+        self.log = log
+        self._key = key
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.log:
+            with open(self.log, "a") as handle:
+                handle.write(f"{os.getpid()}\n")
+
+    def run_branch(
+        self, task: BranchTask, cancel: threading.Event | None = None
+    ) -> dict[str, Any]:
+        state = dict(task.state)
+        mode = state.get("mode", "ok")
+        if mode == "exit":
+            os._exit(3)
+        if mode == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if mode == "segfault":
+            ctypes.string_at(0)
+        if mode == "sleep":
+            time.sleep(state["seconds"])
+        if mode == "raise":
+            raise KeyError("missing thing")
+        if mode == "unpicklable":
+            state["lock"] = threading.Lock()
+        if mode == "touch":
+            with open(state["path"], "w") as handle:
+                handle.write("ran")
+        state["pid"] = os.getpid()
+        return state
+
+
+class Unpicklable(Probe):
+    """A program that cannot be sent to a worker (it holds a lock)."""
+
+    def __init__(self) -> None:
+        super().__init__(key="unpicklable")
+        self.lock = threading.Lock()

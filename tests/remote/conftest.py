@@ -1,0 +1,116 @@
+"""Fixtures for the remote backend: real sshd hosts, a shippable tea, remote settings.
+
+``ssh_cluster`` (per test session) starts three OpenSSH hosts (see ``sshd_hosts``)
+and points ``HOME`` at a temp dir so the developer's ``~/.ssh`` is never read.
+``launcher`` is the basefile most tests ship: a two-line script that runs this
+checkout's Python (the frozen binary is built once, cached, and tested in
+``test_remote_bundle.py``). ``remote_settings`` gives each test its own remote
+workdir and binary cache, so it can check that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# The checkout first: pytest puts tests/ on sys.path, where tests/executors and
+# tests/remote would otherwise pass for the real packages as namespace packages.
+sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
+
+from sshd_hosts import SshCluster  # noqa: E402
+
+
+def _needs_sshd() -> None:
+    if shutil.which("sshd") is None and not Path("/usr/sbin/sshd").exists():
+        pytest.skip("OpenSSH sshd is not installed (run scripts/test-deps.sh)")
+    if os.geteuid() != 0:
+        pytest.skip("the sshd test hosts need root (PID namespaces, a test user)")
+
+
+@pytest.fixture(scope="session")
+def ssh_cluster() -> Iterator[SshCluster]:
+    """Three real sshd hosts on 127.0.0.2-4, with keys, known_hosts and a test user."""
+    _needs_sshd()
+    root = Path(tempfile.mkdtemp(prefix="tea-sshd-"))
+    home = root / "home"
+    home.mkdir()
+    saved = {k: os.environ.get(k) for k in ("HOME", "SSH_AUTH_SOCK")}
+    os.environ["HOME"] = str(home)
+    os.environ.pop("SSH_AUTH_SOCK", None)
+    cluster = SshCluster.start(root, 3)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _python_for_test_user() -> tuple[str, str]:
+    """A Python the test user may run, and the PYTHONPATH that gives it this checkout.
+
+    The virtualenv's interpreter may live under /root (unreadable for the test user),
+    so the system Python of the same version runs with the virtualenv's site-packages.
+    """
+    site = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix))
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    system = shutil.which(version, path="/usr/bin:/usr/local/bin")
+    if system is None:
+        pytest.skip(f"no system {version} for the test user to run")
+    return system, f"{ROOT}:{site}"
+
+
+@pytest.fixture(scope="session")
+def launcher(ssh_cluster: SshCluster) -> Path:
+    """A basefile that runs this checkout's tea (a two-line script instead of the binary)."""
+    python, pythonpath = _python_for_test_user()
+    path = ssh_cluster.root / "tea-launcher"
+    path.write_text(
+        "#!/bin/sh\n"
+        f"PYTHONPATH={pythonpath} exec {python} -m remote._entry \"$@\"\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def remote_dirs(ssh_cluster: SshCluster, request: pytest.FixtureRequest) -> tuple[Path, Path]:
+    """A per-test (workdir parent, binary cache) pair owned by the test user."""
+    name = request.node.name.replace("[", "_").replace("]", "")[:60]
+    base = ssh_cluster.user_dir(f"t-{name}-{os.urandom(3).hex()}")
+    os.chmod(base, 0o755)
+    work = ssh_cluster.user_dir(f"{base.name}/work")
+    cache = ssh_cluster.user_dir(f"{base.name}/cache")
+    return work, cache
+
+
+@pytest.fixture
+def remote_settings(
+    ssh_cluster: SshCluster, launcher: Path, remote_dirs: tuple[Path, Path]
+) -> Callable[..., dict[str, Any]]:
+    """Build ``settings.parallel.remote`` for the test hosts (keyword overrides)."""
+    work, cache = remote_dirs
+
+    def make(**extra: Any) -> dict[str, Any]:
+        settings = ssh_cluster.remote_settings(work, cache, basefile=str(launcher))
+        settings.update(extra)
+        return settings
+
+    return make
+
+
+def leftovers(directory: Path) -> list[str]:
+    """Every path left under ``directory`` (relative), for "nothing left behind" checks."""
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))

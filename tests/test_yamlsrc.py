@@ -1,0 +1,92 @@
+"""tea.yamlsrc: YAML parsing that remembers the file, line and column of every item."""
+
+from __future__ import annotations
+
+import pytest
+
+from tea.errors import Location, WorkflowSyntaxError
+from tea.yamlsrc import LocDict, LocList, load_yaml, location_of
+
+DOC = """\
+name: demo
+nodes:
+  - name: first
+    run: |
+      x = 1
+  - name: second
+"""
+
+
+def test_mappings_and_lists_are_located_subclasses() -> None:
+    """Mappings load as LocDict and lists as LocList, still equal to plain data."""
+    doc = load_yaml(DOC, "flow.yaml")
+    assert isinstance(doc, LocDict) and isinstance(doc, dict)
+    assert isinstance(doc["nodes"], LocList) and isinstance(doc["nodes"], list)
+    assert doc == {"name": "demo", "nodes": [{"name": "first", "run": "x = 1\n"}, {"name": "second"}]}
+
+
+def test_key_location_is_file_line_column() -> None:
+    """key_loc gives the 1-based line and column of a key."""
+    doc = load_yaml(DOC, "flow.yaml")
+    assert doc.key_loc("nodes") == Location("flow.yaml", 2, 1)
+    assert doc["nodes"][0].key_loc("run") == Location("flow.yaml", 4, 5)
+
+
+def test_value_location_points_at_the_value() -> None:
+    """value_loc points at the value (for a block scalar: the '|' indicator)."""
+    doc = load_yaml(DOC, "flow.yaml")
+    assert doc["nodes"][0].value_loc("run") == Location("flow.yaml", 4, 10)
+
+
+def test_item_location_of_a_list() -> None:
+    """item_loc gives where each list item starts."""
+    nodes = load_yaml(DOC, "flow.yaml")["nodes"]
+    assert nodes.item_loc(0) == Location("flow.yaml", 3, 5)
+    assert nodes.item_loc(1) == Location("flow.yaml", 6, 5)
+
+
+def test_location_of_works_on_located_and_plain_data() -> None:
+    """location_of reads LocDict/LocList locations and gives an empty Location for plain data."""
+    doc = load_yaml(DOC, "flow.yaml")
+    assert location_of(doc, "name") == Location("flow.yaml", 1, 1)
+    assert location_of(doc["nodes"], 1).line == 6
+    assert location_of({"a": 1}, "a") == Location()
+    assert location_of([1, 2], 0) == Location()
+
+
+def test_syntax_error_names_file_and_line() -> None:
+    """A YAML syntax error is a WorkflowSyntaxError located in the file."""
+    with pytest.raises(WorkflowSyntaxError) as info:
+        load_yaml("nodes:\n  - name: a\n   bad: [\n", "broken.yaml")
+    assert info.value.location.file == "broken.yaml"
+    assert info.value.location.line is not None
+    assert str(info.value).startswith("broken.yaml:")
+    assert "YAML syntax error" in str(info.value)
+
+
+def test_unclosed_quote_points_at_the_quote() -> None:
+    """An unclosed quoted string is reported at the line where the quote opens."""
+    text = 'name: x\nnodes:\n  - name: a\n    run: "x = 1\n  - name: b\n'
+    with pytest.raises(WorkflowSyntaxError) as info:
+        load_yaml(text, "q.yaml")
+    assert info.value.location.line == 4
+
+
+def test_duplicate_key_is_an_error() -> None:
+    """Two equal keys in one mapping are refused at the second key."""
+    with pytest.raises(WorkflowSyntaxError) as info:
+        load_yaml("a: 1\nb: 2\na: 3\n", "dup.yaml")
+    assert info.value.location == Location("dup.yaml", 3, 1)
+    assert "duplicate key 'a'" in info.value.message
+
+
+def test_non_scalar_key_is_an_error() -> None:
+    """A mapping used as a key is refused."""
+    with pytest.raises(WorkflowSyntaxError, match="scalar"):
+        load_yaml("? {a: 1}\n: 2\n", "k.yaml")
+
+
+def test_python_tags_are_not_constructed() -> None:
+    """The safe loader refuses Python object tags."""
+    with pytest.raises(WorkflowSyntaxError):
+        load_yaml("x: !!python/object/apply:os.system ['true']\n", "evil.yaml")
