@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,7 +222,7 @@ class HostPool:
         async with self._changed:
             self._changed.notify_all()
 
-    def down_report(self, forbid: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+    def down_report(self, forbid: Collection[str] = ()) -> str:
         """One line per host saying why it cannot take work."""
         lines = []
         for h in self.hosts:

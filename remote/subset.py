@@ -101,10 +101,30 @@ def _force_thread(settings: Any) -> dict[str, Any]:
     return settings
 
 
+def _fall_through(node: Any) -> str | None:
+    """Where a compiled node goes when nothing in its own YAML says so, else ``None``."""
+    route = getattr(node, "route", None)
+    if route is None or route.goto or route.rules or route.edges or route.fanouts:
+        return None
+    if isinstance(getattr(node.body, "fan_in", None), str):
+        return None
+    return str(route.default_after_fanout or route.next)
+
+
 def branch_subset(
-    source: Mapping[str, Any], entries: Sequence[str], exit: str | None, scope: str | None = None
+    source: Mapping[str, Any],
+    entries: Sequence[str],
+    exit: str | None,
+    scope: str | None = None,
+    compiled: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The standalone workflow document for branches starting at ``entries``."""
+    """The standalone workflow document for branches starting at ``entries``.
+
+    ``compiled`` (the graph's nodes by name) makes the walk follow the engine's own
+    routes, and pins each fall-through node with an explicit ``goto``: in the full
+    workflow a branch's last node never falls into a sibling branch, a rule the
+    subset (which has no siblings) could not re-derive.
+    """
     doc = _plain(source)
     nodes: list[dict[str, Any]] = [n for n in doc.get("nodes") or [] if isinstance(n, dict)]
     edges: list[dict[str, Any]] = [e for e in doc.get("edges") or [] if isinstance(e, dict)]
@@ -120,11 +140,16 @@ def branch_subset(
         if name in keep or name == exit or name not in position:
             continue
         keep.add(name)
-        if scope is None:
+        if scope is None and compiled is not None and name in compiled:
+            todo += [t for t in compiled[name].route.targets() if t not in (_END, _START)]
+        elif scope is None:
             todo += _successors(position[name], nodes, edges)
     kept = [copy.deepcopy(n) for n in nodes if n.get("name") in keep]
     wanted: set[str] = set()
     for node in kept:
+        target = _fall_through(compiled.get(node.get("name"))) if compiled and not scope else None
+        if target is not None:
+            node["goto"] = target
         wanted |= _referenced(node, edges)
         if node.get("parallel_strategy"):
             node["parallel_strategy"] = "thread"
@@ -191,9 +216,9 @@ def program_payload(
         exits = {t.exit for t in tasks}
         if len(scopes) == 1 and len(exits) == 1:
             try:
-                doc = branch_subset(
-                    source, sorted({t.entry for t in tasks}), exits.pop(), scopes.pop()
-                )
+                entries = sorted({t.entry for t in tasks})
+                compiled = getattr(program, "nodes", None)
+                doc = branch_subset(source, entries, exits.pop(), scopes.pop(), compiled)
             except SubsetError:
                 doc = None
             if doc is not None:

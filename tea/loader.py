@@ -403,6 +403,9 @@ class _Builder:
                 if fan.fan_in in fan.targets:
                     self.fail(SchemaError(f"fan-out from '{name}': fan_in '{fan.fan_in}' is also a branch",
                                           fan.location))
+            policy = nodes[name].error_policy if name in nodes else None
+            if policy is not None and policy.fallback:
+                checks.append(policy.fallback)
             body_fan_in = getattr(nodes[name].body, "fan_in", None) if name in nodes else None
             if isinstance(body_fan_in, str):
                 checks.append(body_fan_in)

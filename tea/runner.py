@@ -19,6 +19,7 @@ from tea.errors import NodeError, RecursionLimitError, RunError, TeaError
 from tea.fanout import DynamicParallelBody, dispatch, static_tasks
 from tea.graph import END, START, Graph, Node
 from tea.nodes import run_body
+from tea.policy import Fallback
 from tea.scope import Scope
 from tea.state import merge
 
@@ -53,6 +54,7 @@ class Cursor:
     step: int = 0
     pending: dict[str, list[BranchResult]] = field(default_factory=dict)
     skip_interrupt: bool = False
+    fallback: str | None = None
 
 
 class Hooks:
@@ -141,6 +143,9 @@ def walk(
                 started = time.perf_counter()
                 scope.current_node = name
                 update = _run_node(graph, node, state, scope, results, emit, hooks, cursor.pending)
+                if isinstance(update, Fallback):
+                    cursor.fallback = update.target
+                    update = update.update
                 merge(state, update, graph.reducers)
                 if buffered:
                     yield from buffered
@@ -161,6 +166,10 @@ def walk(
             ):
                 yield Stop(name, "after", "interrupt_after")
                 return
+        if cursor.fallback is not None:
+            cursor.node, cursor.fallback = cursor.fallback, None
+            cursor.position = "before"
+            continue
         route = graph.route_of(name)
         for fan in route.fanouts:
             done, on_result = hooks.journal(name)
@@ -187,7 +196,7 @@ def _run_node(
     emit: Callable[[Event], None],
     hooks: Hooks,
     pending: dict[str, list[BranchResult]],
-) -> dict[str, Any] | None:
+) -> dict[str, Any] | Fallback | None:
     body = node.body
     if isinstance(body, DynamicParallelBody):
         tasks, config = body.tasks(state, scope, node.name)
@@ -202,9 +211,9 @@ def _run_node(
     if results is not None:
         view = {**state, "parallel_results": results}
     policy = node.error_policy
-    if policy is not None:
-        return policy.run(lambda: run_body(body, view, scope, node.name, results), node, state, scope)
     try:
+        if policy is not None:
+            return policy.run(lambda: run_body(body, view, scope, node.name, results), node.name, scope)
         return run_body(body, view, scope, node.name, results)
     except NodeError as exc:
         _attach_location(exc, graph, node)

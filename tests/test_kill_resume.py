@@ -132,7 +132,7 @@ def kill_and_resume(
             args = ["resume", str(latest)] if latest else ["run", str(workflow)]
             proc = start([*args, "-o", str(out)], events, errors)
             wait_first_event(proc, events)
-            if kills < kills_wanted and rng.random() < 0.85:
+            if kills < kills_wanted and rng.random() < 0.9:
                 time.sleep(rng.uniform(0.0, window))
                 proc.send_signal(signal.SIGKILL)
             code = proc.wait(timeout=30)
@@ -157,8 +157,9 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_state(tmp_path: Pa
     wait_first_event(proc, events)
     began = time.monotonic()
     assert proc.wait(timeout=30) == 0, errors.read_text(encoding="utf-8")
-    # Kills land anywhere from a run's first event to the time a whole run takes.
-    window = time.monotonic() - began
+    # A kill lands within 60% of a whole run's time after a run's first event; a
+    # resumed run starts further on, so together the kills cover the whole workflow.
+    window = (time.monotonic() - began) * 0.6
     reference = comparable(json.loads(out.read_text(encoding="utf-8")))
     assert reference["done"] is True
     assert len(reference["history"]) == 4
