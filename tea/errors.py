@@ -126,7 +126,7 @@ class SchemaError(LoadError):
     """A key that is unknown, missing, or of the wrong type."""
 
 
-class ReferenceError_(LoadError):  # noqa: N801 - the builtin ReferenceError means something else
+class ReferenceError_(LoadError):
     """A goto, edge, or fan_in names a node that does not exist."""
 
 

@@ -38,7 +38,7 @@ class FanOut:
     targets: tuple[str, ...]
     fan_in: str
     config: ParallelConfig
-    location: Location = Location()
+    location: Location = field(default_factory=Location)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,7 @@ class Route:
 class Node:
     name: str
     body: Body | None
-    location: Location = Location()
+    location: Location = field(default_factory=Location)
     route: Route = field(default_factory=Route)
     fan_in: bool = False
     interrupt: str | None = None

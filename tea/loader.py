@@ -381,9 +381,9 @@ class _Builder:
                 route.default_after_fanout = fan_in
             # A branch's last node never falls through into a sibling branch's entry.
             nxt = route.next
-            if nxt in sibling_entries and name not in sibling_entries.values():
-                if name in sibling_entries or self._reaches_from_sibling(name, nodes, sibling_entries):
-                    route.next = sibling_entries[nxt]
+            in_branch = name in sibling_entries or self._reaches_from_sibling(name, nodes, sibling_entries)
+            if nxt in sibling_entries and name not in sibling_entries.values() and in_branch:
+                route.next = sibling_entries[nxt]
 
     @staticmethod
     def _reaches_from_sibling(name: str, nodes: dict[str, Node], entries: dict[str, str]) -> bool:

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from tea.conditions import compile_condition
 from tea.errors import Location, SchemaError, WorkflowSyntaxError
-from tea.nodes import ActionBody, Body, ExpressionBody, LuaBody, PythonBody, StepsBody, WhileLoopBody
+from tea.nodes import (
+    ActionBody,
+    Body,
+    ExpressionBody,
+    LuaBody,
+    PythonBody,
+    StepsBody,
+    WhileLoopBody,
+)
 from tea.pycode import PythonCode
 from tea.templates import compile_value
 from tea.yamlsrc import location_of
@@ -24,7 +32,7 @@ if TYPE_CHECKING:
     from tea.graph import Graph
     from tea.state import Reducer
 
-__all__ = ["BodyContext", "NODE_KEYS", "compile_node_body", "suggest", "check_keys"]
+__all__ = ["NODE_KEYS", "BodyContext", "check_keys", "compile_node_body", "suggest"]
 
 _BODY_KEYS = {"run", "script", "language", "uses", "action", "with", "output", "steps",
               "timeout_seconds", "name", "description"}

@@ -71,10 +71,8 @@ class CallableBody:
     def run(
         self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
     ) -> dict[str, Any] | None:
-        if self.wants_results:
-            value = self.fn(dict(state), parallel_results=parallel_results)
-        else:
-            value = self.fn(dict(state))
+        kwargs = {"parallel_results": parallel_results} if self.wants_results else {}
+        value = self.fn(dict(state), **kwargs)
         if value is None or isinstance(value, dict):
             return value
         return {"result": value}
@@ -105,7 +103,7 @@ class ExpressionBody:
         self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
     ) -> dict[str, Any] | None:
         namespace = {"state": state, "variables": scope.variables, "parallel_results": parallel_results}
-        return {self.output_key: eval(self.code, namespace)}  # noqa: S307 - user's workflow code
+        return {self.output_key: eval(self.code, namespace)}
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_expression, (self.source, self.output_key))

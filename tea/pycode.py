@@ -16,15 +16,15 @@ traceback points at the user's line in the YAML file.
 from __future__ import annotations
 
 import builtins
-import re
 import json
+import re
 import types
 from collections.abc import Mapping
 from typing import Any
 
 from tea.errors import Location, WorkflowSyntaxError
 
-__all__ = ["PythonCode", "compile_python"]
+__all__ = ["PythonCode"]
 
 _INJECTED = frozenset({"state", "variables", "json", "parallel_results", "secrets", "__builtins__"})
 _HIDDEN_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)
@@ -74,7 +74,7 @@ class PythonCode:
     def _function(self) -> types.FunctionType:
         if self._fn is None:
             namespace: dict[str, Any] = {"json": json, "__builtins__": builtins}
-            exec(self._code, namespace)  # noqa: S102 - the user's own workflow code, by design
+            exec(self._code, namespace)
             self._fn = namespace[_FN_NAME]
         return self._fn
 
@@ -98,7 +98,7 @@ class PythonCode:
                 "secrets": secrets or {},
                 "__builtins__": builtins,
             }
-            exec(self._code, namespace)  # noqa: S102 - the user's own workflow code, by design
+            exec(self._code, namespace)
             update = {
                 k: v
                 for k, v in namespace.items()

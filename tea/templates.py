@@ -23,7 +23,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from tea.errors import Location, WorkflowSyntaxError
 
-__all__ = ["Template", "compile_template", "compile_value", "render_value", "environment"]
+__all__ = ["Template", "compile_template", "compile_value", "environment", "render_value"]
 
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 
@@ -86,7 +86,7 @@ environment = _make_environment()
 class Template:
     """A compiled template: ``render(context)`` returns text or a native value."""
 
-    __slots__ = ("_fn", "source", "native")
+    __slots__ = ("_fn", "native", "source")
 
     def __init__(self, source: str, fn: Callable[[Mapping[str, Any]], Any], native: bool) -> None:
         self.source = source

@@ -117,7 +117,7 @@ class _Converter:
 def load_yaml(text: str, file: str | None = None) -> Any:
     """Parse ``text``; a syntax error becomes ``WorkflowSyntaxError`` with file and line."""
     try:
-        node = yaml.compose(text, Loader=_BaseLoader)  # noqa: S506 - a SafeLoader
+        node = yaml.compose(text, Loader=_BaseLoader)
         return None if node is None else _Converter(file).convert(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
