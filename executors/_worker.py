@@ -1,6 +1,6 @@
 """The worker-process side of the ``process`` strategy, and the pickling both sides share.
 
-A worker serves one branch at a time over its pipe::
+A worker says ``ready`` once booted, then serves one branch at a time over its pipe::
 
     parent ── (program key, program bytes | None, task without state, state bytes) ──► worker
     parent ◄── ("ok", final state, key) | ("error", ErrorInfo, key | None) ─────────── worker
@@ -77,6 +77,7 @@ def serve(conn: Connection) -> None:
     # out with the process strategy itself must still be allowed its own workers.
     multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
     programs: dict[str, BranchProgram] = {}
+    conn.send_bytes(b"ready")
     while True:
         try:
             message = conn.recv_bytes()

@@ -44,6 +44,7 @@ __all__ = ["ProcessExecutor"]
 
 _PRELOAD = ["executors._worker", "executors.base", "tea.errors", "tea"]
 _REAP_SECONDS = 5.0
+_BOOT_SECONDS = 60.0
 
 
 def _start_context() -> BaseContext:
@@ -75,7 +76,18 @@ class _Worker:
         child.close()
         self.pid: int = self.process.pid
         self.programs: set[str] = set()
-        self.served = 0
+        self.ready = False
+
+    def wait_ready(self) -> bool:
+        """Wait for the worker's "ready" (sent once it has booted); False if it died first."""
+        if not self.ready:
+            try:
+                if self.conn.poll(_BOOT_SECONDS):
+                    self.conn.recv_bytes()
+                    self.ready = True
+            except (EOFError, OSError):
+                pass
+        return self.ready
 
     def kill(self) -> None:
         self.process.kill()
@@ -92,19 +104,22 @@ class _Worker:
         """Why this (reaped) worker stopped answering, naming the branch it was running."""
         code = self.process.exitcode
         hint = None
-        if code is not None and code < 0:
+        when = "running the branch" if self.ready else "starting"
+        if code is None:
+            how, status = f"did not start within {_BOOT_SECONDS:g}s", None
+        elif code < 0:
             how, status = f"killed by signal {_signal_name(-code)}", 128 - code
             if -code == signal.SIGKILL:
                 hint = "SIGKILL often means the out-of-memory killer; check memory limits"
         else:
             how, status = f"exit code {code}", code
-            if code == 1 and self.served == 0:
+            if not self.ready:
                 hint = (
-                    "if the worker failed while starting (its traceback is on stderr): a script "
-                    "that runs the process strategy must guard it with if __name__ == '__main__':"
+                    "see the worker's traceback on stderr; a script that runs the process "
+                    "strategy must guard its entry point with if __name__ == '__main__':"
                 )
         return WorkerDied(
-            f"worker process {self.pid} died while running the branch ({how})",
+            f"worker process {self.pid} died while {when} ({how})",
             branch=branch_id,
             exit_status=status,
             hint=hint,
@@ -220,12 +235,17 @@ class ProcessExecutor(ResilientExecutor):
         )
         reply: bytes | None = None
         timed_out = False
+        ready = worker.wait_ready()
+        # Booting a fresh worker is the pool's cost, not the branch's: the branch's
+        # timeout starts when a worker is ready to run it.
+        ctx.start_clock()
         try:
-            worker.conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
-            if worker.conn.poll(ctx.remaining()):
-                reply = worker.conn.recv_bytes()
-            else:
-                timed_out = True
+            if ready:
+                worker.conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+                if worker.conn.poll(ctx.remaining()):
+                    reply = worker.conn.recv_bytes()
+                else:
+                    timed_out = True
         except (EOFError, OSError):
             reply = None
         unhook()
@@ -263,7 +283,6 @@ def _state_bytes(task: BranchTask) -> bytes:
 
 
 def _result(task: BranchTask, reply: bytes, worker: _Worker) -> BranchResult:
-    worker.served += 1
     try:
         kind, payload, key = pickle.loads(reply)
     except Exception as exc:

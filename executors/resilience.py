@@ -105,6 +105,12 @@ class AttemptContext:
     timeout_seconds: float | None
     batch: CancelToken
 
+    def start_clock(self) -> None:
+        """Restart the timeout now: a backend calls this once the branch really starts
+        (a worker booted, a connection opened), so setup does not count against it."""
+        if self.timeout_seconds is not None:
+            self.deadline = time.monotonic() + self.timeout_seconds
+
     def remaining(self) -> float | None:
         """Seconds left before the deadline (``None``: no timeout)."""
         if self.deadline is None:
