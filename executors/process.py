@@ -77,6 +77,7 @@ class _Worker:
         self.pid: int = self.process.pid
         self.programs: set[str] = set()
         self.ready = False
+        self.killed = False
 
     def wait_ready(self) -> bool:
         """Wait for the worker's "ready" (sent once it has booted); False if it died first."""
@@ -90,6 +91,7 @@ class _Worker:
         return self.ready
 
     def kill(self) -> None:
+        self.killed = True
         self.process.kill()
 
     def reap(self) -> None:
@@ -105,9 +107,9 @@ class _Worker:
         code = self.process.exitcode
         hint = None
         when = "running the branch" if self.ready else "starting"
-        if code is None:
+        if self.killed and not self.ready:
             how, status = f"did not start within {_BOOT_SECONDS:g}s", None
-        elif code < 0:
+        elif code is not None and code < 0:
             how, status = f"killed by signal {_signal_name(-code)}", 128 - code
             if -code == signal.SIGKILL:
                 hint = "SIGKILL often means the out-of-memory killer; check memory limits"

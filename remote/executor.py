@@ -141,6 +141,9 @@ class _Cluster:
                     session.cancel(task_id)
                     raise
                 self.progress.update(host.name, "done" if result["success"] else "failed")
+                if not result["success"]:
+                    await asyncio.sleep(0.01)  # stderr travels beside stdout: let it catch up
+                    result["stderr_tail"] = session.stderr_tail()
                 return result, host.name
             except HostDown as exc:
                 fault = exc.message
@@ -272,11 +275,14 @@ class RemoteExecutor(ResilientExecutor):
         finally:
             unhook()
         result = BranchResult.from_dict(data)
-        if not result.success:
-            avoid.add(host)
         error = result.error
         if error is not None:
-            error = replace(error, host=host)
+            avoid.add(host)  # a retry of this branch prefers another host
+            tail = data.get("stderr_tail")
+            text = error.traceback or ""
+            if tail:
+                text += f"\n--- stderr of the worker on {host} (last lines) ---\n{tail}\n"
+            error = replace(error, host=host, traceback=text or None)
         return replace(result, host=host, error=error, attempts=task.attempt)
 
     def _shutdown(self) -> None:

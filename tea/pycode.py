@@ -15,6 +15,7 @@ traceback points at the user's line in the YAML file.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import json
 import re
@@ -49,6 +50,8 @@ class PythonCode:
         # the AST; a top-level ``return`` shows up as the compiler's own complaint.
         filename = self.location.file or "<workflow>"
         first_line = self.location.line or 1
+        if '"""' in self.source or "'''" in self.source:
+            return self._compile_exact(filename, first_line)
         if not _TOP_RETURN.search(self.source):
             try:
                 return compile("\n" * (first_line - 1) + self.source, filename, "exec"), False
@@ -62,6 +65,28 @@ class PythonCode:
             return compile(wrapped, filename, "exec"), True
         except SyntaxError as exc:
             raise self._syntax_error(exc) from None
+
+    def _compile_exact(self, filename: str, first_line: int) -> tuple[types.CodeType, bool]:
+        """The slow path for blocks with multi-line strings: re-indenting the block would
+        change their text, and a line inside one may start with ``return``."""
+        try:
+            tree = ast.parse("\n" * (first_line - 1) + self.source, filename=filename)
+        except SyntaxError as exc:
+            raise self._syntax_error(exc) from None
+        stack: list[ast.AST] = list(tree.body)
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.Return):
+                break
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+                stack.extend(ast.iter_child_nodes(node))
+        else:
+            return compile(tree, filename, "exec"), False
+        wrapper = ast.parse(f"def {_FN_NAME}(state, variables, parallel_results, secrets): pass")
+        function = wrapper.body[0]
+        assert isinstance(function, ast.FunctionDef)
+        function.body = tree.body
+        return compile(ast.fix_missing_locations(wrapper), filename, "exec"), True
 
     def _syntax_error(self, exc: SyntaxError) -> WorkflowSyntaxError:
         line = exc.lineno

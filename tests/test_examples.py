@@ -26,6 +26,10 @@ RUN_HERE = {
         {"words": ["tea", "edge"]},
         {"shouts": ["TEA!", "EDGE!!"], "sizes": {"tea": [3, 2], "edge": [4, 2]}},
     ),
+    "lua_fanout.yaml": (
+        {"numbers": [3, 1, 4, 1, 5, 9, 2, 6]},
+        {"sum": 31, "min": 1, "max": 9, "mean": 3.875, "spread": "wide"},
+    ),
     "legacy_edges.yaml": ({}, {"tier": "premium", "invoice": {"amount": 302, "tax": 60.4, "shipping": 0}}),
 }
 

@@ -77,6 +77,11 @@ def test_return_word_in_a_string_keeps_locals_mode() -> None:
     }
 
 
+def test_multiline_string_keeps_its_text_in_function_mode() -> None:
+    """Wrapping a block in a function does not re-indent the lines of its strings."""
+    assert run('text = """a\nb"""\nreturn {"t": text}') == {"t": "a\nb"}
+
+
 def test_state_item_assignment_in_locals_mode_updates_the_key() -> None:
     """Assigning state["k"] makes k part of the update."""
     assert run('state["y"] = 5', {"x": 1}) == {"y": 5}

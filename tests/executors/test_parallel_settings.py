@@ -133,5 +133,5 @@ def test_wrong_values_are_located(text, line, words):
 
 
 def test_a_block_that_is_not_a_mapping():
-    with pytest.raises(SchemaError, match="settings.parallel must be a mapping, not a list"):
+    with pytest.raises(SchemaError, match=r"settings\.parallel must be a mapping, not a list"):
         parse_parallel_config(load_yaml("[thread]\n", "flow.yaml"))

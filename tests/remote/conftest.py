@@ -72,6 +72,16 @@ def _python_for_test_user() -> tuple[str, str]:
     return system, f"{ROOT}:{site}"
 
 
+@pytest.fixture
+def fresh_cluster(ssh_cluster: SshCluster) -> Iterator[SshCluster]:
+    """Three hosts of this test's own, for tests that kill or freeze them."""
+    cluster = SshCluster.start(Path(tempfile.mkdtemp(prefix="tea-sshd-", dir=ssh_cluster.root)), 3)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def launcher(ssh_cluster: SshCluster) -> Path:
     """A basefile that runs this checkout's tea (a two-line script instead of the binary)."""
@@ -111,6 +121,3 @@ def remote_settings(
     return make
 
 
-def leftovers(directory: Path) -> list[str]:
-    """Every path left under ``directory`` (relative), for "nothing left behind" checks."""
-    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
