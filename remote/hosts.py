@@ -131,11 +131,6 @@ class HostState:
             return True
         return now - self.opened_at >= self.reset_timeout and self.running == 0
 
-    def why_down(self) -> str:
-        if self.fatal or self.opened_at is not None:
-            return self.last_error or "unavailable"
-        return "no free slot"
-
 
 class HostPool:
     """Per-host slots and breakers, and the choice of a host for each attempt."""
@@ -226,9 +221,8 @@ class HostPool:
         """One line per host saying why it cannot take work."""
         lines = []
         for h in self.hosts:
-            reason = h.why_down()
-            if h.name in forbid and not (h.fatal or h.opened_at is not None):
-                reason = f"lost this branch: {h.last_error or 'host fault'}"
+            down = h.fatal or h.opened_at is not None or h.name in forbid
+            reason = (h.last_error or "unavailable") if down else "no free slot"
             lines.append(f"  {h.name}: {reason}")
         return "\n".join(lines)
 

@@ -228,13 +228,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--input")
     parser.add_argument("--output")
     args = parser.parse_args(argv)
-    if args.once:
-        if not (args.program and args.input and args.output):
-            parser.error("--once needs --program, --input and --output")
-        return _once(args)
+    if args.once and not (args.program and args.input and args.output):
+        parser.error("--once needs --program, --input and --output")
     # The protocol keeps the real stdout; anything else printing goes to stderr.
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    if args.once:
+        protocol_out.close()
+        return _once(args)
     worker = Worker(sys.stdin, protocol_out, Path.cwd(), max(1, args.slots))
     return worker.serve()

@@ -37,6 +37,15 @@ class ConversionError(ValueError):
     """A value that has no exact counterpart on the other side."""
 
 
+def _short(where: str) -> str:
+    # A cyclic table makes a very long path; its start and end tell the story.
+    return where if len(where) <= 80 else f"{where[:38]}...{where[-38:]}"
+
+
+def _key(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
 def _check_int(value: int, where: str) -> None:
     if not LUA_MININTEGER <= value <= LUA_MAXINTEGER:
         raise ConversionError(f"{where} = {value} does not fit a 64-bit Lua integer")
@@ -51,7 +60,7 @@ def plain(value: Any, where: str, depth: int = 0) -> Any:
         _check_int(value, where)
         return value
     if depth >= MAX_DEPTH:
-        raise ConversionError(f"{where} is nested deeper than {MAX_DEPTH} levels")
+        raise ConversionError(f"{_short(where)} is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, Mapping):
         return _plain_mapping(value, where, depth)
     if isinstance(value, list | tuple):
@@ -74,9 +83,10 @@ def _plain_mapping(value: Mapping[Any, Any], where: str, depth: int) -> Any:
     for key, item in value.items():
         if not isinstance(key, _KEY_TYPES):
             raise ConversionError(
-                f"{where} has a key of type {type(key).__name__}; Lua keys must be str or numbers"
+                f"{where or 'a mapping'} has a key of type {type(key).__name__};"
+                " Lua keys must be str or numbers"
             )
-        converted = plain(item, f"{where}.{key}", depth + 1)
+        converted = plain(item, _key(where, key), depth + 1)
         changed = changed or converted is not item
         out[key] = converted
     return out if changed else value
@@ -105,7 +115,9 @@ def from_lua(value: Any, where: str, depth: int = 0) -> Any:
     if lua_kind != "table":
         raise ConversionError(f"{where} is a Lua {lua_kind}, which has no JSON-like equivalent")
     if depth >= MAX_DEPTH:
-        raise ConversionError(f"{where} is nested deeper than {MAX_DEPTH} levels (or is cyclic)")
+        raise ConversionError(
+            f"{_short(where)} is nested deeper than {MAX_DEPTH} levels (or is cyclic)"
+        )
     items = list(value.items())
     if not items:
         return {}
@@ -118,7 +130,7 @@ def from_lua(value: Any, where: str, depth: int = 0) -> Any:
     for key, item in items:
         if type(key) not in (str, int, float, bool):
             raise ConversionError(f"{where} has a Lua {lua_type(key)} as a key")
-        result[key] = from_lua(item, f"{where}.{key}", depth + 1)
+        result[key] = from_lua(item, _key(where, key), depth + 1)
     return result
 
 

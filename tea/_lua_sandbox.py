@@ -2,13 +2,14 @@
 
 The chunk runs once per ``lupa`` runtime, with the full standard library, before
 any workflow code. It captures what the trusted functions need as upvalues, then
-(in sandbox mode) strips the globals down to the safe set, and returns three
+(in sandbox mode) strips the globals down to the safe set, and returns four
 trusted functions to Python::
 
-    compile(source)                    -> function | nil, message
+    compile(source)        -> function | nil, message
     run(fn, deadline, state, variables, extras)
-                                       -> ok, value | message, lua_line, timed_out
-    reset()                            -> timed_out   (after a failure inside ``run`` itself)
+                           -> ok, value | message, stashed, lua_line, timed_out
+    take()                 -> the stashed result (a table, function...), once
+    reset()                -> timed_out (after a failure inside ``run`` itself)
 
 Workflow code never sees these functions, the control table or the captured
 library functions: they live only in upvalues, and ``debug`` is gone.
@@ -32,7 +33,7 @@ CHUNK_NAME = "=lua"
 HOOK_COUNT = 1000
 """VM instructions between two runs of the timeout hook."""
 
-CHECK_INTERVAL = 0.005
+CHECK_INTERVAL = 0.01
 """Process CPU seconds between two wall-clock checks (the timeout's resolution)."""
 
 MEMORY_ERROR = "not enough memory"
@@ -55,24 +56,37 @@ local raw_collectgarbage = collectgarbage
 local TIMEOUT = "time limit exceeded"
 local MEMERR = "not enough memory"
 
--- Every field exists from the start, so setting one never allocates (a handler
--- running when memory is exhausted must not need memory).
-local ctl = {deadline = huge, expired = false, next_cpu = 0, line = false}
+-- Run state, as upvalues: setting one never allocates (the message handler may
+-- run when memory is exhausted) and the hook reads them cheaply.
+local deadline, expired, error_line = huge, false, false
+local next_check, last_cpu, every, skip = 0, 0, 1, 1
 
+-- A count hook makes Lua 5.4 test every instruction, so the hook itself must be
+-- cheap: os.clock (a syscall) is read only every `every` hooks, and `every`
+-- adapts so that reads are 0.5-2 ms of CPU apart whatever the instructions cost.
 local function hook()
-  if ctl.expired then error(TIMEOUT, 0) end
+  if expired then error(TIMEOUT, 0) end
+  skip = skip - 1
+  if skip > 0 then return end
   local now = clock()
-  if now < ctl.next_cpu then return end
-  ctl.next_cpu = now + check_interval
-  if monotonic() >= ctl.deadline then
-    ctl.expired = true
+  local elapsed = now - last_cpu
+  if elapsed < 0.0005 then
+    if every < 4096 then every = every * 2 end
+  elseif elapsed > 0.002 and every > 1 then
+    every = every // 2
+  end
+  last_cpu, skip = now, every
+  if now < next_check then return end
+  next_check = now + check_interval
+  if monotonic() >= deadline then
+    expired = true
     error(TIMEOUT, 0)
   end
 end
 
 -- pcall and friends must not swallow a limit: the run is over once one is hit.
 local function recheck(ok, ...)
-  if ctl.expired then error(TIMEOUT, 0) end
+  if expired then error(TIMEOUT, 0) end
   if not ok and (...) == MEMERR then error(MEMERR, 0) end
   return ok, ...
 end
@@ -83,7 +97,7 @@ local function safe_xpcall(f, handler, ...)
   -- An error raised by the hook reaches the handler while hooks are off, so a
   -- looping handler could never be stopped: once expired, it is not called.
   return recheck(xpcall(f, function(err)
-    if ctl.expired then return err end
+    if expired then return err end
     return handler(err)
   end, ...))
 end
@@ -97,7 +111,7 @@ end
 local function safe_resume(co, ...) return recheck(co_resume(co, ...)) end
 
 local function unwrap(ok, ...)
-  if ctl.expired then error(TIMEOUT, 0) end
+  if expired then error(TIMEOUT, 0) end
   if not ok then error((...), 0) end
   return ...
 end
@@ -163,8 +177,8 @@ if sandboxed then
 end
 
 local function where()
-  -- Level 1 is where(), 2 the handler; walk out to the innermost workflow frame.
-  for level = 3, 200 do
+  -- Walk out from the handler to the innermost frame of workflow code.
+  for level = 2, 200 do
     local info = getinfo(level, "Sl")
     if info == nil then return false end
     if info.source == chunk_source and info.currentline > 0 then return info.currentline end
@@ -173,45 +187,57 @@ local function where()
 end
 
 local function handler(err)
-  ctl.line = where()
+  local ok, line = pcall(where)
+  error_line = ok and line
   return err
 end
 
-local function describe(err)
-  local kind = type(err)
-  if kind == "string" then return err end
-  if kind == "number" then return tostring(err) end
-  return "(error object is a " .. kind .. " value)"
+-- Prebuilt, so describing an error never allocates.
+local DESCRIPTIONS = {}
+for _, kind in next, {"nil", "boolean", "table", "function", "thread", "userdata"} do
+  DESCRIPTIONS[kind] = "(error object is a " .. kind .. " value)"
 end
+local IMMEDIATE = {string = true, number = true, boolean = true, ["nil"] = true}
 
-local extras_set = false
+local extras_set, stash = false, nil
 
 local function reset()
-  local expired = ctl.expired
-  ctl.deadline = huge
-  ctl.expired = false
+  local was_expired = expired
+  deadline, expired = huge, false
   if extras_set then
     for name in next, extras_set do rawset(G, name, nil) end
     extras_set = false
   end
-  return expired
+  return was_expired
 end
 
+-- Only values lupa converts without allocating Lua memory are returned directly:
+-- Python lifts the memory limit before it fetches a table with take().
 local function finish(ok, value)
-  local expired = reset()
-  if ok then return true, value, false, false end
-  return false, describe(value), ctl.line, expired
+  local timed_out = reset()
+  if ok then
+    if IMMEDIATE[type(value)] then return true, value, false, false, false end
+    stash = value
+    return true, nil, true, false, false
+  end
+  if type(value) ~= "string" and type(value) ~= "number" then value = DESCRIPTIONS[type(value)] end
+  return false, value, false, error_line, timed_out
 end
 
-local function run(fn, deadline, state, variables, extras)
+local function take()
+  local value = stash
+  stash = nil
+  return value
+end
+
+local function run(fn, stop_at, state, variables, extras)
   rawset(G, "variables", variables)
   if extras then
     for name, value in next, extras do rawset(G, name, value) end
     extras_set = extras
   end
-  ctl.line = false
-  ctl.next_cpu = 0
-  ctl.deadline = deadline
+  error_line, next_check, skip = false, 0, 1
+  deadline = stop_at
   return finish(xpcall(fn, handler, state))
 end
 
@@ -221,5 +247,5 @@ local function compile(source)
 end
 
 sethook(hook, "", hook_count)
-return compile, run, reset
+return compile, run, take, reset
 """

@@ -87,6 +87,8 @@ class _Builder:
         self.file = str(path) if path is not None else None
         self.stack = stack
         self.errors: list[LoadError] = []
+        # Where each (node, target) reference is written, so a missing target is reported there.
+        self.ref_locs: dict[tuple[str, str], Location] = {}
 
     def fail(self, exc: LoadError) -> None:
         self.errors.append(exc)
@@ -124,6 +126,7 @@ class _Builder:
             reducers=reducers, parallel=parallel, parse_parallel=_parse_parallel,
             load_subgraph=self._load_subgraph,
             workflow_dir=self.path.parent if self.path else Path.cwd(),
+            settings=settings,
         )
         nodes = self._nodes(nodes_raw, ctx)
         start_route = self._edges(doc.get("edges"), nodes, parallel)
@@ -150,6 +153,8 @@ class _Builder:
             self.fail(SchemaError("recursion_limit must be a positive integer",
                                   location_of(settings, "recursion_limit")))
             limit = 10_000
+        if len(self.errors) == 1:
+            raise self.errors[0]
         if self.errors:
             raise LoadErrors(self.errors)
         first = next(iter(nodes))
@@ -228,6 +233,8 @@ class _Builder:
                 self.fail(exc)
                 node = Node(name=name, body=None, location=location_of(raw))
             nodes[name] = node
+            if isinstance(raw.get("fan_in"), str):
+                self.ref_locs.setdefault((name, raw["fan_in"]), location_of(raw, "fan_in"))
             node.route = self._goto(raw, name)
         return nodes
 
@@ -256,6 +263,7 @@ class _Builder:
         where = location_of(raw, "goto")
         if isinstance(goto, str):
             route.goto = goto
+            self.ref_locs.setdefault((name, goto), where)
             return route
         if not isinstance(goto, list):
             self.fail(SchemaError(f"node '{name}': goto must be a node name or a list of rules", where))
@@ -271,6 +279,7 @@ class _Builder:
                 check_keys(rule, frozenset({"if", "to"}), f"goto rule of node '{name}'")
                 condition = compile_condition(rule["if"], location_of(rule, "if")) if "if" in rule else None
                 rules.append((condition, str(rule["to"])))
+                self.ref_locs.setdefault((name, str(rule["to"])), location_of(rule, "to"))
             except LoadError as exc:
                 self.fail(exc)
         route.rules = rules
@@ -304,6 +313,10 @@ class _Builder:
                 else:
                     route = nodes[source].route
                 targets = edge["to"]
+                for target in targets if isinstance(targets, list) else [targets]:
+                    self.ref_locs.setdefault((source, str(target)), location_of(edge, "to"))
+                if isinstance(edge.get("fan_in"), str):
+                    self.ref_locs.setdefault((source, edge["fan_in"]), location_of(edge, "fan_in"))
                 is_parallel = edge.get("type") == "parallel" or edge.get("parallel") is True
                 if is_parallel or isinstance(targets, list):
                     fan = self._fanout(edge, source, parallel)
@@ -412,7 +425,8 @@ class _Builder:
             for target in checks:
                 if target not in known:
                     self.fail(ReferenceError_(
-                        f"node '{name}' routes to unknown node '{target}'", where,
+                        f"node '{name}' routes to unknown node '{target}'",
+                        self.ref_locs.get((name, target), where),
                         hint=suggest(target, nodes) or f"known nodes: {', '.join(nodes)}",
                     ))
 

@@ -49,6 +49,8 @@ __all__ = [
 
 _POSITION = re.compile(r"^lua:(\d+): ")
 _SETTINGS_KEYS = ("sandbox", "timeout_seconds", "max_memory_mb")
+_HEADROOM = 64 * 1024
+"""Bytes left free below the memory limit for the call itself (arguments, stack)."""
 
 
 class LuaSyntaxError(Exception):
@@ -158,15 +160,17 @@ class LuaRuntime:
     def __init__(self, settings: LuaSettings | None = None) -> None:
         self.settings = settings or LuaSettings()
         mb = self.settings.max_memory_mb
-        # max_memory=0 keeps lupa's counting allocator (memory_used works) without a limit.
+        self._limit = 0 if mb is None else int(mb * 1024 * 1024)
+        # The limit is only armed while Lua code runs (see _call); 0 keeps lupa's
+        # counting allocator, which set_max_memory and memory_used need.
         self._lua: lupa.LuaRuntime | None = lupa.LuaRuntime(
             register_eval=False,
             register_builtins=False,
             unpack_returned_tuples=False,
             attribute_filter=_deny_attribute,
-            max_memory=0 if mb is None else int(mb * 1024 * 1024),
+            max_memory=0,
         )
-        self._compile, self._run, self._reset = self._lua.execute(
+        self._compile, self._run, self._take, self._reset = self._lua.execute(
             BOOTSTRAP, time.monotonic, self.settings.sandbox, HOOK_COUNT, CHECK_INTERVAL, CHUNK_NAME
         )
         self._functions: dict[tuple[bool, str], Any] = {}
@@ -264,29 +268,43 @@ class LuaRuntime:
             args = (
                 lua.table_from(plain(state, "state"), recursive=True),
                 lua.table_from(plain(variables, "variables"), recursive=True),
-                lua.table_from(plain(extra, "extra"), recursive=True) if extra else None,
+                lua.table_from(plain(extra, ""), recursive=True) if extra else None,
             )
         except ConversionError as exc:
-            raise LuaNodeError(f"cannot pass {exc}", node=node) from exc
-        except lupa.LuaMemoryError as exc:
-            raise self._memory_error(node) from exc
+            raise LuaNodeError(str(exc), node=node) from exc
+        # lupa's own API calls are unprotected: an allocation failing there is a Lua
+        # panic (an abort), so the limit is armed only around the protected call,
+        # and only with room to spare.
+        if self._limit and lua.get_memory_used() + _HEADROOM > self._limit:
+            lua.gccollect()
+            if lua.get_memory_used() + _HEADROOM > self._limit:
+                del args
+                raise self._memory_error(node, "the state and variables passed to Lua need")
+        lua.set_max_memory(self._limit)
         try:
-            ok, value, line, timed_out = self._run(function, time.monotonic() + seconds, *args)
-        except (lupa.LuaError, UnicodeDecodeError) as exc:
-            # The trusted runner itself failed (a limit hit between the user's code
-            # returning and the runner resetting, or text that is not UTF-8).
+            ok, value, stashed, line, timed_out = self._run(
+                function, time.monotonic() + seconds, *args
+            )
+        except lupa.LuaError as exc:
+            # The trusted runner itself failed: a limit hit between the code
+            # returning and the runner resetting.
+            lua.set_max_memory(0)
             if self._reset():
                 raise self._timeout_error(node, seconds) from exc
             if isinstance(exc, lupa.LuaMemoryError):
                 raise self._memory_error(node) from exc
             raise LuaNodeError(f"Lua error: {exc}", node=node) from exc
+        except UnicodeDecodeError as exc:
+            raise LuaNodeError(f"Lua produced text that is not UTF-8: {exc}", node=node) from exc
+        finally:
+            lua.set_max_memory(0)
         if ok:
-            return value
+            return self._take() if stashed else value
         if timed_out:
             raise self._timeout_error(node, seconds)
         if value == MEMORY_ERROR:
             raise self._memory_error(node)
-        text, position = _split(value, code)
+        text, position = _split(str(value), code)
         line = position or line or None
         where = f" at line {line}" if line else ""
         raise LuaNodeError(f"Lua error{where}: {text}", node=node, lua_line=line)
@@ -299,13 +317,13 @@ class LuaRuntime:
             hint="raise timeout_seconds on the node or settings.lua.timeout_seconds",
         )
 
-    def _memory_error(self, node: str) -> LuaLimitError:
+    def _memory_error(self, node: str, what: str = "the code needed") -> LuaLimitError:
         # The garbage of the failed node must not count against the next one.
         self._runtime().gccollect()
         mb = self.settings.max_memory_mb
         limit = "the available memory" if mb is None else f"{mb:g} MB"
         return LuaLimitError(
-            f"Lua memory limit: the code needed more than {limit}",
+            f"Lua memory limit: {what} more than {limit}",
             node=node,
             limit="memory",
             hint="raise settings.lua.max_memory_mb",

@@ -73,6 +73,7 @@ class BodyContext:
     parse_parallel: Callable[[Any, ParallelConfig], ParallelConfig]
     load_subgraph: Callable[[Path, Location], Graph]
     workflow_dir: Path
+    settings: Mapping[str, Any] = field(default_factory=dict)
     node_names: set[str] = field(default_factory=set)
 
 
@@ -159,6 +160,11 @@ def _action_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> ActionB
     output = raw.get("output")
     if output is not None and not isinstance(output, str | Mapping):
         raise SchemaError(f"{what}: 'output' must be a key or a mapping", location_of(raw, "output"))
+    from tea.actions import validate_action_params
+
+    problems = validate_action_params(name, dict(params), registry=ctx.registry, settings=ctx.settings)
+    if problems:
+        raise SchemaError(f"{what}: {problems[0]}", location_of(raw, "with") if "with" in raw else location_of(raw, key))
     compiled_output = compile_value(output, location_of(raw, "output")) if isinstance(output, Mapping) else output
     return ActionBody(name, fn, compile_value(params, location_of(raw, "with")), compiled_output)
 

@@ -151,10 +151,11 @@ class ActionBody:
             node=node,
             workflow_dir=scope.workflow_dir,
             settings=scope.settings,
-            secrets=scope.secrets,  # type: ignore[arg-type]
+            secrets=scope.secrets,
             variables=scope.variables,
         )
-        result = call_action(self.fn, dict(state), params, ctx)
+        extra = {"parallel_results": parallel_results} if parallel_results is not None else None
+        result = call_action(self.fn, dict(state), params, ctx, name=self.name, extra=extra)
         if self.output is None:
             if result is None or isinstance(result, dict):
                 return result

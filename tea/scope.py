@@ -39,7 +39,9 @@ class Scope:
         self.graph = graph
         self.variables: Mapping[str, Any] = graph.variables
         self.settings: Mapping[str, Any] = graph.settings
-        self.secrets: Mapping[str, Any] = secrets if secrets is not None else {}
+        from tea.secrets import Secrets
+
+        self.secrets = secrets if isinstance(secrets, Secrets) else Secrets(dict(secrets or {}))
         self.cancel = cancel or threading.Event()
         self.current_node: str | None = None
         self._lua: LuaRuntime | None = None

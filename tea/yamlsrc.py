@@ -56,6 +56,7 @@ def _loc(node: yaml.Node, file: str | None) -> Location:
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_CONTAINER_TAGS = frozenset({"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"})
 
 
 class _Converter:
@@ -74,6 +75,11 @@ class _Converter:
             if node.tag == _STR_TAG:
                 return node.value
             return self.scalars.construct_object(node, deep=True)
+        if node.tag not in _CONTAINER_TAGS:
+            raise WorkflowSyntaxError(
+                f"unsupported YAML tag '{node.tag}'", _loc(node, self.file),
+                hint="workflows are plain data: remove the tag",
+            )
         if isinstance(node, yaml.SequenceNode):
             out = LocList(self.convert(child) for child in node.value)
             out.loc = _loc(node, self.file)
@@ -121,6 +127,8 @@ def load_yaml(text: str, file: str | None = None) -> Any:
         return None if node is None else _Converter(file).convert(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
+            mark = exc.context_mark  # an unclosed quote or bracket: point where it opens
         location = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         problem = exc.problem or exc.context or "invalid YAML"
         raise WorkflowSyntaxError(

@@ -203,10 +203,8 @@ def test_close_is_idempotent_and_final(backend, contract_program, make_task):
 def test_other_programs_share_the_executor(backend, contract_program, make_task, tmp_path: Path):
     import tea
 
-    other: BranchProgram = tea.loads(
-        "name: other\nnodes:\n  - name: work\n    run: 'return {\"other\": True}'\n  - name: done\n",
-        tmp_path / "other.yaml",
-    ).graph
+    text = "name: other\nnodes:\n  - name: work\n    run: 'return {\"other\": True}'\n"
+    other: BranchProgram = tea.loads(text + "  - name: done\n", tmp_path / "other.yaml").graph
     with backend.executor() as executor:
         (a,) = executor.run(contract_program, [make_task(0)], backend.configure())
         (b,) = executor.run(other, [make_task(0)], backend.configure())

@@ -1,0 +1,174 @@
+"""The remote strategy on real sshd hosts: results, hosts, cleanup, shipping, env, errors."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from executors.base import BranchTask, ParallelConfig, RetryPolicy
+from remote.executor import RemoteExecutor, RemoteSetupError
+from remote.ssh import Basefile
+from toy_program import ToyProgram
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _tasks(count: int, **state) -> list[BranchTask]:
+    return [
+        BranchTask(f"fan[{i}]", f"n{i}", "join", {"i": i, **state}, index=i, target=f"n{i}")
+        for i in range(count)
+    ]
+
+
+def _run(settings: dict, tasks: list[BranchTask], **config) -> list:
+    with RemoteExecutor() as executor:
+        cfg = ParallelConfig(strategy="remote", remote=settings, **config)
+        return sorted(executor.run(ToyProgram(), tasks, cfg), key=lambda r: r.index)
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
+
+
+def test_branches_spread_over_three_hosts(remote_settings, ssh_cluster):
+    results = _run(remote_settings(slots=2), _tasks(12))
+    assert [r.success for r in results] == [True] * 12
+    assert [r.state["seen"] for r in results] == [[f"n{i}"] for i in range(12)]
+    assert {r.host for r in results} == {h.login for h in ssh_cluster.hosts}
+
+
+def test_nothing_is_left_on_the_hosts_after_success_or_failure(remote_settings, remote_dirs):
+    work, cache = remote_dirs
+    results = _run(remote_settings(), _tasks(4) + _tasks(1, fail="n0"))
+    assert sum(not r.success for r in results) == 1
+    assert _files(work) == []
+    # Only the content-addressed binary stays, so the next run skips the upload.
+    assert [p.name for p in cache.iterdir()] == [f"tea-{_sha(remote_settings())[:16]}"]
+    _run(remote_settings(keep_binary=False), _tasks(2, fail="n1"))
+    assert _files(work) == [] and _files(cache) == []
+
+
+def test_cleanup_false_keeps_the_private_workdirs(remote_settings, remote_dirs):
+    work, _ = remote_dirs
+    _run(remote_settings(cleanup=False), _tasks(3))
+    kept = list(work.iterdir())
+    assert kept and all(p.name.startswith("tea-run.") for p in kept)
+    assert all(oct(p.stat().st_mode & 0o777) == "0o700" for p in kept)
+
+
+def _sha(settings: dict) -> str:
+    return Basefile.from_path(Path(settings["basefile"])).sha256
+
+
+def test_binary_is_shipped_once_and_again_when_it_differs(remote_settings, remote_dirs):
+    _, cache = remote_dirs
+    settings = remote_settings()
+    binary = cache / f"tea-{_sha(settings)[:16]}"
+    binary.write_text("#!/bin/sh\necho 'an old tea'\n")
+    os.chown(binary, cache.stat().st_uid, cache.stat().st_gid)
+    with RemoteExecutor() as executor:
+        cfg = ParallelConfig(strategy="remote", remote=settings)
+        assert all(r.success for r in executor.run(ToyProgram(), _tasks(3), cfg))
+        clusters = list(executor._clusters.values())
+        assert any(s.uploaded for s in clusters[0].sessions.values())
+    assert binary.read_bytes() == Path(settings["basefile"]).read_bytes()
+    with RemoteExecutor() as executor:
+        cfg = ParallelConfig(strategy="remote", remote=settings)
+        assert all(r.success for r in executor.run(ToyProgram(), _tasks(3), cfg))
+        sessions = list(executor._clusters.values())[0].sessions.values()
+        assert sessions and not any(s.uploaded for s in sessions)
+
+
+def test_remote_traceback_and_stderr_come_back(remote_settings):
+    (result,) = _run(remote_settings(), _tasks(1, fail="n0"))
+    assert not result.success and result.error is not None
+    assert result.error.type == "ValueError"
+    assert "branch n0 was told to fail" in result.error.message
+    assert 'raise ValueError(f"branch {task.entry} was told to fail")' in result.error.traceback
+    assert "about to fail n0" in result.error.traceback  # the worker's stderr tail
+    assert result.error.host == result.host
+
+
+def test_failed_branch_is_retried_on_another_host(remote_settings):
+    policy = RetryPolicy(max_attempts=2, backoff_base_ms=1, backoff_max_ms=1, jitter=False)
+    (result,) = _run(remote_settings(), _tasks(1, fail="n0"), retry=policy)
+    assert result.attempts == 2 and not result.success
+
+
+def test_state_that_json_cannot_carry_names_the_key(remote_settings):
+    task = BranchTask("fan[0]", "n0", None, {"ok": 1, "handle": threading.Lock()})
+    (result,) = _run(remote_settings(), [task])
+    assert result.error is not None and result.error.type == "SerializationError"
+    assert "'handle'" in result.error.message
+
+
+def test_env_is_forwarded_by_name_and_glob(remote_settings, tmp_path, monkeypatch):
+    import tea
+
+    monkeypatch.setenv("TEA_TEST_TOKEN", "s3cret")
+    monkeypatch.setenv("TEA_TEST_HIDDEN", "no")
+    flow = tmp_path / "env.yaml"
+    flow.write_text(
+        "name: env\nnodes:\n  - name: start\n  - name: read\n    run: |\n"
+        "      import os\n"
+        "      return {'token': os.environ.get('TEA_TEST_TOKEN'),"
+        " 'hidden': os.environ.get('TEA_TEST_HIDDEN')}\n  - name: done\n"
+    )
+    graph = tea.load(flow).graph
+    settings = remote_settings(env=["TEA_TEST_*", "!*HIDDEN"])
+    with RemoteExecutor() as executor:
+        cfg = ParallelConfig(strategy="remote", remote=settings)
+        (result,) = executor.run(graph, [BranchTask("s[read]", "read", "done", {})], cfg)
+    assert result.success, result.error
+    assert result.state == {"token": "s3cret", "hidden": None}
+
+
+def test_hosts_by_name_from_ssh_config(remote_settings, ssh_cluster):
+    host = ssh_cluster.hosts[0]
+    config = Path(os.environ["HOME"]) / ".ssh" / "config"
+    config.parent.mkdir(exist_ok=True)
+    config.write_text(
+        f"Host tea-alias\n  HostName {host.address}\n  Port {host.port}\n  User teatest\n"
+    )
+    try:
+        results = _run(remote_settings(hosts=["tea-alias"]), _tasks(2))
+    finally:
+        config.unlink()
+    assert all(r.success for r in results) and {r.host for r in results} == {"tea-alias"}
+
+
+def test_missing_basefile_fails_before_dispatch(remote_settings, tmp_path):
+    with pytest.raises(RemoteSetupError, match="does not exist") as caught:
+        _run(remote_settings(basefile=str(tmp_path / "nope")), _tasks(1))
+    assert "tea bundle" in str(caught.value)
+
+
+def test_basefile_for_another_architecture_is_refused(remote_settings, tmp_path):
+    fake = tmp_path / "tea-arm64"
+    header = bytearray(64)
+    header[:4], header[4], header[5] = b"\x7fELF", 2, 1
+    header[18:20] = (0xB7).to_bytes(2, "little")  # EM_AARCH64
+    fake.write_bytes(bytes(header))
+    results = _run(remote_settings(basefile=str(fake)), _tasks(3))
+    assert {r.error.type for r in results} == {"RemoteSetupError"}
+    assert "built for aarch64" in results[0].error.message
+
+
+def test_unreachable_and_misspelled_hosts_fail_with_every_reason(remote_settings, ssh_cluster):
+    port = ssh_cluster.hosts[0].port
+    hosts = [f"teatest@127.0.0.9:{port}", "teatest@no-such-host.invalid"]
+    results = _run(remote_settings(hosts=hosts), _tasks(2))
+    for result in results:
+        assert result.error is not None and result.error.type == "AllHostsDown"
+        assert f"teatest@127.0.0.9:{port}: cannot connect" in result.error.message
+        assert "teatest@no-such-host.invalid: cannot connect" in result.error.message
+
+
+def test_workdir_that_cannot_be_created_is_reported(remote_settings):
+    results = _run(remote_settings(workdir="/proc/tea-cannot-be-here"), _tasks(2))
+    for result in results:
+        assert result.error is not None and result.error.type == "AllHostsDown"
+        assert "cannot create" in result.error.message
