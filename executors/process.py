@@ -42,7 +42,7 @@ from tea.errors import SerializationError, WorkerDied
 
 __all__ = ["ProcessExecutor"]
 
-_PRELOAD = ["executors._worker", "executors.base", "tea.errors", "tea"]
+_PRELOAD = ["executors._worker", "tea.runner"]
 _REAP_SECONDS = 5.0
 _BOOT_SECONDS = 60.0
 
@@ -264,7 +264,9 @@ class ProcessExecutor(ResilientExecutor):
             return ctx.stopped(pid=worker.pid)
         return failed(task, worker.death(task.branch_id), pid=worker.pid)
 
-    def _shutdown(self) -> None:
+    def close(self) -> None:
+        """Stop every worker (idle ones exit, busy ones are killed). Idempotent."""
+        super().close()
         self._pool.close()
 
 

@@ -19,8 +19,10 @@ idempotent ``close()``.
 
 from __future__ import annotations
 
+import abc
 import os
 import queue
+import threading
 import time
 import traceback
 from collections import deque
@@ -149,7 +151,7 @@ class ResilientRunner:
         attempt: Attempt,
         *,
         workers: int,
-        cancel: Any = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[BranchResult]:
         """Yield one final result per task, as they finish. Closing the iterator early
         cancels the branches still running."""
@@ -175,7 +177,9 @@ class ResilientRunner:
 
     @staticmethod
     def _next(
-        done: queue.SimpleQueue[BranchResult], batch: CancelToken, cancel: Any
+        done: queue.SimpleQueue[BranchResult],
+        batch: CancelToken,
+        cancel: threading.Event | None,
     ) -> BranchResult:
         if cancel is None:
             return done.get()
@@ -283,11 +287,12 @@ def _last_result(state: tenacity.RetryCallState) -> BranchResult:
     return result
 
 
-class ResilientExecutor:
+class ResilientExecutor(abc.ABC):
     """Shared base of the backends: the runner, the context manager and ``close()``.
 
     A backend implements ``_prepare`` (check the batch, return its ``attempt``
-    function), ``_default_workers`` and, if it holds resources, ``_shutdown``.
+    function), may change ``_default_workers``, and extends ``close`` when it holds
+    resources of its own.
     """
 
     strategy = "base"
@@ -302,7 +307,7 @@ class ResilientExecutor:
         program: BranchProgram,
         tasks: Sequence[BranchTask],
         config: ParallelConfig,
-        cancel: Any = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[BranchResult]:
         """Start the batch and yield results as branches finish (see ``ParallelExecutor``)."""
         if self._closed:
@@ -311,6 +316,7 @@ class ResilientExecutor:
         attempt = self._prepare(program, tasks, config, workers)
         return self._runner.run(tasks, config, attempt, workers=workers, cancel=cancel)
 
+    @abc.abstractmethod
     def _prepare(
         self,
         program: BranchProgram,
@@ -319,13 +325,9 @@ class ResilientExecutor:
         workers: int,
     ) -> Attempt:
         """Check the batch (may raise before anything starts) and return its ``attempt``."""
-        raise NotImplementedError
 
     def _default_workers(self) -> int:
         return os.cpu_count() or 1
-
-    def _shutdown(self) -> None:
-        """Release the backend's own resources (called once, by ``close``)."""
 
     def close(self) -> None:
         """Stop the backend's threads, workers or connections. Idempotent."""
@@ -333,7 +335,6 @@ class ResilientExecutor:
             return
         self._closed = True
         self._runner.close()
-        self._shutdown()
 
     def __enter__(self) -> Self:
         return self

@@ -17,7 +17,6 @@ HTTP, subprocesses). A node that blocks forever cannot be killed, only abandoned
 
 from __future__ import annotations
 
-import copy
 import os
 import threading
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from executors.resilience import (
     failed,
     succeeded,
 )
+from tea.state import fast_copy
 
 __all__ = ["ThreadExecutor"]
 
@@ -42,7 +42,8 @@ class ThreadExecutor(ResilientExecutor):
     ``max_workers`` (when the fan-out's config sets none) defaults to
     ``min(32, cpu_count + 4)``, as ``concurrent.futures.ThreadPoolExecutor`` does.
     Each attempt gets its own deep copy of the task state, so branches (and retries
-    of one branch) never share mutable input.
+    of one branch) never share mutable input, as in the other backends where state
+    is serialised.
     """
 
     strategy = "thread"
@@ -66,7 +67,7 @@ class ThreadExecutor(ResilientExecutor):
         def branch() -> None:
             where = {"thread": threading.current_thread().name, "pid": os.getpid()}
             try:
-                task = replace(ctx.task, state=copy.deepcopy(ctx.task.state))
+                task = replace(ctx.task, state=fast_copy(ctx.task.state))
                 result = succeeded(ctx.task, program.run_branch(task, ctx.token.event), **where)
             except Exception as exc:
                 result = failed(ctx.task, exc, **where)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from executors.base import BranchProgram, BranchResult, BranchTask, ErrorInfo, ParallelConfig
-from executors.resilience import AttemptContext, ResilientExecutor, failed
+from executors.resilience import Attempt, AttemptContext, ResilientExecutor, failed
 from remote.bundle import default_basefile
 from remote.config import RemoteSettings, forwarded_env
 from remote.hosts import HostPool, HostState
@@ -225,18 +225,29 @@ class RemoteExecutor(ResilientExecutor):
         if self._closed:
             raise RuntimeError("the remote executor is closed")
         settings = RemoteSettings.from_mapping(config.remote)
-        key, payload = program_payload(program, tasks)
         if settings.transport == "gnu_parallel":
             from remote.gnu_transport import run_batch
 
+            key, payload = program_payload(program, tasks)
             basefile = resolve_basefile(settings)
             return run_batch(settings, basefile, key, payload, tasks, config, cancel)
         cluster = self._cluster(settings, config)
         slots = sum(h.spec.slots for h in cluster.pool.hosts)
         workers = min(config.max_workers or self._max_workers or slots, slots)
-        cluster.pool.max_total = workers
-        attempt = partial(self._attempt, cluster, key, payload)
+        attempt = self._prepare(program, tasks, config, workers)
         return self._runner.run(tasks, config, attempt, workers=workers, cancel=cancel)
+
+    def _prepare(
+        self,
+        program: BranchProgram,
+        tasks: Sequence[BranchTask],
+        config: ParallelConfig,
+        workers: int,
+    ) -> Attempt:
+        """The batch's ``attempt``: its hosts (connected lazily) and its program payload."""
+        cluster = self._cluster(RemoteSettings.from_mapping(config.remote), config)
+        key, payload = program_payload(program, tasks)
+        return partial(self._attempt, cluster, key, payload)
 
     def _cluster(self, settings: RemoteSettings, config: ParallelConfig) -> _Cluster:
         with self._lock:

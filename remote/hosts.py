@@ -139,7 +139,6 @@ class HostPool:
         self,
         hosts: Iterable[HostSpec],
         breaker: BreakerPolicy | None = None,
-        max_total: int | None = None,
     ) -> None:
         policy = breaker or BreakerPolicy(failure_threshold=3, reset_timeout_seconds=30.0)
         self.hosts = [
@@ -154,7 +153,6 @@ class HostPool:
             )
             for spec in hosts
         ]
-        self.max_total = max_total
         self._changed = asyncio.Condition()
 
     def by_name(self, name: str) -> HostState:
@@ -162,8 +160,6 @@ class HostPool:
 
     def _pick(self, avoid: set[str], forbid: set[str]) -> HostState | None:
         now = time.monotonic()
-        if self.max_total is not None and sum(h.running for h in self.hosts) >= self.max_total:
-            return None
         free = [
             h
             for h in self.hosts

@@ -196,7 +196,12 @@ def _execute(workflow: Any, opts: dict[str, Any], *, state: dict[str, Any] | Non
         sys.exit(EXIT_INTERRUPTED)
     final = secrets.redact(run.state)
     if opts["output"]:
-        Path(opts["output"]).write_text(_dumps(final, indent=2) + "\n", encoding="utf-8")
+        try:
+            Path(opts["output"]).write_text(_dumps(final, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            click.echo(_dumps(final, indent=2))
+            _fail(RunError(f"cannot write --output {opts['output']}: {exc.strerror}",
+                           hint="the final state was printed on stdout instead"), opts["verbose"])
     elif not opts["stream"]:
         click.echo(_dumps(final, indent=2))
 
@@ -328,3 +333,12 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=args, prog_name="tea", standalone_mode=True)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # a bug of ours: say so plainly, traceback only with -v
+        verbose = any(a in ("-v", "--verbose") or a.startswith("-vv") for a in args)
+        if verbose:
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("  hint: run again with -v for the traceback, and report it", err=True)
+        sys.exit(EXIT_FAILED)

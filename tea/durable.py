@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from tea.checkpoint import Checkpoint
     from tea.signals import StopFlag
 
-__all__ = ["DurableRun", "default_checkpoint_dir", "durable_run"]
+__all__ = ["DEFAULT_DIR_NAME", "DurableRun", "default_checkpoint_dir", "durable_run"]
+
+DEFAULT_DIR_NAME = ".tea-checkpoints"
 
 
 def default_checkpoint_dir(graph: Graph, override: str | Path | None = None) -> Path:
@@ -35,7 +37,7 @@ def default_checkpoint_dir(graph: Graph, override: str | Path | None = None) -> 
     if configured:
         path = Path(configured)
         return path if path.is_absolute() or override is not None else base / path
-    return base / ".tea-checkpoints"
+    return base / DEFAULT_DIR_NAME
 
 
 class DurableHooks(Hooks):
@@ -76,6 +78,7 @@ class DurableRun(Run):
         **options: Any,
     ) -> None:
         self.checkpoint_dir = checkpoint_dir
+        self._owns_dir = not checkpoint_dir.exists() or checkpoint_dir.name == DEFAULT_DIR_NAME
         self.stop_flag = stop_flag
         self.autosave = autosave
         self.resumed_from = resumed_from
@@ -107,7 +110,12 @@ class DurableRun(Run):
             step=self.cursor.step,
             pending_fanout=pending,
             error=error,
-            extra={"pending": {k: [r.to_dict() for r in v] for k, v in self.cursor.pending.items()}},
+            extra={
+                "pending": {k: [r.to_dict() for r in v] for k, v in self.cursor.pending.items()},
+                # a resumed run keeps the interrupts this run was started with
+                "interrupt_before": sorted(self.hooks.interrupt_before),
+                "interrupt_after": sorted(self.hooks.interrupt_after),
+            },
         )
         path = save_checkpoint(self.checkpoint_dir, ckpt, redact=self._redact)
         previous = self.checkpoint_path
@@ -166,8 +174,9 @@ class DurableRun(Run):
         if self.checkpoint_path is not None:
             self.checkpoint_path.unlink(missing_ok=True)
             self.checkpoint_path = None
-        with contextlib.suppress(OSError):
-            self.checkpoint_dir.rmdir()
+        if self._owns_dir:
+            with contextlib.suppress(OSError):
+                self.checkpoint_dir.rmdir()  # only when empty
 
 
 def durable_run(
@@ -204,6 +213,8 @@ def durable_run(
     if state is not None and not isinstance(state, Mapping):
         raise InputError("the resume update must be a JSON object")
     merged = {**ckpt.state, **(state or {})}
+    before |= frozenset(n for n in ckpt.extra.get("interrupt_before", ()) if n in graph.nodes)
+    after |= frozenset(n for n in ckpt.extra.get("interrupt_after", ()) if n in graph.nodes)
     pending = {
         k: [BranchResult.from_dict(r) for r in v]
         for k, v in (ckpt.extra.get("pending") or {}).items()

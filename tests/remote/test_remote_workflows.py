@@ -1,0 +1,99 @@
+"""Whole workflows on the remote strategy: the example, and the same final state as thread/process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import tea
+
+pytestmark = pytest.mark.timeout(180)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _with_strategy(source: Path, where: Path, strategy: str, remote: dict | None) -> Path:
+    """A copy of ``source`` (and its neighbour files) using ``strategy`` on the test hosts."""
+    doc = yaml.safe_load(source.read_text())
+    parallel = doc.setdefault("settings", {}).setdefault("parallel", {})
+    parallel["strategy"] = strategy
+    parallel.pop("remote", None)
+    if remote is not None:
+        parallel["remote"] = remote
+    target = source.parent / f".{where.name}-{strategy}-{source.name}"
+    target.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return target
+
+
+@pytest.fixture
+def variant(tmp_path: Path):
+    made: list[Path] = []
+
+    def make(source: Path, strategy: str, remote: dict | None = None) -> Path:
+        path = _with_strategy(source, tmp_path, strategy, remote)
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("example", "given"),
+    [
+        ("remote_fanout.yaml", {"numbers": [3, 1, 4, 1, 5, 9, 2, 6]}),
+        ("parallel_fanout.yaml", {"topic": "edge agents"}),
+        ("dynamic_parallel.yaml", {"words": ["tea", "edge", "agent"]}),
+    ],
+)
+def test_same_final_state_on_thread_process_and_remote(example, given, variant, remote_settings):
+    source = EXAMPLES / example
+    finals = {
+        strategy: tea.load(variant(source, strategy, remote)).invoke(dict(given))
+        for strategy, remote in [
+            ("thread", None),
+            ("process", None),
+            ("remote", remote_settings(slots=2)),
+        ]
+    }
+    assert finals["remote"] == finals["thread"] == finals["process"]
+
+
+def test_remote_example_runs_through_the_cli_on_the_test_hosts(variant, remote_settings):
+    path = variant(EXAMPLES / "remote_fanout.yaml", "remote", remote_settings())
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("tea")), "run", str(path), "-q",
+         "-i", json.dumps({"numbers": [3, 1, 4, 1, 5, 9, 2, 6]})],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    final = json.loads(done.stdout)
+    assert final["sum"] == 31 and final["min"] == 1 and final["max"] == 9
+    assert final["sum_of_squares"] == 173
+
+
+def test_parallel_results_carry_the_host_in_declaration_order(
+    tmp_path, remote_settings, ssh_cluster
+):
+    flow = tmp_path / "hosts.yaml"
+    flow.write_text(yaml.safe_dump({
+        "name": "hosts",
+        "settings": {"parallel": {"strategy": "remote", "remote": remote_settings(slots=1)}},
+        "nodes": [
+            {"name": "start", "run": "return {}"},
+            *({"name": f"b{i}", "run": f"return {{'i': {i}}}"} for i in range(6)),
+            {"name": "join", "run": "return {'seen': [[r.branch_id, r['i'], r.host]"
+                                    " for r in parallel_results]}"},
+        ],
+        "edges": [{"from": "start", "to": [f"b{i}" for i in range(6)], "parallel": True,
+                   "fan_in": "join"}],
+    }, sort_keys=False))
+    seen = tea.load(flow).invoke({})["seen"]
+    assert [(branch, i) for branch, i, _ in seen] == [(f"start[b{i}]", i) for i in range(6)]
+    assert {host for _, _, host in seen} == {h.login for h in ssh_cluster.hosts}

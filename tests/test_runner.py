@@ -1,0 +1,467 @@
+"""tea.runner: routing, events and stream modes, the recursion limit and node errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tea
+from tea.errors import NodeError, RecursionLimitError
+from tea.runner import STREAM_MODES
+from tea.workflow import Workflow
+
+LoadYaml = Callable[..., Workflow]
+
+MARK = """
+  - name: {name}
+    run: |
+      return {{"path": state.get("path", []) + ["{name}"]}}
+"""
+
+
+def marking(*names: str) -> str:
+    """YAML node entries that append their own name to state['path']."""
+    return "".join(MARK.format(name=n) for n in names)
+
+
+def path_of(workflow: Workflow, **state: Any) -> list[str]:
+    return workflow.invoke(state)["path"]
+
+
+# --- routing -----------------------------------------------------------------------
+
+
+def test_implicit_chaining_runs_nodes_in_list_order(load_yaml: LoadYaml) -> None:
+    """Without goto or edges, nodes run in list order; the last ends the run."""
+    workflow = load_yaml("nodes:" + marking("a", "b", "c"))
+    assert path_of(workflow) == ["a", "b", "c"]
+
+
+def test_goto_a_name_jumps(load_yaml: LoadYaml) -> None:
+    """goto: <name> skips to that node."""
+    workflow = load_yaml("nodes:" + marking("a") + "    goto: c\n" + marking("b", "c"))
+    assert path_of(workflow) == ["a", "c"]
+
+
+def test_goto_end_stops(load_yaml: LoadYaml) -> None:
+    """goto: __end__ ends the run."""
+    workflow = load_yaml("nodes:" + marking("a") + "    goto: __end__\n" + marking("b"))
+    assert path_of(workflow) == ["a"]
+
+
+def test_goto_rules_first_true_wins(load_yaml: LoadYaml) -> None:
+    """goto rules are tried in order; the first true one wins."""
+    workflow = load_yaml(
+        "nodes:" + marking("a")
+        + "    goto:\n"
+        + "      - {if: 'state.n > 10', to: big}\n"
+        + "      - {if: 'state.n > 0', to: small}\n"
+        + "      - {to: zero}\n"
+        + marking("big") + "    goto: __end__\n"
+        + marking("small") + "    goto: __end__\n"
+        + marking("zero")
+    )
+    assert path_of(workflow, n=50) == ["a", "big"]
+    assert path_of(workflow, n=5) == ["a", "small"]
+
+
+def test_goto_rule_without_if_is_the_fallback(load_yaml: LoadYaml) -> None:
+    """A rule without if catches what no earlier rule matched."""
+    workflow = load_yaml(
+        "nodes:" + marking("a")
+        + "    goto:\n      - {if: 'state.n > 0', to: pos}\n      - {to: other}\n"
+        + marking("pos") + "    goto: __end__\n" + marking("other")
+    )
+    assert path_of(workflow, n=0) == ["a", "other"]
+
+
+def test_goto_rules_without_a_match_end_the_run(load_yaml: LoadYaml) -> None:
+    """Rules with no fallback and no match end the run (no implicit fall-through)."""
+    workflow = load_yaml(
+        "nodes:" + marking("a") + "    goto:\n      - {if: 'state.n > 0', to: b}\n" + marking("b")
+    )
+    assert path_of(workflow, n=0) == ["a"]
+
+
+def test_goto_rule_with_braces(load_yaml: LoadYaml) -> None:
+    """A goto condition may be written inside {{ }}."""
+    workflow = load_yaml(
+        "nodes:" + marking("a")
+        + "    goto:\n      - {if: '{{ state.flag }}', to: c}\n      - {to: b}\n"
+        + marking("b") + "    goto: __end__\n" + marking("c")
+    )
+    assert path_of(workflow, flag=True) == ["a", "c"]
+    assert path_of(workflow, flag=False) == ["a", "b"]
+
+
+EDGE_NODES = "nodes:" + marking("a", "b", "c") + "edges:\n"
+
+
+def edge(source: str, target: str, extra: str = "") -> str:
+    return f"  - from: {source}\n    to: {target}\n{extra}"
+
+
+def test_plain_edges_route(load_yaml: LoadYaml) -> None:
+    """A legacy edge without a condition always routes."""
+    workflow = load_yaml(EDGE_NODES + edge("a", "c") + edge("c", "__end__"))
+    assert path_of(workflow) == ["a", "c"]
+
+
+def test_edges_from_start_choose_the_entry(load_yaml: LoadYaml) -> None:
+    """An edge from __start__ makes its target the entry, not the first node."""
+    workflow = load_yaml(EDGE_NODES + edge("__start__", "b") + edge("b", "__end__"))
+    assert path_of(workflow) == ["b"]
+
+
+def test_when_true_and_false_literals(load_yaml: LoadYaml) -> None:
+    """when: "false" never holds, when: "true" always does (not state keys)."""
+    workflow = load_yaml(
+        EDGE_NODES
+        + edge("a", "b", '    when: "false"\n')
+        + edge("a", "c", '    when: "true"\n')
+    )
+    assert path_of(workflow, true=False, false=True) == ["a", "c"]
+
+
+def test_when_bare_key(load_yaml: LoadYaml) -> None:
+    """when: <key> holds when the state key is truthy."""
+    workflow = load_yaml(
+        EDGE_NODES + edge("a", "b", "    when: go\n") + edge("a", "c") + edge("b", "__end__")
+    )
+    assert path_of(workflow, go=True) == ["a", "b"]
+    assert path_of(workflow, go=False) == ["a", "c"]
+
+
+def test_when_negated_key(load_yaml: LoadYaml) -> None:
+    """when: "!key" holds when the key is falsy."""
+    workflow = load_yaml(
+        EDGE_NODES + edge("a", "b", '    when: "!go"\n') + edge("a", "c") + edge("b", "__end__")
+    )
+    assert path_of(workflow, go=False) == ["a", "b"]
+    assert path_of(workflow, go=True) == ["a", "c"]
+
+
+def test_when_jinja_without_braces(load_yaml: LoadYaml) -> None:
+    """when: <Jinja expression> is evaluated."""
+    workflow = load_yaml(
+        EDGE_NODES + edge("a", "b", '    when: "state.n > 2"\n') + edge("a", "c")
+        + edge("b", "__end__")
+    )
+    assert path_of(workflow, n=3) == ["a", "b"]
+    assert path_of(workflow, n=1) == ["a", "c"]
+
+
+def test_when_jinja_with_braces(load_yaml: LoadYaml) -> None:
+    """when: "{{ expr }}" is evaluated the same way."""
+    workflow = load_yaml(
+        EDGE_NODES + edge("a", "b", '    when: "{{ state.n > 2 }}"\n') + edge("a", "c")
+        + edge("b", "__end__")
+    )
+    assert path_of(workflow, n=3) == ["a", "b"]
+    assert path_of(workflow, n=1) == ["a", "c"]
+
+
+def test_condition_expression_matched_against_when(load_yaml: LoadYaml) -> None:
+    """condition: {type: expression, value} is compared with each edge's when."""
+    cond = "    condition: {type: expression, value: \"{{ state.kind }}\"}\n"
+    workflow = load_yaml(
+        EDGE_NODES
+        + edge("a", "b", cond + "    when: left\n")
+        + edge("a", "c", cond + "    when: right\n")
+        + edge("b", "__end__")
+    )
+    assert path_of(workflow, kind="left") == ["a", "b"]
+    assert path_of(workflow, kind="right") == ["a", "c"]
+
+
+def test_condition_matched_against_a_boolean_when(load_yaml: LoadYaml) -> None:
+    """A boolean condition result matches when: true / when: false."""
+    cond = "    condition: {type: expression, value: \"state.n > 0\"}\n"
+    workflow = load_yaml(
+        EDGE_NODES
+        + edge("a", "b", cond + "    when: true\n")
+        + edge("a", "c", cond + "    when: false\n")
+        + edge("b", "__end__")
+    )
+    assert path_of(workflow, n=1) == ["a", "b"]
+    assert path_of(workflow, n=0) == ["a", "c"]
+
+
+def test_no_true_edge_ends_the_run(load_yaml: LoadYaml) -> None:
+    """When a node has edges and none holds, the run ends there."""
+    workflow = load_yaml(EDGE_NODES + edge("a", "c", "    when: go\n"))
+    assert path_of(workflow, go=False) == ["a"]
+
+
+def test_first_declared_true_edge_wins(load_yaml: LoadYaml) -> None:
+    """Among several true edges the first declared is taken."""
+    workflow = load_yaml(
+        EDGE_NODES + edge("a", "c", '    when: "true"\n') + edge("a", "b", '    when: "true"\n')
+    )
+    assert path_of(workflow) == ["a", "c"]
+
+
+def test_goto_beats_edges(load_yaml: LoadYaml) -> None:
+    """goto takes precedence over legacy edges from the same node."""
+    workflow = load_yaml(
+        "nodes:" + marking("a") + "    goto: c\n" + marking("b", "c") + "edges:\n" + edge("a", "b")
+    )
+    assert path_of(workflow) == ["a", "c"]
+
+
+def test_edges_beat_implicit_chaining(load_yaml: LoadYaml) -> None:
+    """An edge overrides the next-node-in-the-list default."""
+    workflow = load_yaml(EDGE_NODES + edge("a", "c"))
+    assert path_of(workflow) == ["a", "c"]
+
+
+def test_loop_with_goto_until_done(load_yaml: LoadYaml) -> None:
+    """A goto back to an earlier node loops until a rule exits."""
+    workflow = load_yaml(
+        """
+        nodes:
+          - name: inc
+            run: |
+              return {"n": state["n"] + 1}
+            goto:
+              - {if: "state.n < 5", to: inc}
+              - {to: __end__}
+        """
+    )
+    assert workflow.invoke({"n": 0}) == {"n": 5}
+
+
+# --- events and stream modes -------------------------------------------------------
+
+CHAIN = """
+nodes:
+  - name: a
+    run: |
+      return {"x": 1}
+  - name: b
+    run: |
+      return {"y": state["x"] + 1}
+"""
+
+
+def types_of(events: list[dict[str, Any]]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+def test_updates_mode_events(load_yaml: LoadYaml) -> None:
+    """updates mode yields start, a node_end per node with its update, and end."""
+    events = list(load_yaml(CHAIN).stream({}))
+    assert types_of(events) == ["start", "node_end", "node_end", "end"]
+    assert [(e["node"], e["update"]) for e in events[1:3]] == [("a", {"x": 1}), ("b", {"y": 2})]
+    assert events[-1]["state"] == {"x": 1, "y": 2}
+
+
+def test_values_mode_events(load_yaml: LoadYaml) -> None:
+    """values mode yields the whole state after each node."""
+    events = list(load_yaml(CHAIN).stream({}, stream_mode="values"))
+    assert types_of(events) == ["start", "state", "state", "end"]
+    assert [e["state"] for e in events[1:3]] == [{"x": 1}, {"x": 1, "y": 2}]
+
+
+def test_debug_mode_events(load_yaml: LoadYaml) -> None:
+    """debug mode yields node_start, node_end and state for every node."""
+    events = list(load_yaml(CHAIN).stream({}, stream_mode="debug"))
+    assert types_of(events) == [
+        "start", "node_start", "node_end", "state", "node_start", "node_end", "state", "end",
+    ]
+
+
+def test_stream_modes_are_the_documented_three() -> None:
+    """STREAM_MODES lists updates, values and debug."""
+    assert set(STREAM_MODES) == {"updates", "values", "debug"}
+
+
+def test_unknown_stream_mode_is_refused(load_yaml: LoadYaml) -> None:
+    """A stream mode that does not exist is a ValueError."""
+    with pytest.raises(ValueError, match="stream mode"):
+        load_yaml(CHAIN).run({}, stream_mode="everything")
+
+
+def test_invoke_equals_the_drained_stream(load_yaml: LoadYaml) -> None:
+    """invoke returns the state of stream's end event."""
+    workflow = load_yaml(CHAIN)
+    assert workflow.invoke({"z": 0}) == list(workflow.stream({"z": 0}))[-1]["state"]
+
+
+def test_stream_events_of_a_fan_out(load_yaml: LoadYaml) -> None:
+    """A fan-out adds branch_start and branch_end events, one per branch."""
+    workflow = load_yaml(
+        """
+        nodes:
+          - name: go
+          - name: a
+            run: "x = 1"
+          - name: b
+            run: "x = 2"
+          - name: join
+            run: |
+              return {"xs": [r["x"] for r in parallel_results]}
+        edges:
+          - {from: go, to: [a, b], parallel: true, fan_in: join}
+        """
+    )
+    events = list(workflow.stream({}, stream_mode="debug"))
+    starts = [e["branch"] for e in events if e["type"] == "branch_start"]
+    ends = {e["branch"]: e["success"] for e in events if e["type"] == "branch_end"}
+    assert starts == ["go[a]", "go[b]"]
+    assert ends == {"go[a]": True, "go[b]": True}
+
+
+def test_error_event_then_the_exception(load_yaml: LoadYaml) -> None:
+    """A failing node yields an error event naming it, then raises NodeError."""
+    workflow = load_yaml("nodes:\n  - name: bad\n    run: 'x = 1 / 0'\n")
+    events: list[dict[str, Any]] = []
+    with pytest.raises(NodeError):
+        for event in workflow.stream({}):
+            events.append(event)
+    assert events[-1]["type"] == "error"
+    assert events[-1]["node"] == "bad"
+    assert "ZeroDivisionError" in events[-1]["error"]["message"]
+
+
+def test_workflow_can_be_invoked_many_times(load_yaml: LoadYaml) -> None:
+    """A loaded workflow is reusable; runs do not share state."""
+    workflow = load_yaml(CHAIN)
+    first = workflow.invoke({})
+    first["x"] = 99
+    assert workflow.invoke({}) == {"x": 1, "y": 2}
+
+
+def test_invoke_does_not_modify_the_input(load_yaml: LoadYaml) -> None:
+    """The caller's input dict is left as it was."""
+    given = {"z": 1}
+    load_yaml(CHAIN).invoke(given)
+    assert given == {"z": 1}
+
+
+# --- recursion limit and node errors -----------------------------------------------
+
+
+def test_recursion_limit_names_the_cycle(load_yaml: LoadYaml) -> None:
+    """An endless loop stops at the recursion limit with an error naming the cycle's nodes."""
+    workflow = load_yaml(
+        """
+        settings: {recursion_limit: 25}
+        nodes:
+          - name: ping
+            run: "x = 1"
+          - name: pong
+            run: "y = 1"
+            goto: ping
+        """
+    )
+    with pytest.raises(RecursionLimitError) as info:
+        workflow.invoke({})
+    message = str(info.value)
+    assert "25" in message
+    assert "ping -> pong" in message or "pong -> ping" in message
+    assert info.value.hint
+
+
+def test_node_error_names_the_node_and_the_yaml_line(write_yaml: Callable[..., Path]) -> None:
+    """An exception in a node is a NodeError with the node and the failing statement's line."""
+    path = write_yaml(
+        """
+        name: fails
+        nodes:
+          - name: fine
+            run: "x = 1"
+          - name: broken
+            run: |
+              a = 1
+              b = {}["missing"]
+              c = 3
+        """
+    )
+    with pytest.raises(NodeError) as info:
+        tea.load(path).invoke({})
+    error = info.value
+    assert error.node == "broken"
+    assert error.location is not None
+    assert error.location.file == str(path)
+    assert error.location.line == 8
+    assert "KeyError" in str(error)
+    assert isinstance(error.__cause__, KeyError)
+
+
+def test_node_error_line_in_function_mode(write_yaml: Callable[..., Path]) -> None:
+    """A function-mode block reports the failing statement's line too."""
+    path = write_yaml(
+        """
+        nodes:
+          - name: broken
+            run: |
+              total = 0
+              for i in range(3):
+                  total += i
+              return {"r": total / 0}
+        """
+    )
+    with pytest.raises(NodeError) as info:
+        tea.load(path).invoke({})
+    assert info.value.location is not None
+    assert info.value.location.line == 7
+
+
+def test_node_error_inside_steps_names_the_node(write_yaml: Callable[..., Path]) -> None:
+    """A failing step is reported with its node and the step's own YAML line."""
+    path = write_yaml(
+        """
+        nodes:
+          - name: multi
+            steps:
+              - name: ok
+                run: "x = 1"
+              - name: bad
+                run: |
+                  y = [][3]
+        """
+    )
+    with pytest.raises(NodeError) as info:
+        tea.load(path).invoke({})
+    assert info.value.node is not None and info.value.node.startswith("multi")
+    assert info.value.location is not None
+    assert info.value.location.line == 8
+
+
+def test_node_error_in_an_action_names_the_node(load_yaml: LoadYaml) -> None:
+    """A failing action is a NodeError naming its node."""
+    workflow = load_yaml(
+        "nodes:\n  - name: say\n    uses: log\n    with: {message: hi, level: '{{ state.level }}'}\n"
+    )
+    with pytest.raises(NodeError) as info:
+        workflow.invoke({"level": "loud"})
+    assert info.value.node == "say"
+
+
+def test_node_error_in_a_branch_names_the_branch(load_yaml: LoadYaml) -> None:
+    """A failing branch raises an error naming the branch and the node."""
+    from tea.errors import BranchError
+
+    workflow = load_yaml(
+        """
+        nodes:
+          - name: go
+          - name: ok
+            run: "x = 1"
+          - name: bad
+            run: "x = 1 / 0"
+          - name: join
+            fan_in: true
+        edges:
+          - {from: go, to: [ok, bad], parallel: true, fan_in: join}
+        """
+    )
+    with pytest.raises(BranchError) as info:
+        workflow.invoke({})
+    assert info.value.branch == "go[bad]"
+    assert info.value.node == "bad"
+    assert "ZeroDivisionError" in str(info.value)
