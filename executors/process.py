@@ -8,7 +8,7 @@
     ResilientRunner: one driver thread per max_workers slot
        driver ─► acquire an idle worker (one that already holds the program, if any)
               ─► send (key, program bytes only if this worker lacks them, task, state bytes)
-              ◄─ ("ok", state) | ("error", ErrorInfo) | EOF: the worker died
+              ◄─ ("ok", state, key) | ("error", ErrorInfo, key) | EOF: the worker died
        deadline passed or batch cancelled ─► the worker is killed (not abandoned), reaped,
        and a fresh one takes its place when next needed
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -43,6 +44,10 @@ from tea.errors import SerializationError, WorkerDied
 __all__ = ["ProcessExecutor"]
 
 _PRELOAD = ["executors._worker", "tea.runner"]
+_MAIN_GUARD_HINT = (
+    "see the worker's traceback on stderr; a script that runs the process strategy must "
+    "guard its entry point with if __name__ == '__main__':"
+)
 _REAP_SECONDS = 5.0
 _BOOT_SECONDS = 60.0
 
@@ -59,7 +64,10 @@ def _start_context() -> BaseContext:
     """
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD)
+        # Each worker re-imports the driver's main module (multiprocessing's rule); when
+        # that is the tea CLI, having tea.cli preloaded makes it free.
+        cli = ["tea.cli"] if "tea.cli" in sys.modules else []
+        context.set_forkserver_preload(_PRELOAD + cli)
         return context
     return multiprocessing.get_context("spawn")
 
@@ -77,7 +85,7 @@ class _Worker:
         self.pid: int = self.process.pid
         self.programs: set[str] = set()
         self.ready = False
-        self.killed = False
+        self.boot_timed_out = False
 
     def wait_ready(self) -> bool:
         """Wait for the worker's "ready" (sent once it has booted); False if it died first."""
@@ -86,12 +94,13 @@ class _Worker:
                 if self.conn.poll(_BOOT_SECONDS):
                     self.conn.recv_bytes()
                     self.ready = True
+                else:
+                    self.boot_timed_out = True
             except (EOFError, OSError):
                 pass
         return self.ready
 
     def kill(self) -> None:
-        self.killed = True
         self.process.kill()
 
     def reap(self) -> None:
@@ -105,28 +114,26 @@ class _Worker:
     def death(self, branch_id: str) -> WorkerDied:
         """Why this (reaped) worker stopped answering, naming the branch it was running."""
         code = self.process.exitcode
-        hint = None
-        when = "running the branch" if self.ready else "starting"
-        if self.killed and not self.ready:
+        note = None
+        if self.boot_timed_out:
             how, status = f"did not start within {_BOOT_SECONDS:g}s", None
         elif code is not None and code < 0:
             how, status = f"killed by signal {_signal_name(-code)}", 128 - code
             if -code == signal.SIGKILL:
-                hint = "SIGKILL often means the out-of-memory killer; check memory limits"
+                note = "SIGKILL often means the out-of-memory killer; check memory limits"
         else:
             how, status = f"exit code {code}", code
-            if not self.ready:
-                hint = (
-                    "see the worker's traceback on stderr; a script that runs the process "
-                    "strategy must guard its entry point with if __name__ == '__main__':"
-                )
+        if not self.ready:
+            note = _MAIN_GUARD_HINT
+        when = "running the branch" if self.ready else "starting"
+        # The note is part of the message too: fan-in code and stream events see
+        # only ErrorInfo's message, not the exception's hint.
+        message = f"worker process {self.pid} died while {when} ({how})"
         return WorkerDied(
-            f"worker process {self.pid} died while {when} ({how})",
+            f"{message}; {note}" if note else message,
             branch=branch_id,
             exit_status=status,
-            hint=hint,
         )
-
 
 class _WorkerPool:
     """Workers kept for the executor's life. Thread-safe."""
@@ -136,13 +143,18 @@ class _WorkerPool:
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
         self._lock = threading.Lock()
+        self._closed = False
 
     def warm(self, count: int) -> None:
-        """Start workers until ``count`` exist; they boot concurrently."""
+        """Start workers until ``count`` exist; they boot concurrently. Best effort: a
+        worker that cannot start is reported by ``acquire``, for the branch that needs it."""
         with self._lock:
-            missing = count - len(self._idle) - len(self._busy)
-            for _ in range(missing):
-                self._idle.append(_Worker(self._context))
+            missing = 0 if self._closed else count - len(self._idle) - len(self._busy)
+            try:
+                for _ in range(missing):
+                    self._idle.append(_Worker(self._context))
+            except Exception:  # acquire() meets the same failure and reports it for a branch
+                pass
 
     def acquire(self, key: str) -> _Worker:
         """An idle live worker, preferring one that already holds program ``key``."""
@@ -174,6 +186,7 @@ class _WorkerPool:
     def close(self) -> None:
         """Idle workers exit when their pipe closes; busy ones are killed."""
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
             busy, self._busy = list(self._busy), set()
         for worker in busy:
@@ -227,7 +240,14 @@ class ProcessExecutor(ResilientExecutor):
         ctx: AttemptContext,
     ) -> BranchResult:
         task = ctx.task
-        worker = self._pool.acquire(key)
+        try:
+            worker = self._pool.acquire(key)
+        except Exception as exc:  # the forkserver or the OS refused a new process
+            error = WorkerDied(
+                f"cannot start a worker process ({exc}); {_MAIN_GUARD_HINT}",
+                branch=task.branch_id,
+            )
+            return failed(task, error)
         unhook = ctx.token.on_cancel(worker.kill)
         request = (
             key,
@@ -263,6 +283,14 @@ class ProcessExecutor(ResilientExecutor):
         if timed_out or ctx.token.cancelled:
             return ctx.stopped(pid=worker.pid)
         return failed(task, worker.death(task.branch_id), pid=worker.pid)
+
+    def start(self, workers: int | None = None) -> None:
+        """Start ``workers`` (default ``max_workers``, else the CPU count) in the background
+        and return at once, so that the first fan-out finds the pool ready. Optional."""
+        count = workers or self._max_workers or self._default_workers()
+        threading.Thread(
+            target=self._pool.warm, args=(count,), name="tea-process-start", daemon=True
+        ).start()
 
     def close(self) -> None:
         """Stop every worker (idle ones exit, busy ones are killed). Idempotent."""

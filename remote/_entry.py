@@ -24,9 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from tea.cli import main as cli_main
 
-    sys.argv = [sys.argv[0], *args]
-    result = cli_main()
-    return result if isinstance(result, int) else 0
+    cli_main(args)  # click exits with the command's status
+    return 0
 
 
 if __name__ == "__main__":

@@ -274,7 +274,7 @@ class RemoteExecutor(ResilientExecutor):
             cluster.run(key, payload, asdict(task), avoid, submitted), self._loop.loop
         )
         future.add_done_callback(lambda _: submitted.set())
-        unhook = ctx.token.on_cancel(future.cancel)
+        unhook = ctx.token.on_cancel(partial(_cancel, future))
         try:
             submitted.wait()  # host set-up (bounded by connect timeouts) is not branch time
             data, host = future.result(timeout=ctx.timeout_seconds)
@@ -296,7 +296,13 @@ class RemoteExecutor(ResilientExecutor):
             error = replace(error, host=host, traceback=text or None)
         return replace(result, host=host, error=error, attempts=task.attempt)
 
-    def _shutdown(self) -> None:
+    def close(self) -> None:
+        """End the workers, clean the hosts (unless ``cleanup: false``), close connections.
+
+        Idempotent."""
+        if self._closed:
+            return
+        super().close()
         if self._loop is None:
             return
         for cluster in self._clusters.values():
@@ -307,6 +313,10 @@ class RemoteExecutor(ResilientExecutor):
         self._clusters.clear()
         self._loop.stop()
         self._loop = None
+
+
+def _cancel(future: concurrent.futures.Future[Any]) -> None:
+    future.cancel()
 
 
 def _whole_story(exc: BranchError) -> ErrorInfo:

@@ -128,7 +128,7 @@ def _run(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     stopped = _wait(proc, cancel)
-    out, err = proc.communicate()
+    _out, err = proc.communicate()
     rows = parse_joblog(_read(stage / command.joblog), list(inputs))
     for name, task in inputs.items():
         if stopped:

@@ -14,6 +14,7 @@ Not thread-safe: the remote executor uses it from its event-loop thread only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Collection, Iterable
@@ -230,7 +231,5 @@ def _tell(breaker: pybreaker.CircuitBreaker, fault: BaseException | None) -> Non
         if fault is not None:
             raise fault
 
-    try:
+    with contextlib.suppress(_HostFault, pybreaker.CircuitBreakerError):
         breaker.call(outcome)
-    except (_HostFault, pybreaker.CircuitBreakerError):
-        pass

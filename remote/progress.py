@@ -41,6 +41,9 @@ class Progress:
             console=Console(stderr=True),
             refresh_per_second=4,
             transient=True,
+            # stdout may carry the run's NDJSON events: never capture or move it.
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         live.start()
         progress._live = live

@@ -75,8 +75,8 @@ class Basefile:
                 digest.update(chunk)
         arch = None
         if head[:4] == b"\x7fELF":
-            order = "little" if head[5] == 1 else "big"
-            arch = _ELF_MACHINES.get(int.from_bytes(head[18:20], order), "unknown")
+            machine = int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+            arch = _ELF_MACHINES.get(machine, "unknown")
         return cls(path, digest.hexdigest(), arch)
 
     @property
@@ -174,7 +174,7 @@ class HostSession:
                 host=self.name,
                 hint="check identity_file and the host's authorized_keys",
             ) from exc
-        except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
             reason = str(exc) or type(exc).__name__
             if isinstance(exc, asyncio.TimeoutError):
                 reason = f"no answer within {s.connect_timeout:g}s"
@@ -240,7 +240,7 @@ class HostSession:
         try:
             line = await asyncio.wait_for(self._proc.stdout.readline(), timeout)
             hello = json.loads(line) if line.strip() else {}
-        except (asyncio.TimeoutError, ValueError, asyncssh.Error) as exc:
+        except (TimeoutError, ValueError, asyncssh.Error) as exc:
             raise HostDown(
                 f"the worker did not start ({type(exc).__name__})",
                 host=self.name, stderr_tail=self.stderr_tail(),

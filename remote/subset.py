@@ -74,9 +74,8 @@ def _successors(index: int, nodes: list[dict[str, Any]], edges: list[dict[str, A
             names.append(edge["fan_in"])
     if isinstance(node.get("fan_in"), str):
         names.append(node["fan_in"])
-    if "goto" not in node and not [e for e in own if not e.get("parallel")]:
-        if index + 1 < len(nodes):
-            names.append(str(nodes[index + 1].get("name")))
+    if "goto" not in node and not [e for e in own if not e.get("parallel")] and index + 1 < len(nodes):
+        names.append(str(nodes[index + 1].get("name")))
     return [n for n in names if n not in (_END, _START)]
 
 
@@ -147,7 +146,8 @@ def branch_subset(
     kept = [copy.deepcopy(n) for n in nodes if n.get("name") in keep]
     wanted: set[str] = set()
     for node in kept:
-        target = _fall_through(compiled.get(node.get("name"))) if compiled and not scope else None
+        name = str(node.get("name"))
+        target = _fall_through(compiled.get(name)) if compiled and not scope else None
         if target is not None:
             node["goto"] = target
         wanted |= _referenced(node, edges)
@@ -158,7 +158,7 @@ def branch_subset(
     placeholders = {n for n in wanted if n not in keep}
     subset_nodes = []
     for node in nodes:
-        name = node.get("name")
+        name = str(node.get("name"))
         if name in keep:
             subset_nodes.append(next(k for k in kept if k.get("name") == name))
         elif name in placeholders:

@@ -52,7 +52,7 @@ def _check_int(value: int, where: str) -> None:
 
 
 def plain(value: Any, where: str, depth: int = 0) -> Any:
-    """``value`` if it may cross into Lua as is, else a converted copy; raises ``ConversionError``."""
+    """``value`` itself if it may cross into Lua as is, else a converted copy."""
     kind = type(value)
     if kind in _SCALARS:
         return value

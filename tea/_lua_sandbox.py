@@ -11,7 +11,7 @@ trusted functions to Python::
     take()                 -> the stashed result (a table, function...), once
     reset()                -> timed_out (after a failure inside ``run`` itself)
 
-Workflow code never sees these functions, the control table or the captured
+Workflow code never sees these functions, the run state or the captured
 library functions: they live only in upvalues, and ``debug`` is gone.
 
 The timeout is a count hook (every ``HOOK_COUNT`` VM instructions). It reads the
@@ -62,8 +62,9 @@ local deadline, expired, error_line = huge, false, false
 local next_check, last_cpu, every, skip = 0, 0, 1, 1
 
 -- A count hook makes Lua 5.4 test every instruction, so the hook itself must be
--- cheap: os.clock (a syscall) is read only every `every` hooks, and `every`
--- adapts so that reads are 0.5-2 ms of CPU apart whatever the instructions cost.
+-- cheap: os.clock (a syscall) is read only every `every` hooks (1..16), and
+-- `every` adapts so that reads are 0.5-2 ms of CPU apart when instructions are
+-- cheap, and every hook when they are slow C calls.
 local function hook()
   if expired then error(TIMEOUT, 0) end
   skip = skip - 1
@@ -71,7 +72,7 @@ local function hook()
   local now = clock()
   local elapsed = now - last_cpu
   if elapsed < 0.0005 then
-    if every < 4096 then every = every * 2 end
+    if every < 16 then every = every * 2 end
   elseif elapsed > 0.002 and every > 1 then
     every = every // 2
   end
@@ -199,13 +200,18 @@ for _, kind in next, {"nil", "boolean", "table", "function", "thread", "userdata
 end
 local IMMEDIATE = {string = true, number = true, boolean = true, ["nil"] = true}
 
-local extras_set, stash = false, nil
+-- Extra names (parallel_results) are globals for one call; what they shadowed
+-- comes back afterwards.
+local extras_set, shadowed, stash = false, {}, nil
 
 local function reset()
   local was_expired = expired
   deadline, expired = huge, false
   if extras_set then
-    for name in next, extras_set do rawset(G, name, nil) end
+    for name in next, extras_set do
+      rawset(G, name, shadowed[name])
+      shadowed[name] = nil
+    end
     extras_set = false
   end
   return was_expired
@@ -233,7 +239,10 @@ end
 local function run(fn, stop_at, state, variables, extras)
   rawset(G, "variables", variables)
   if extras then
-    for name, value in next, extras do rawset(G, name, value) end
+    for name, value in next, extras do
+      shadowed[name] = rawget(G, name)
+      rawset(G, name, value)
+    end
     extras_set = extras
   end
   error_line, next_check, skip = false, 0, 1

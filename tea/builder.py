@@ -18,12 +18,13 @@ run on every strategy except remote, which needs a YAML workflow to ship.
 
 from __future__ import annotations
 
-import hashlib
+import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from executors.base import ParallelConfig
-from tea.errors import SchemaError
+from tea.errors import RunError, SchemaError
 from tea.graph import END, START, Edge, FanOut, Graph, Node, Route
 from tea.nodes import CallableBody
 from tea.workflow import Workflow
@@ -48,7 +49,7 @@ class StateGraph:
         self.name = name
         self._nodes: dict[str, Node] = {}
         self._entry: str | None = None
-        self._edges: list[tuple[str, Edge]] = []
+        self._edges: list[tuple[str, Edge | _DynamicEdge]] = []
         self._fanouts: list[FanOut] = []
         self._reducers = dict(reducers or {})
 
@@ -79,7 +80,7 @@ class StateGraph:
     ) -> StateGraph:
         condition = _FunctionCondition(path)
         if path_map is None:
-            self._edges.append((source, _DynamicEdge(condition)))
+            self._edges.append((source, _DynamicEdge(condition, source)))
         else:
             for value, target in path_map.items():
                 self._edges.append((source, Edge(target, condition, value, True)))  # type: ignore[arg-type]
@@ -101,32 +102,36 @@ class StateGraph:
             raise SchemaError("the graph has no nodes")
         names = list(self._nodes)
         known = set(names) | {END}
-        for index, name in enumerate(names):
-            self._nodes[name].route = Route(next=names[index + 1] if index + 1 < len(names) else END)
+        # Fresh copies: a graph compiled earlier keeps its routes when the builder changes.
+        nodes = {
+            name: replace(node, route=Route(next=names[index + 1] if index + 1 < len(names) else END))
+            for index, (name, node) in enumerate(self._nodes.items())
+        }
         for source, edge in self._edges:
-            if source not in self._nodes:
+            if source not in nodes:
                 raise SchemaError(f"edge from unknown node '{source}'")
             if isinstance(edge, Edge) and edge.target not in known:
                 raise SchemaError(f"edge to unknown node '{edge.target}'")
-            self._nodes[source].route.edges.append(edge)  # type: ignore[arg-type]
+            nodes[source].route.edges.append(edge)  # type: ignore[arg-type]
         for fan in self._fanouts:
-            for target in (*fan.targets, fan.fan_in):
+            for target in (fan.source, *fan.targets, fan.fan_in):
                 if target not in known:
                     raise SchemaError(f"parallel edge to unknown node '{target}'")
-            route = self._nodes[fan.source].route
+            route = nodes[fan.source].route
             route.fanouts.append(fan)
             route.default_after_fanout = fan.fan_in
             for target in fan.targets:
-                target_route = self._nodes[target].route
+                target_route = nodes[target].route
                 if not target_route.edges and not target_route.fanouts:
                     target_route.next = fan.fan_in
         entry = self._entry or names[0]
         if entry not in self._nodes:
             raise SchemaError(f"entry point '{entry}' is not a node")
-        key = hashlib.sha256(repr(sorted(self._nodes)).encode()).hexdigest()
+        # Python functions have no source to hash: each compiled graph is its own program.
+        key = uuid.uuid4().hex
         graph = Graph(
             name=self.name,
-            nodes=dict(self._nodes),
+            nodes=nodes,
             entry=entry,
             reducers=self._reducers,
             parallel=parallel or ParallelConfig(),
@@ -141,8 +146,16 @@ class _DynamicEdge:
 
     target = "<dynamic>"
 
-    def __init__(self, condition: _FunctionCondition) -> None:
+    def __init__(self, condition: _FunctionCondition, source: str) -> None:
         self.condition = condition
+        self.source = source
 
     def pick(self, state: Mapping[str, Any], scope: Any) -> str:
-        return str(self.condition.evaluate(state, scope))
+        target = str(self.condition.evaluate(state, scope))
+        if target != END and target not in scope.graph.nodes:
+            raise RunError(
+                f"the routing function returned '{target}', which is not a node",
+                node=self.source,
+                hint=f"known nodes: {', '.join(scope.graph.nodes)}, {END}",
+            )
+        return target

@@ -108,9 +108,7 @@ def ensure_same_workflow(ckpt: Checkpoint, source_text: str, *, force: bool = Fa
 # -- writing -------------------------------------------------------------------
 
 
-def save_checkpoint(
-    directory: Path, ckpt: Checkpoint, *, redact: Callable[[Any], Any] | None = None
-) -> Path:
+def save_checkpoint(directory: Path, ckpt: Checkpoint, *, redact: Callable[[Any], Any] | None = None) -> Path:
     """Write ``ckpt`` atomically into ``directory`` (created if needed); return its path.
 
     ``redact`` is applied to ``state`` and ``error`` first, so secrets never reach
@@ -252,8 +250,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(f'{path} is not a tea checkpoint (no "format": "{FORMAT_NAME}")')
     if data.get("version") != FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint {path} has format version {data.get('version')!r}; "
-            f"this tea reads version {FORMAT_VERSION}"
+            f"checkpoint {path} has format version {data.get('version')!r}; this tea reads version {FORMAT_VERSION}"
         )
     if data.get("checksum") != _checksum(data):
         raise CheckpointError(
@@ -323,9 +320,7 @@ class BranchJournal:
         self._tail_checked = False
 
     @classmethod
-    def new(
-        cls, directory: Path, node: str, *, redact: Callable[[Any], Any] | None = None
-    ) -> BranchJournal:
+    def new(cls, directory: Path, node: str, *, redact: Callable[[Any], Any] | None = None) -> BranchJournal:
         """A journal with a fresh name in ``directory`` for a fan-out at ``node``."""
         return cls(Path(directory) / f"{_unique_name(node)}{cls.SUFFIX}", redact=redact)
 

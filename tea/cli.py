@@ -63,7 +63,9 @@ def _fail(exc: BaseException, verbose: int, code: int | None = None) -> NoReturn
         if details:
             click.echo(f"where it happened:\n{details}", err=True)
     text = str(exc)
-    prefix = "" if getattr(exc, "location", None) is not None and hasattr(exc, "path") else "error: "
+    location = getattr(exc, "location", None)
+    located = location is not None and (location.file is not None or location.line is not None)
+    prefix = "" if located and hasattr(exc, "path") else "error: "
     click.echo(f"{prefix}{text}", err=True)
     if code is None:
         code = exc.exit_code if isinstance(exc, TeaError) else EXIT_FAILED

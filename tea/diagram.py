@@ -31,9 +31,10 @@ def _edges(graph: Graph) -> list[tuple[str, str, str]]:
             for target in fan.targets:
                 out.append((name, target, f"parallel ({fan.config.strategy})"))
             out.append((name, fan.fan_in, "fan-in"))
-        if not (route.goto or route.rules or route.edges or route.fanouts):
-            out.append((name, route.default_after_fanout or route.next, ""))
         fan_in = getattr(graph.nodes[name].body, "fan_in", None) if name in graph.nodes else None
+        after = route.default_after_fanout or route.next
+        if not (route.goto or route.rules or route.edges or route.fanouts) and after != fan_in:
+            out.append((name, after, ""))
         if isinstance(fan_in, str):
             out.append((name, fan_in, "fan-in"))
     return out

@@ -112,7 +112,8 @@ class LoadError(TeaError):
         self.path = path
 
     def __str__(self) -> str:
-        text = f"{self.location}: {self.message}"
+        located = self.location.file is not None or self.location.line is not None
+        text = f"{self.location}: {self.message}" if located else self.message
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text

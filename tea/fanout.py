@@ -165,6 +165,8 @@ class DynamicParallelBody:
         if isinstance(limit, Template):
             limit = limit.render(context)
         if limit is not None:
+            if isinstance(limit, bool) or not str(limit).strip().isdigit() or int(limit) < 1:
+                raise NodeError(f"max_concurrency must be a positive integer, got {limit!r}", node=node)
             config = replace(config, max_workers=int(limit))
         if self.fail_fast is not None:
             config = replace(config, fail_fast=self.fail_fast)
@@ -200,6 +202,6 @@ class DynamicParallelBody:
 
         context = scope.template_context(state)
         sub_input = render_value(self.subgraph_input, context) if self.subgraph_input else {}
-        sub_state = {**self.subgraph.initial_state, **(sub_input or {})}
+        sub_state = {**fast_copy(self.subgraph.initial_state), **(sub_input or {})}
         final = run_to_end(self.subgraph.with_secrets(scope.secrets), sub_state, scope.cancel)
         return {self.item_var: state[self.item_var], self.index_var: state[self.index_var], **final}

@@ -41,7 +41,12 @@ _CONFIG_KEYS = frozenset({"interrupt_before", "interrupt_after", "checkpoint_dir
 def _parse_parallel(raw: Any, base: ParallelConfig | None) -> ParallelConfig:
     from tea.parallel_settings import parse_parallel_config
 
-    return parse_parallel_config(raw, base=base)
+    config = parse_parallel_config(raw, base=base)
+    if isinstance(raw, Mapping) and raw.get("remote") is not None:
+        from remote.config import validate_remote_settings
+
+        validate_remote_settings(raw["remote"])
+    return config
 
 
 def _reducers(schema: Any) -> dict[str, Any]:
@@ -130,7 +135,7 @@ class _Builder:
         )
         nodes = self._nodes(nodes_raw, ctx)
         start_route = self._edges(doc.get("edges"), nodes, parallel)
-        self._implicit(nodes)
+        self._implicit(nodes, start_route)
         self._check_references(nodes, start_route)
         config = doc.get("config") or {}
         if isinstance(config, Mapping):
@@ -375,13 +380,16 @@ class _Builder:
             config = parallel
         return FanOut(source, tuple(targets), fan_in, config, where)
 
-    def _implicit(self, nodes: dict[str, Node]) -> None:
+    def _implicit(self, nodes: dict[str, Node], start: Route | None) -> None:
         names = list(nodes)
         sibling_entries: dict[str, str] = {}
-        for node in nodes.values():
-            for fan in node.route.fanouts:
+        routes = [node.route for node in nodes.values()] + ([start] if start is not None else [])
+        for route in routes:
+            for fan in route.fanouts:
                 for target in fan.targets:
                     sibling_entries[target] = fan.fan_in
+        if start is not None and start.fanouts:
+            start.default_after_fanout = start.fanouts[0].fan_in
         for index, name in enumerate(names):
             route = nodes[name].route
             route.next = names[index + 1] if index + 1 < len(names) else END

@@ -82,7 +82,7 @@ class LuaLimitError(LuaNodeError):
 
 def _positive(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"settings.lua.{name} must be a positive number, not {value!r}")
+        raise ValueError(f"{name} must be a positive number, not {value!r}")
     return float(value)
 
 
@@ -97,9 +97,9 @@ class LuaSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.sandbox, bool):
             raise ValueError(f"settings.lua.sandbox must be true or false, not {self.sandbox!r}")
-        _positive("timeout_seconds", self.timeout_seconds)
+        _positive("settings.lua.timeout_seconds", self.timeout_seconds)
         if self.max_memory_mb is not None:
-            _positive("max_memory_mb", self.max_memory_mb)
+            _positive("settings.lua.max_memory_mb", self.max_memory_mb)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> LuaSettings:
@@ -185,16 +185,18 @@ class LuaRuntime:
         timeout: float | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any] | None:
-        """Run a node body; its table is the update, ``nil`` gives ``None``, a scalar ``{"result": v}``."""
+        """Run a node body: a table is the update, nil ``None``, anything else ``{"result": v}``."""
         value = self._call(code, False, state, variables, node, timeout, extra)
         if value is None:
             return None
         try:
             converted = from_lua(value, "result")
         except ConversionError as exc:
-            raise LuaNodeError(f"Lua node returned a value tea cannot use: {exc}", node=node) from exc
+            message = f"Lua node returned a value tea cannot use: {exc}"
+            raise LuaNodeError(message, node=node) from exc
         except UnicodeDecodeError as exc:
-            raise LuaNodeError(f"Lua node returned text that is not UTF-8: {exc}", node=node) from exc
+            message = f"Lua node returned text that is not UTF-8: {exc}"
+            raise LuaNodeError(message, node=node) from exc
         return converted if isinstance(converted, dict) else {"result": converted}
 
     def eval_condition(
@@ -263,7 +265,9 @@ class LuaRuntime:
     ) -> Any:
         lua = self._runtime()
         function = self._function(code, expression, node)
-        seconds = self.settings.timeout_seconds if timeout is None else _positive("timeout", timeout)
+        seconds = self.settings.timeout_seconds
+        if timeout is not None:
+            seconds = _positive("a Lua timeout", timeout)
         try:
             args = (
                 lua.table_from(plain(state, "state"), recursive=True),

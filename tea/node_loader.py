@@ -83,7 +83,12 @@ def _code_location(raw: Mapping[str, Any], key: str, ctx: BodyContext) -> Locati
     if loc.line is not None and 0 < loc.line <= len(ctx.source_lines):
         text = ctx.source_lines[loc.line - 1][(loc.column or 1) - 1 :].lstrip()
         if text[:1] in ("|", ">"):
-            return Location(ctx.file, loc.line + 1)
+            # The column is the block's indentation: that of its first non-blank line.
+            body = (line for line in ctx.source_lines[loc.line :] if line.strip())
+            first = next(body, "")
+            return Location(ctx.file, loc.line + 1, len(first) - len(first.lstrip()) + 1)
+        if loc.column is not None:
+            return Location(ctx.file, loc.line, loc.column + (text[:1] in ("'", '"')))
     return Location(ctx.file, loc.line)
 
 

@@ -8,6 +8,7 @@ can run in many threads and be shipped to worker processes.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -79,38 +80,58 @@ class CallableBody:
 
 
 class ExpressionBody:
-    """``run: {type: expression, value, output_key}``: a Python expression's value."""
+    """``run: {type: expression, value, output_key}``: a Python expression's value.
 
-    __slots__ = ("code", "output_key", "source")
+    As in the reference dialect, an expression containing ``{{ }}`` is rendered as
+    a template first; only those are compiled per distinct rendered text.
+    """
+
+    __slots__ = ("code", "location", "output_key", "source", "template")
 
     def __init__(self, source: str, output_key: str, location: Location) -> None:
-        import ast
-
         self.source = source
         self.output_key = output_key
-        try:
-            tree = ast.parse(source.strip(), filename=location.file or "<workflow>", mode="eval")
-        except SyntaxError as exc:
-            from tea.errors import WorkflowSyntaxError
+        self.location = location
+        self.template: Template | None = None
+        self.code: Any = None
+        if "{{" in source or "{%" in source:
+            from tea.templates import compile_template
 
-            raise WorkflowSyntaxError(
-                f"Python syntax error in expression: {exc.msg}", location
-            ) from None
-        ast.increment_lineno(tree, (location.line or 1) - 1)
-        self.code = compile(tree, location.file or "<workflow>", "eval")
+            self.template = compile_template(source, location)
+        else:
+            self.code = _compile_expression(source.strip(), location)
 
     def run(
         self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
     ) -> dict[str, Any] | None:
+        code = self.code
+        if self.template is not None:
+            from tea.errors import WorkflowSyntaxError
+
+            text = str(self.template.render(scope.template_context(state)))
+            try:
+                code = _compile_cached(text.strip(), self.location)
+            except WorkflowSyntaxError as exc:
+                raise NodeError(f"{exc.message} (rendered: {text!r:.120})", node=node) from None
         namespace = {"state": state, "variables": scope.variables, "parallel_results": parallel_results}
-        return {self.output_key: eval(self.code, namespace)}
+        return {self.output_key: eval(code, namespace)}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_expression, (self.source, self.output_key))
+        return (ExpressionBody, (self.source, self.output_key, self.location))
 
 
-def _rebuild_expression(source: str, output_key: str) -> ExpressionBody:
-    return ExpressionBody(source, output_key, Location())
+def _compile_expression(text: str, location: Location) -> Any:
+    from tea.errors import WorkflowSyntaxError
+
+    try:
+        return compile("\n" * max((location.line or 1) - 1, 0) + text, location.file or "<workflow>", "eval")
+    except SyntaxError as exc:
+        raise WorkflowSyntaxError(f"Python syntax error in expression: {exc.msg}", location) from None
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_cached(text: str, location: Location) -> Any:
+    return _compile_expression(text, location)
 
 
 class LuaBody:

@@ -64,7 +64,7 @@ class PythonCode:
         try:
             return compile(wrapped, filename, "exec"), True
         except SyntaxError as exc:
-            raise self._syntax_error(exc) from None
+            raise self._syntax_error(exc, indent=4) from None
 
     def _compile_exact(self, filename: str, first_line: int) -> tuple[types.CodeType, bool]:
         """The slow path for blocks with multi-line strings: re-indenting the block would
@@ -88,11 +88,14 @@ class PythonCode:
         function.body = tree.body
         return compile(ast.fix_missing_locations(wrapper), filename, "exec"), True
 
-    def _syntax_error(self, exc: SyntaxError) -> WorkflowSyntaxError:
-        line = exc.lineno
+    def _syntax_error(self, exc: SyntaxError, indent: int = 0) -> WorkflowSyntaxError:
+        """``exc`` located in the YAML file (``indent``: columns the wrapping added)."""
+        column = None
+        if self.location.column is not None and exc.offset:
+            column = max(1, self.location.column + exc.offset - 1 - indent)
         return WorkflowSyntaxError(
             f"Python syntax error in run: {exc.msg}",
-            Location(self.location.file, line),
+            Location(self.location.file, exc.lineno, column),
             hint="fix the Python code of this node (indentation inside a YAML block is relative)",
         )
 

@@ -21,7 +21,8 @@ from tea.graph import END, START, Graph, Node
 from tea.nodes import run_body
 from tea.policy import Fallback
 from tea.scope import Scope
-from tea.state import merge
+from tea.state import fast_copy, merge
+from tea.templates import TemplateError
 
 if TYPE_CHECKING:
     from executors.base import BranchResult, BranchTask
@@ -142,7 +143,11 @@ def walk(
                     yield {"type": "node_start", "node": name, "step": cursor.step}
                 started = time.perf_counter()
                 scope.current_node = name
-                update = _run_node(graph, node, state, scope, results, emit, hooks, cursor.pending)
+                try:
+                    update = _run_node(graph, node, state, scope, results, emit, hooks, cursor.pending)
+                except RunError:
+                    yield from buffered  # a failed fan-out's branch events come before its error
+                    raise
                 if isinstance(update, Fallback):
                     cursor.fallback = update.target
                     update = update.update
@@ -174,12 +179,19 @@ def walk(
         for fan in route.fanouts:
             done, on_result = hooks.journal(name)
             tasks = static_tasks(name, fan.targets, fan.fan_in, state)
-            cursor.pending[fan.fan_in] = dispatch(
-                scope, name, tasks, fan.config, emit, done=done, on_result=on_result
-            )
+            try:
+                cursor.pending[fan.fan_in] = dispatch(
+                    scope, name, tasks, fan.config, emit, done=done, on_result=on_result
+                )
+            except RunError:
+                yield from buffered
+                raise
             yield from buffered
             buffered.clear()
-        cursor.node = route.resolve(state, scope)
+        try:
+            cursor.node = route.resolve(state, scope)
+        except TemplateError as exc:
+            raise NodeError(f"routing condition failed: {exc}", node=name) from exc
         cursor.position = "before"
 
 
@@ -199,7 +211,10 @@ def _run_node(
 ) -> dict[str, Any] | Fallback | None:
     body = node.body
     if isinstance(body, DynamicParallelBody):
-        tasks, config = body.tasks(state, scope, node.name)
+        try:
+            tasks, config = body.tasks(state, scope, node.name)
+        except TemplateError as exc:
+            raise NodeError(str(exc), node=node.name) from exc
         done, on_result = hooks.journal(node.name)
         pending[body.fan_in] = dispatch(
             scope, node.name, tasks, config, emit, done=done, on_result=on_result
@@ -279,7 +294,10 @@ class Run:
         if stream_mode not in STREAM_MODES:
             raise ValueError(f"unknown stream mode '{stream_mode}'; known: {', '.join(STREAM_MODES)}")
         self.graph = graph
-        self.state: dict[str, Any] = {**graph.initial_state, **(state or {})} if cursor is None else dict(state or {})
+        # initial_state is copied: a node mutating it in place must not change the next run.
+        self.state: dict[str, Any] = (
+            {**fast_copy(graph.initial_state), **(state or {})} if cursor is None else dict(state or {})
+        )
         self.secrets = dict(secrets or {})
         self.mode = stream_mode
         self.hooks = hooks or Hooks()

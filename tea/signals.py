@@ -74,9 +74,7 @@ def graceful_signals() -> Iterator[StopFlag]:
         yield flag
         return
     read_fd, write_fd = os.pipe()
-    waker = threading.Thread(
-        target=_set_on_wake, args=(read_fd, flag), name="tea-signal-waker", daemon=True
-    )
+    waker = threading.Thread(target=_set_on_wake, args=(read_fd, flag), name="tea-signal-waker", daemon=True)
     waker.start()
     previous: dict[signal.Signals, Any] = {}
 

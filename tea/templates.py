@@ -100,6 +100,8 @@ class Template:
             raise TemplateError(f"template '{self.source}': {exc.message}") from exc
         except SecurityError as exc:
             raise TemplateError(f"template '{self.source}' was refused: {exc}") from exc
+        except Exception as exc:  # an expression failing on the data, e.g. list + int
+            raise TemplateError(f"template '{self.source}': {type(exc).__name__}: {exc}") from exc
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (compile_template, (self.source,))
@@ -130,9 +132,11 @@ def compile_template(source: str, location: Location | None = None) -> Template:
         return Template(source, lambda ctx: template.render(ctx), False)
     except TemplateSyntaxError as exc:
         line = location.line + exc.lineno - 1 if location and location.line else None
+        # Jinja gives no column: the template's own start is exact only on its first line.
+        column = location.column if location and exc.lineno == 1 else None
         raise WorkflowSyntaxError(
             f"Jinja syntax error: {exc.message}",
-            Location(location.file if location else None, line),
+            Location(location.file if location else None, line, column),
             hint="check the braces and the expression inside {{ }} or {% %}",
         ) from None
 

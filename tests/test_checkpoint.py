@@ -234,9 +234,7 @@ def test_sigkill_during_writes_never_leaves_a_bad_checkpoint(tmp_path: Path) -> 
     rng = random.Random(seed)
     kills = 12
     for _ in range(kills):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, env=child_env()
-        )
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, env=child_env())
         try:
             assert read_line(proc) == b"go\n"
             time.sleep(rng.uniform(0.0, 0.25))
@@ -258,9 +256,7 @@ def test_journal_records_and_loads_by_branch_id(tmp_path: Path) -> None:
     journal = BranchJournal.new(tmp_path / "ckpts", "fan")
     assert journal.path.name.endswith(BranchJournal.SUFFIX)
     assert journal.load() == {}
-    failed = BranchResult(
-        branch_id="fan[b]", success=False, state={}, error=ErrorInfo("NodeError", "boom", "b")
-    )
+    failed = BranchResult(branch_id="fan[b]", success=False, state={}, error=ErrorInfo("NodeError", "boom", "b"))
     journal.record(result("fan[a]", v=1))
     journal.record(failed)
     journal.record(result("fan[a]", v=2))
@@ -272,9 +268,7 @@ def test_journal_records_and_loads_by_branch_id(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("torn", [b'{"branch_id": "fan[c]", "succ', b"\x00\x00\x00\n"])
-def test_torn_last_line_is_ignored_and_cut_before_the_next_record(
-    tmp_path: Path, torn: bytes
-) -> None:
+def test_torn_last_line_is_ignored_and_cut_before_the_next_record(tmp_path: Path, torn: bytes) -> None:
     path = tmp_path / "fan.journal.jsonl"
     first = BranchJournal(path)
     first.record(result("fan[a]", v=1))

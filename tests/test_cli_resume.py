@@ -65,9 +65,7 @@ SLOW = textwrap.dedent(
 
 
 def tea(*args: Any, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=60
-    )
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=60)
 
 
 def checkpoint_of(proc: subprocess.CompletedProcess[str], cwd: Path | None = None) -> Path:
@@ -216,9 +214,7 @@ def test_unrecoverable_error_saves_a_checkpoint_and_resume_finishes(tmp_path: Pa
     assert ckpt.error is not None
     assert ckpt.error["type"] in ("PermissionError", "NodeError")
     assert "read-only" in ckpt.error["message"]
-    state = final_state(
-        tea("resume", checkpoint_of(failed), "-i", '{"read_only": false}', "-o", out), out
-    )
+    state = final_state(tea("resume", checkpoint_of(failed), "-i", '{"read_only": false}', "-o", out), out)
     assert state["stored"] is True
     assert state["report"] == "Lisbon: 21 C (live)"
 
@@ -227,9 +223,7 @@ def test_unrecoverable_error_saves_a_checkpoint_and_resume_finishes(tmp_path: Pa
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_saves_a_checkpoint_at_the_next_safe_point(
-    tmp_path: Path, signum: int, code: int
-) -> None:
+def test_signal_saves_a_checkpoint_at_the_next_safe_point(tmp_path: Path, signum: int, code: int) -> None:
     workflow = write(tmp_path / "slow.yaml", SLOW)
     events, out = tmp_path / "events.ndjson", tmp_path / "out.json"
     with open(events, "w", encoding="utf-8") as sink:
@@ -279,9 +273,7 @@ def assert_exit_2(proc: subprocess.CompletedProcess[str], *words: str) -> None:
         assert word in proc.stderr.lower(), proc.stderr
 
 
-def test_resume_from_files_that_are_not_checkpoints(
-    tmp_path: Path, interrupted: tuple[Path, Path]
-) -> None:
+def test_resume_from_files_that_are_not_checkpoints(tmp_path: Path, interrupted: tuple[Path, Path]) -> None:
     workflow, path = interrupted
     assert_exit_2(tea("resume", workflow), "checkpoint")
     assert_exit_2(tea("resume", write(tmp_path / "x.json", '{"state": {}}')), "checkpoint")
@@ -297,9 +289,7 @@ def test_resume_with_another_workflow(tmp_path: Path, interrupted: tuple[Path, P
     assert_exit_2(tea("resume", path, "--workflow", other), "checkpoint", "--force")
 
 
-def test_resume_after_the_workflow_changed_needs_force(
-    tmp_path: Path, interrupted: tuple[Path, Path]
-) -> None:
+def test_resume_after_the_workflow_changed_needs_force(tmp_path: Path, interrupted: tuple[Path, Path]) -> None:
     workflow, path = interrupted
     write(workflow, TRAIL.replace('"tag": "v1"', '"tag": "v2"'))
     assert_exit_2(tea("resume", path), "--force")
@@ -309,8 +299,6 @@ def test_resume_after_the_workflow_changed_needs_force(
 
 
 @pytest.mark.parametrize("update", ["[1, 2]", '"text"', "42", "not json", "{"])
-def test_resume_with_an_update_that_is_not_a_json_object(
-    interrupted: tuple[Path, Path], update: str
-) -> None:
+def test_resume_with_an_update_that_is_not_a_json_object(interrupted: tuple[Path, Path], update: str) -> None:
     _, path = interrupted
     assert_exit_2(tea("resume", path, "-i", update))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -125,25 +124,34 @@ def kill_and_resume(
         workflow = chain / "loop.yaml"
         workflow.write_text(loop_workflow(), encoding="utf-8")
         out = chain / "out.json"
+        steps: list[str] = []  # what happened in this chain, for the failure message
         while True:
             assert time.monotonic() < deadline, f"too slow: {kills} kills"
             latest = latest_checkpoint(chain / "ck") if (chain / "ck").exists() else None
-            resumes += latest is not None
-            args = ["resume", str(latest)] if latest else ["run", str(workflow)]
+            if latest is None:
+                args = ["run", str(workflow)]
+                steps.append("run")
+            else:
+                resumes += 1
+                args = ["resume", str(latest)]
+                ckpt = load_checkpoint(latest)
+                steps.append(f"resume {ckpt.reason} {ckpt.position} {ckpt.node}")
             proc = start([*args, "-o", str(out)], events, errors)
             wait_first_event(proc, events)
             if kills < kills_wanted and rng.random() < 0.9:
                 time.sleep(rng.uniform(0.0, window))
                 proc.send_signal(signal.SIGKILL)
             code = proc.wait(timeout=30)
+            steps.append(f"-> {code}")
             if code == -signal.SIGKILL:
                 kills += 1
                 for path in (chain / "ck").glob("*.json"):
                     load_checkpoint(path)
                 continue
-            assert code == 0, f"exit {code}: {errors.read_text(encoding='utf-8')}"
+            story = f"{workdir.name}/{chain.name}: {' '.join(steps)}"
+            assert code == 0, f"{story}\n{errors.read_text(encoding='utf-8')}"
             final = comparable(json.loads(out.read_text(encoding="utf-8")))
-            assert final == reference, f"{chain.name} of {workdir.name} after {kills} kills"
+            assert final == reference, f"{story}\nfinal: {final}\nreference: {reference}"
             break
     return kills, resumes
 
@@ -224,6 +232,11 @@ edges:
 """
 
 
+def ran(log: Path) -> list[str]:
+    """The branches that logged a run so far."""
+    return log.read_text(encoding="utf-8").split() if log.exists() else []
+
+
 def test_a_fanout_killed_midway_reruns_only_unfinished_branches(tmp_path: Path) -> None:
     branches = 6
     workflow = tmp_path / "fan.yaml"
@@ -234,12 +247,13 @@ def test_a_fanout_killed_midway_reruns_only_unfinished_branches(tmp_path: Path) 
 
     proc = start(["run", str(workflow), "-i", update], events, errors)
     deadline = time.monotonic() + 30
-    while len(log.read_text().splitlines()) < 2 if log.exists() else True:
+    # Kill once two branches have run: some are journaled, the others are not.
+    while len(ran(log)) < 2:
         assert proc.poll() is None and time.monotonic() < deadline, errors.read_text()
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
-    ran_first = log.read_text().split()
+    ran_first = ran(log)
 
     latest = latest_checkpoint(tmp_path / "ck")
     assert latest is not None, "a run killed during a fan-out left no checkpoint"
@@ -250,11 +264,10 @@ def test_a_fanout_killed_midway_reruns_only_unfinished_branches(tmp_path: Path) 
     assert finished, "no finished branch was journaled"
     assert finished <= set(ran_first)
 
-    shutil.copy(log, tmp_path / "first.log")
     log.write_text("")
     proc = start(["resume", str(latest), "-o", str(out)], events, errors)
     assert proc.wait(timeout=30) == 0, errors.read_text()
-    ran_again = log.read_text().split()
+    ran_again = ran(log)
     assert sorted(ran_again) == sorted({f"b{n}" for n in range(branches)} - finished)
     state = json.loads(out.read_text(encoding="utf-8"))
     assert state["values"] == [10 + n for n in range(branches)]

@@ -554,7 +554,7 @@ def test_python_syntax_error_names_the_yaml_line(write_yaml: WriteYaml) -> None:
         "nodes:\n  - name: a\n    run: |\n      x = 1\n      y = (\n      z = 2\n",
     )
     assert isinstance(error, WorkflowSyntaxError)
-    assert error.location.line == 5
+    assert (error.location.line, error.location.column) == (5, 11)
     assert "Python syntax error" in error.message
 
 
@@ -562,9 +562,15 @@ def test_python_syntax_error_in_function_mode_names_the_yaml_line(write_yaml: Wr
     """The same holds for a block with a top-level return."""
     error = load_error(
         write_yaml,
-        "nodes:\n  - name: a\n    run: |\n      x = 1\n      return {x: }\n",
+        "nodes:\n  - name: a\n    run: |\n      x = 1\n      return (x, ]\n",
     )
-    assert error.location.line == 5
+    assert (error.location.line, error.location.column) == (5, 18)
+
+
+def test_python_syntax_error_in_inline_code_has_the_column(write_yaml: WriteYaml) -> None:
+    """In run: "<code>" the column counts from the code's first character."""
+    error = load_error(write_yaml, 'nodes:\n  - name: a\n    run: "x = = 1"\n')
+    assert (error.location.line, error.location.column) == (3, 15)
 
 
 def test_expression_syntax_error(write_yaml: WriteYaml) -> None:
@@ -580,7 +586,7 @@ def test_jinja_syntax_error_in_with(write_yaml: WriteYaml) -> None:
         write_yaml, "nodes:\n  - name: a\n    uses: log\n    with:\n      message: '{{ state.x + }}'\n"
     )
     assert isinstance(error, WorkflowSyntaxError)
-    assert error.location.line == 5
+    assert (error.location.line, error.location.column) == (5, 16)
     assert "Jinja syntax error" in error.message
 
 

@@ -204,9 +204,9 @@ def test_runtime_is_usable_after_a_timeout(lua: LuaRuntime) -> None:
 def test_per_node_timeout_overrides_the_setting() -> None:
     """timeout= on one call beats settings.lua.timeout_seconds."""
     with LuaRuntime(LuaSettings(timeout_seconds=60)) as lua:
-        with pytest.raises(LuaLimitError, match="longer than 0.2 s"):
+        with pytest.raises(LuaLimitError, match=r"longer than 0\.2 s"):
             lua.run_node("while true do end", {}, {}, node="n", timeout=0.2)
-        with pytest.raises(LuaLimitError, match="longer than 0.2 s"):
+        with pytest.raises(LuaLimitError, match=r"longer than 0\.2 s"):
             lua.eval_condition("(function() while true do end end)()", {}, {}, node="c", timeout=0.2)
 
 
@@ -242,7 +242,7 @@ def test_state_larger_than_the_limit() -> None:
 def test_deep_recursion_is_a_clear_error() -> None:
     """Unbounded Lua recursion is a 'stack overflow' error with its line (default memory limit)."""
     with LuaRuntime(LuaSettings(timeout_seconds=10)) as lua:
-        with pytest.raises(LuaNodeError, match="line 2: .*stack overflow") as caught:
+        with pytest.raises(LuaNodeError, match=r"line 2: .*stack overflow") as caught:
             run(lua, "local function f(n)\n  return f(n + 1) + 1\nend\nreturn f(1)")
         assert not isinstance(caught.value, LuaLimitError)
         assert result(lua, "return 'alive'") == "alive"

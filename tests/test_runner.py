@@ -218,6 +218,38 @@ def test_edges_beat_implicit_chaining(load_yaml: LoadYaml) -> None:
     assert path_of(workflow) == ["a", "c"]
 
 
+def test_goto_condition_that_cannot_be_evaluated_names_the_node(load_yaml: LoadYaml) -> None:
+    """A condition comparing a missing key fails as a NodeError of the routing node."""
+    workflow = load_yaml(
+        "nodes:" + marking("a") + "    goto:\n      - {if: 'state.n > 3', to: b}\n" + marking("b")
+    )
+    with pytest.raises(NodeError) as info:
+        workflow.invoke({})
+    assert info.value.node == "a"
+    assert "state.n > 3" in str(info.value)
+
+
+def test_goto_condition_raising_on_its_data_names_the_node(load_yaml: LoadYaml) -> None:
+    """A condition that raises (list + int) is a NodeError of the routing node, not a crash."""
+    workflow = load_yaml(
+        "nodes:" + marking("a") + "    goto:\n      - {if: 'state.n + 1 > 3', to: b}\n" + marking("b")
+    )
+    with pytest.raises(NodeError) as info:
+        workflow.invoke({"n": [1]})
+    assert info.value.node == "a"
+    assert "TypeError" in str(info.value)
+
+
+def test_goto_condition_with_a_default_for_a_missing_key(load_yaml: LoadYaml) -> None:
+    """| default(...) makes a condition on a missing key well defined."""
+    workflow = load_yaml(
+        "nodes:" + marking("a")
+        + "    goto:\n      - {if: '(state.n | default(0)) > 3', to: b}\n      - {to: __end__}\n"
+        + marking("b")
+    )
+    assert path_of(workflow) == ["a"]
+
+
 def test_loop_with_goto_until_done(load_yaml: LoadYaml) -> None:
     """A goto back to an earlier node loops until a rule exits."""
     workflow = load_yaml(
@@ -335,11 +367,54 @@ def test_workflow_can_be_invoked_many_times(load_yaml: LoadYaml) -> None:
     assert workflow.invoke({}) == {"x": 1, "y": 2}
 
 
+def test_one_workflow_runs_in_many_threads_at_once(load_yaml: LoadYaml) -> None:
+    """A loaded workflow may be invoked from several threads; each run keeps its own state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workflow = load_yaml(
+        """
+        nodes:
+          - name: s
+          - name: a
+            run: |
+              return {"v": state["n"] * 2}
+          - name: b
+            run: |
+              return {"v": state["n"] * 3}
+          - name: j
+            run: |
+              return {"total": sum(r["v"] for r in parallel_results) + state["n"]}
+        edges:
+          - {from: s, to: [a, b], parallel: true, fan_in: j}
+        """
+    )
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        totals = list(pool.map(lambda n: workflow.invoke({"n": n})["total"], range(40)))
+    assert totals == [6 * n for n in range(40)]
+
+
 def test_invoke_does_not_modify_the_input(load_yaml: LoadYaml) -> None:
     """The caller's input dict is left as it was."""
     given = {"z": 1}
     load_yaml(CHAIN).invoke(given)
     assert given == {"z": 1}
+
+
+def test_initial_state_is_not_shared_between_runs(load_yaml: LoadYaml) -> None:
+    """A node mutating an initial_state list in place does not change the next run's defaults."""
+    workflow = load_yaml(
+        """
+        initial_state: {log: []}
+        nodes:
+          - name: a
+            run: |
+              state["log"].append("x")
+              return {"n": len(state["log"])}
+        """
+    )
+    first = workflow.invoke({})
+    second = workflow.invoke({})
+    assert first == second == {"log": ["x"], "n": 1}
 
 
 # --- recursion limit and node errors -----------------------------------------------
@@ -430,6 +505,32 @@ def test_node_error_inside_steps_names_the_node(write_yaml: Callable[..., Path])
     assert info.value.node is not None and info.value.node.startswith("multi")
     assert info.value.location is not None
     assert info.value.location.line == 8
+
+
+def test_while_loop_body_error_aborts_the_node(write_yaml: Callable[..., Path]) -> None:
+    """An exception in a while_loop body fails the loop node, at the body's YAML line."""
+    path = write_yaml(
+        """
+        nodes:
+          - name: loop
+            type: while_loop
+            condition: "true"
+            max_iterations: 5
+            body:
+              - run: |
+                  n = state.get("n", 0) + 1
+                  if n == 3:
+                      raise RuntimeError("third pass")
+                  return {"n": n}
+          - name: never
+            run: "reached = True"
+        """
+    )
+    with pytest.raises(NodeError) as info:
+        tea.load(path).invoke({})
+    assert info.value.node is not None and info.value.node.startswith("loop")
+    assert "third pass" in str(info.value)
+    assert info.value.location is not None and info.value.location.line == 10
 
 
 def test_node_error_in_an_action_names_the_node(load_yaml: LoadYaml) -> None:

@@ -133,6 +133,27 @@ def test_mutating_state_from_a_template_is_refused() -> None:
         render("{{ state.xs.append(4) }}", xs=[1])
 
 
+def test_expression_failing_on_the_data_is_a_template_error() -> None:
+    """An expression that raises on its data (list + int) is a TemplateError naming the template."""
+    with pytest.raises(TemplateError, match=r"state.xs \+ 1.*TypeError"):
+        render("{{ state.xs + 1 }}", xs=[1])
+
+
+def test_templates_are_compiled_at_load(load_yaml: Callable[..., Workflow]) -> None:
+    """with: values holding templates are compiled once, when the workflow loads."""
+    workflow = load_yaml(
+        """
+        nodes:
+          - name: say
+            uses: log
+            with: {message: "n={{ state.n }}", level: info}
+        """
+    )
+    params = workflow.graph.nodes["say"].body.params  # type: ignore[union-attr]
+    assert isinstance(params["message"], Template)
+    assert params["level"] == "info"
+
+
 def test_jinja_syntax_error_is_a_load_error_with_the_line() -> None:
     """A Jinja syntax error is a WorkflowSyntaxError at the template's line."""
     from tea.errors import Location

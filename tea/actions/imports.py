@@ -19,7 +19,6 @@ functions by value to process and remote workers.
 from __future__ import annotations
 
 import functools
-
 import hashlib
 import importlib
 import importlib.util

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -160,3 +162,31 @@ edges:
     assert final["py"] == 20
     assert final["lua"] == 11
     assert final["py_pid"] != os.getpid()
+
+
+def test_a_script_without_a_main_guard_fails_fast_with_advice(tmp_path: Path):
+    """Workers re-import the driver's script; without the guard that must not hang."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "settings: {parallel: {strategy: process}}\n"
+        "nodes:\n  - name: start\n  - name: a\n  - name: b\n  - name: merge\n"
+        "edges:\n  - {from: start, to: [a, b], parallel: true, fan_in: merge}\n"
+        "  - {from: merge, to: __end__}\n"
+    )
+    script = tmp_path / "no_guard.py"
+    script.write_text(f"import tea\ntea.load({str(flow)!r}).invoke({{}})\n")
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode != 0
+    assert "WorkerDied" in done.stderr
+    assert "if __name__ == '__main__':" in done.stderr
+
+
+def test_start_warms_the_pool_in_the_background():
+    with ProcessExecutor(max_workers=2) as executor:
+        executor.start()
+        results = list(executor.run(Probe(), [task(0), task(1), task(2)], CONFIG))
+    assert all(r.success for r in results)
+    assert len({r.pid for r in results}) <= 2

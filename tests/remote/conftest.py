@@ -40,22 +40,22 @@ def ssh_cluster() -> Iterator[SshCluster]:
     """Three real sshd hosts on 127.0.0.2-4, with keys, known_hosts and a test user."""
     _needs_sshd()
     root = Path(tempfile.mkdtemp(prefix="tea-sshd-"))
-    home = root / "home"
-    home.mkdir()
-    saved = {k: os.environ.get(k) for k in ("HOME", "SSH_AUTH_SOCK")}
-    os.environ["HOME"] = str(home)
-    os.environ.pop("SSH_AUTH_SOCK", None)
+    (root / "home").mkdir()
     cluster = SshCluster.start(root, 3)
     try:
         yield cluster
     finally:
         cluster.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _private_home(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HOME in the cluster's temp dir and no agent: the developer's ~/.ssh is never read."""
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    if "ssh_cluster" in request.fixturenames:  # the closure: fresh_cluster, backend too
+        cluster: SshCluster = request.getfixturevalue("ssh_cluster")
+        monkeypatch.setenv("HOME", str(cluster.root / "home"))
 
 
 def _python_for_test_user() -> tuple[str, str]:

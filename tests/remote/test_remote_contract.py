@@ -15,9 +15,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from sshd_hosts import SshCluster
 
 from executors import ParallelConfig, get_executor
-from sshd_hosts import SshCluster
 
 pytestmark = pytest.mark.timeout(90)
 

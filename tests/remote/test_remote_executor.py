@@ -7,11 +7,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from toy_program import ToyProgram
 
 from executors.base import BranchTask, ParallelConfig, RetryPolicy
 from remote.executor import RemoteExecutor, RemoteSetupError
 from remote.ssh import Basefile
-from toy_program import ToyProgram
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -78,7 +78,7 @@ def test_binary_is_shipped_once_and_again_when_it_differs(remote_settings, remot
     with RemoteExecutor() as executor:
         cfg = ParallelConfig(strategy="remote", remote=settings)
         assert all(r.success for r in executor.run(ToyProgram(), _tasks(3), cfg))
-        sessions = list(executor._clusters.values())[0].sessions.values()
+        sessions = next(iter(executor._clusters.values())).sessions.values()
         assert sessions and not any(s.uploaded for s in sessions)
 
 

@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from sshd_hosts import SshCluster
+from toy_program import ToyProgram
 
 from executors.base import BranchTask, ParallelConfig
 from remote.executor import RemoteExecutor
-from sshd_hosts import SshCluster
-from toy_program import ToyProgram
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from toy_program import ToyProgram
 
 import tea
 from executors.base import BranchTask
 from remote.subset import branch_subset, program_payload, subset_files
-from toy_program import ToyProgram
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -92,7 +92,7 @@ def test_dynamic_parallel_scope_ships_the_node_and_its_subgraph(tmp_path):
         "measure_each[0]", "measure_each", None, {"words": ["tea"], "item": "tea", "index": 0},
         scope="measure_each", target="measure_each",
     )
-    key, message = program_payload(workflow.graph, [task])
+    _key, message = program_payload(workflow.graph, [task])
     files = message["files"]
     doc = yaml.safe_load(files["workflow.yaml"])
     assert [n["name"] for n in doc["nodes"]] == ["measure_each", "collect_sizes"]

@@ -1,0 +1,59 @@
+"""The frozen binary: built once per source hash (cached under .cache/), versioned, shipped for real."""
+
+from __future__ import annotations
+
+import fcntl
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+import tea
+from remote.bundle import build_bundle, default_basefile, source_hash, version_line
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".cache" / "tea-bundle"
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="session")
+def frozen_tea() -> Path:
+    """The PyInstaller binary of this checkout (built on first use, ~1 min; reused after)."""
+    pytest.importorskip("PyInstaller")
+    target = CACHE / source_hash() / "tea"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers build it once
+        if not target.exists():
+            build_bundle(target)
+        for stale in CACHE.iterdir():  # binaries of older sources
+            if stale.is_dir() and stale != target.parent:
+                shutil.rmtree(stale, ignore_errors=True)
+    return target
+
+
+def test_version_prints_version_and_build_hash(frozen_tea):
+    done = subprocess.run([str(frozen_tea), "--version"], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    # The cache directory is named after the source hash the binary was built from.
+    assert done.stdout.strip() == f"tea {tea.__version__} (build {frozen_tea.parent.name})"
+    assert re.fullmatch(r"tea \S+ \(build [0-9a-f]{12}\)", version_line())
+
+
+def test_not_frozen_means_no_default_basefile():
+    assert default_basefile() is None
+
+
+def test_frozen_binary_runs_a_remote_fan_out_with_lua(frozen_tea, remote_settings, tmp_path):
+    doc = yaml.safe_load((ROOT / "examples" / "remote_fanout.yaml").read_text())
+    doc["settings"]["parallel"]["remote"] = remote_settings(basefile=str(frozen_tea))
+    flow = tmp_path / "frozen.yaml"
+    flow.write_text(yaml.safe_dump(doc, sort_keys=False))
+    final = tea.load(flow).invoke({"numbers": [3, 1, 4, 1, 5, 9, 2, 6]})
+    assert final["sum"] == 31 and final["mean"] == 3.875
+    assert (final["min"], final["max"]) == (1, 9)  # the Lua branch: lupa.lua54 is in the binary
+    assert final["sum_of_squares"] == 173

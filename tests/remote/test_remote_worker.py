@@ -1,0 +1,105 @@
+"""The resident worker over plain pipes (no SSH): protocol, stdout discipline, cancel, once mode."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import cloudpickle
+import pytest
+from toy_program import ToyProgram
+
+from executors.base import BranchTask
+from remote.worker import PROTOCOL, json_check
+from tea.errors import SerializationError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _worker(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "remote._entry", "worker", *args],
+        cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+
+
+def _load_message() -> dict:
+    data = base64.b64encode(cloudpickle.dumps(ToyProgram())).decode()
+    return {"op": "load", "key": "k1", "kind": "pickle", "data": data}
+
+
+def _send(proc: subprocess.Popen[str], message: dict) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(message) + "\n")
+    proc.stdin.flush()
+
+
+def _task(entry: str, **state) -> dict:
+    return asdict(BranchTask(f"f[{entry}]", entry, None, state))
+
+
+def test_protocol_round_trip_with_prints_kept_off_stdout(tmp_path):
+    proc = _worker(tmp_path, "--slots", "2")
+    assert proc.stdout is not None
+    hello = json.loads(proc.stdout.readline())
+    assert hello["op"] == "hello" and hello["protocol"] == PROTOCOL
+    _send(proc, _load_message())
+    _send(proc, {"op": "run", "id": "1", "key": "k1", "task": _task("a", fail="a")})
+    _send(proc, {"op": "run", "id": "2", "key": "k1", "task": _task("b")})
+    answers = {m["id"]: m["result"] for m in (json.loads(proc.stdout.readline()) for _ in "12")}
+    assert answers["2"]["success"] and answers["2"]["state"]["seen"] == ["b"]
+    assert not answers["1"]["success"]
+    assert "told to fail" in answers["1"]["error"]["traceback"]
+    out, err = proc.communicate(timeout=30)  # stdin closed: the worker ends
+    assert proc.returncode == 0 and out == ""
+    assert "about to fail a" in err  # the node's print went to stderr, not the protocol
+
+
+def test_cancel_stops_a_running_task(tmp_path):
+    proc = _worker(tmp_path)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    _send(proc, _load_message())
+    _send(proc, {"op": "run", "id": "7", "key": "k1", "task": _task("slow", sleep=60)})
+    _send(proc, {"op": "cancel", "id": "7"})
+    answer = json.loads(proc.stdout.readline())
+    assert answer["id"] == "7"
+    proc.communicate(timeout=30)
+
+
+def test_unknown_program_is_a_failed_result_not_a_crash(tmp_path):
+    proc = _worker(tmp_path)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    _send(proc, {"op": "run", "id": "1", "key": "never-sent", "task": _task("a")})
+    answer = json.loads(proc.stdout.readline())
+    assert not answer["result"]["success"] and "never sent" in answer["result"]["error"]["message"]
+    proc.communicate(timeout=30)
+
+
+def test_once_mode_reads_a_task_file_and_writes_a_result_file(tmp_path):
+    program = tmp_path / "program"
+    program.mkdir()
+    (program / "program.pickle").write_text(_load_message()["data"])
+    (tmp_path / "task.json").write_text(json.dumps(_task("x")))
+    done = subprocess.run(
+        [sys.executable, "-m", "remote._entry", "worker", "--once", "--program", "program",
+         "--input", "task.json", "--output", "task.result.json"],
+        cwd=tmp_path, env={"PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "task.result.json").read_text())
+    assert result["success"] and result["state"]["seen"] == ["x"]
+
+
+def test_json_check_names_the_bad_key():
+    json_check({"a": [1, 2], "b": {"c": None}})
+    with pytest.raises(SerializationError, match="'when'"):
+        json_check({"ok": 1, "when": object()})
+    with pytest.raises(SerializationError, match="'ratio'"):
+        json_check({"ratio": float("nan")})
