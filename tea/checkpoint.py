@@ -108,12 +108,23 @@ def ensure_same_workflow(ckpt: Checkpoint, source_text: str, *, force: bool = Fa
 # -- writing -------------------------------------------------------------------
 
 
-def save_checkpoint(directory: Path, ckpt: Checkpoint, *, redact: Callable[[Any], Any] | None = None) -> Path:
+def save_checkpoint(
+    directory: Path,
+    ckpt: Checkpoint,
+    *,
+    redact: Callable[[Any], Any] | None = None,
+    name: str | None = None,
+    sync: bool = True,
+) -> Path:
     """Write ``ckpt`` atomically into ``directory`` (created if needed); return its path.
 
     ``redact`` is applied to ``state`` and ``error`` first, so secrets never reach
-    the disk. Values that are not JSON are saved through their ``to_dict()``;
-    any other object is a ``CheckpointError`` naming its key.
+    the disk. ``name`` (without ``.json``) replaces the generated file name, so a
+    run can keep overwriting one file. ``sync=False`` skips the fsyncs: the file is
+    still whole after the process dies (the rename is atomic), but not after a
+    power loss; progress checkpoints use it, every other checkpoint syncs.
+    Values that are not JSON are saved through their ``to_dict()``; any other
+    object is a ``CheckpointError`` naming its key.
     """
     state = redact(ckpt.state) if redact else ckpt.state
     error = redact(ckpt.error) if redact and ckpt.error is not None else ckpt.error
@@ -129,8 +140,8 @@ def save_checkpoint(directory: Path, ckpt: Checkpoint, *, redact: Callable[[Any]
     plain = json.loads(_dumps(body, "checkpoint"))
     plain["checksum"] = _checksum(plain)
     Path(directory).mkdir(parents=True, exist_ok=True)
-    path = Path(directory) / f"{_unique_name(ckpt.node, ckpt.position)}.json"
-    _atomic_write(path, json.dumps(plain, indent=1, ensure_ascii=False).encode("utf-8"))
+    path = Path(directory) / f"{name or _unique_name(ckpt.node, ckpt.position)}.json"
+    _atomic_write(path, json.dumps(plain, indent=1, ensure_ascii=False).encode("utf-8"), sync=sync)
     return path
 
 
@@ -195,7 +206,7 @@ def _unique_name(node: str, *parts: str) -> str:
     return "-".join([safe, *parts, str(time.time_ns() // 1_000_000), os.urandom(4).hex()])
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
     # The temporary name starts with a dot and ends in .tmp so that no reader
     # globbing *.json ever sees a half-written file.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
@@ -203,12 +214,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
-            os.fsync(out.fileno())
+            if sync:
+                os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if sync:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

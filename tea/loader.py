@@ -19,6 +19,7 @@ from tea.conditions import compile_condition
 from tea.errors import InputError, LoadError, LoadErrors, Location, ReferenceError_, SchemaError
 from tea.graph import END, START, Edge, FanOut, Graph, Node, Route
 from tea.node_loader import NODE_KEYS, BodyContext, check_keys, compile_node_body, suggest
+from tea.pycode import compile_deferred
 from tea.yamlsrc import load_yaml, location_of
 
 __all__ = ["TOP_LEVEL_KEYS", "load_graph", "load_graph_text"]
@@ -35,7 +36,8 @@ _EDGE_KEYS = frozenset({
 _EDGE_PARALLEL_KEYS = ("max_workers", "timeout_seconds", "fail_fast", "retry",
                        "circuit_breaker", "on_branch_failure", "remote")
 _CONFIG_KEYS = frozenset({"interrupt_before", "interrupt_after", "checkpoint_dir",
-                          "raise_exceptions", "checkpoint", "recursion_limit"})
+                          "checkpoint_interval_seconds", "raise_exceptions", "checkpoint",
+                          "recursion_limit"})
 
 
 def _parse_parallel(raw: Any, base: ParallelConfig | None) -> ParallelConfig:
@@ -134,6 +136,7 @@ class _Builder:
             settings=settings,
         )
         nodes = self._nodes(nodes_raw, ctx)
+        self._guard(lambda: compile_deferred(ctx.deferred), None)
         start_route = self._edges(doc.get("edges"), nodes, parallel)
         self._implicit(nodes, start_route)
         self._check_references(nodes, start_route)
@@ -194,7 +197,7 @@ class _Builder:
     def _registry(self) -> Any:
         from tea.actions import builtin_registry, load_imports
 
-        registry = builtin_registry()
+        registry = builtin_registry(entry_points=False)
         imports = self.doc.get("imports")
         if imports:
             if not isinstance(imports, list):

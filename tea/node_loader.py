@@ -74,6 +74,8 @@ class BodyContext:
     load_subgraph: Callable[[Path, Location], Graph]
     workflow_dir: Path
     settings: Mapping[str, Any] = field(default_factory=dict)
+    deferred: list[PythonCode] = field(default_factory=list)
+    """Python bodies compiled together once every node is read (``compile_deferred``)."""
     node_names: set[str] = field(default_factory=set)
 
 
@@ -144,7 +146,21 @@ def _run_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> Body:
             f"{what}: unsupported language '{language}'", location_of(raw, "language"),
             hint="use 'python' (the default) or 'lua'",
         )
-    return PythonBody(PythonCode(run, _code_location(raw, key, ctx)))
+    code = PythonCode(run, _code_location(raw, key, ctx), defer=True)
+    ctx.deferred.append(code)
+    return PythonBody(code)
+
+
+def _resolve(registry: ActionRegistry, name: str) -> Any:
+    """A registered action; installed ``tea.actions`` plugins are scanned only on a miss
+    (the scan costs milliseconds that most workflows never need)."""
+    try:
+        return registry.resolve(name)
+    except KeyError:
+        from tea.actions import load_entry_points
+
+        load_entry_points(registry)
+        return registry.resolve(name)
 
 
 def _action_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> ActionBody:
@@ -153,7 +169,7 @@ def _action_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> ActionB
     if ctx.registry is None:
         raise SchemaError(f"{what}: actions are not available", location_of(raw, key))
     try:
-        fn = ctx.registry.resolve(name)
+        fn = _resolve(ctx.registry, name)
     except KeyError as exc:
         raise SchemaError(
             f"{what}: unknown action '{name}'", location_of(raw, key),
@@ -169,7 +185,8 @@ def _action_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> ActionB
 
     problems = validate_action_params(name, dict(params), registry=ctx.registry, settings=ctx.settings)
     if problems:
-        raise SchemaError(f"{what}: {problems[0]}", location_of(raw, "with") if "with" in raw else location_of(raw, key))
+        where = location_of(raw, "with") if "with" in raw else location_of(raw, key)
+        raise SchemaError(f"{what}: {problems[0]}", where)
     compiled_output = compile_value(output, location_of(raw, "output")) if isinstance(output, Mapping) else output
     return ActionBody(name, fn, compile_value(params, location_of(raw, "with")), compiled_output)
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from tea.errors import Location, WorkflowSyntaxError
 
-__all__ = ["PythonCode"]
+__all__ = ["PythonCode", "compile_deferred"]
 
 _INJECTED = frozenset({"state", "variables", "json", "parallel_results", "secrets", "__builtins__"})
 _HIDDEN_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)
@@ -39,11 +39,22 @@ class PythonCode:
 
     __slots__ = ("_code", "_fn", "is_function", "location", "source")
 
-    def __init__(self, source: str, location: Location) -> None:
+    def __init__(self, source: str, location: Location, *, defer: bool = False) -> None:
         self.source = source
         self.location = location
         self._fn: types.FunctionType | None = None
-        self._code, self.is_function = self._compile()
+        self._code: types.CodeType | None = None
+        if defer and self._plain_function():
+            self.is_function = True  # compiled by ``compile_deferred`` with its neighbours
+        else:
+            self._code, self.is_function = self._compile()
+
+    def _plain_function(self) -> bool:
+        return bool(_TOP_RETURN.search(self.source)) and '"""' not in self.source and "'''" not in self.source
+
+    def _wrapped(self, name: str) -> str:
+        head = f"def {name}(state, variables, parallel_results, secrets):\n"
+        return head + "".join(f"    {line}\n" for line in self.source.splitlines())
 
     def _compile(self) -> tuple[types.CodeType, bool]:
         # Blank lines in front put the code at its YAML line numbers without walking
@@ -58,9 +69,7 @@ class PythonCode:
             except SyntaxError as exc:
                 if "'return' outside function" not in (exc.msg or ""):
                     raise self._syntax_error(exc) from None
-        pad = max(first_line - 2, 0)
-        wrapped = "\n" * pad + f"def {_FN_NAME}(state, variables, parallel_results, secrets):\n"
-        wrapped += "".join(f"    {line}\n" for line in self.source.splitlines())
+        wrapped = "\n" * max(first_line - 2, 0) + self._wrapped(_FN_NAME)
         try:
             return compile(wrapped, filename, "exec"), True
         except SyntaxError as exc:
@@ -101,6 +110,8 @@ class PythonCode:
 
     def _function(self) -> types.FunctionType:
         if self._fn is None:
+            if self._code is None:
+                self._code, _ = self._compile()
             namespace: dict[str, Any] = {"json": json, "__builtins__": builtins}
             exec(self._code, namespace)
             self._fn = namespace[_FN_NAME]
@@ -142,3 +153,46 @@ class PythonCode:
 
 
 _ABSENT = object()
+
+
+def compile_deferred(codes: list[PythonCode]) -> None:
+    """Compile the deferred function bodies of one workflow with one ``compile`` per file.
+
+    ``compile`` has a fixed cost per call that dominates for small node bodies;
+    one module holding every node's function, each at its own YAML line, costs far
+    less. Each function then gets a namespace of its own, as if compiled alone. A
+    syntax error (or two blocks sharing a line) falls back to one compile each, so
+    the error names the right node.
+    """
+    by_file: dict[str, list[PythonCode]] = {}
+    for code in sorted((c for c in codes if c._code is None and c._fn is None), key=_line):
+        by_file.setdefault(code.location.file or "<workflow>", []).append(code)
+    for filename, group in by_file.items():
+        if not _compile_together(filename, group):
+            for code in group:
+                code._code, code.is_function = code._compile()
+
+
+def _compile_together(filename: str, group: list[PythonCode]) -> bool:
+    parts: list[str] = []
+    line = 1
+    for index, code in enumerate(group):
+        def_line = max(_line(code) - 1, 1)
+        if def_line < line:
+            return False
+        parts.append("\n" * (def_line - line) + code._wrapped(f"__tea_node_{index}__"))
+        line = def_line + 1 + len(code.source.splitlines())
+    try:
+        module = compile("".join(parts), filename, "exec")
+    except SyntaxError:
+        return False
+    namespace: dict[str, Any] = {"__builtins__": builtins}
+    exec(module, namespace)
+    for index, code in enumerate(group):
+        fn = namespace[f"__tea_node_{index}__"]
+        code._fn = types.FunctionType(fn.__code__, {"json": json, "__builtins__": builtins}, _FN_NAME)
+    return True
+
+
+def _line(code: PythonCode) -> int:
+    return code.location.line or 1

@@ -10,77 +10,16 @@ reads ``os.environ`` only when a template asks for it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
-from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 from tea.errors import Location, WorkflowSyntaxError
 
-__all__ = ["Template", "compile_template", "compile_value", "environment", "render_value"]
+__all__ = ["Template", "TemplateError", "compile_template", "compile_value", "render_value"]
 
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
-
-
-def _fromjson(text: Any) -> Any:
-    if not isinstance(text, str):
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _tojson(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=indent, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        return to_dict()
-    return str(value)
-
-
-def _sha256(value: Any) -> str:
-    data = value if isinstance(value, bytes) else str(value).encode()
-    return hashlib.sha256(data).hexdigest()
-
-
-class _Environment(ImmutableSandboxedEnvironment):
-    """Prefers keys over attributes on mappings (``state.items`` is the key)."""
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, Mapping):
-            try:
-                return obj[attribute]
-            except (KeyError, TypeError):
-                pass
-        return super().getattr(obj, attribute)
-
-    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
-        # Jinja returns an Undefined here, which a native {{ expr }} would turn into None:
-        # refuse at once instead, so an unsafe access never passes silently.
-        raise SecurityError(
-            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
-        )
-
-
-def _make_environment() -> _Environment:
-    env = _Environment(undefined=ChainableUndefined, keep_trailing_newline=True, autoescape=False)
-    env.filters.update(
-        tojson=_tojson, json=_tojson, fromjson=_fromjson, sha256=_sha256
-    )
-    return env
-
-
-environment = _make_environment()
 
 
 class Template:
@@ -96,11 +35,14 @@ class Template:
     def render(self, context: Mapping[str, Any]) -> Any:
         try:
             return self._fn(context)
-        except UndefinedError as exc:
-            raise TemplateError(f"template '{self.source}': {exc.message}") from exc
-        except SecurityError as exc:
-            raise TemplateError(f"template '{self.source}' was refused: {exc}") from exc
-        except Exception as exc:  # an expression failing on the data, e.g. list + int
+        except Exception as exc:
+            from tea._jinja import SecurityError, UndefinedError
+
+            if isinstance(exc, UndefinedError):
+                raise TemplateError(f"template '{self.source}': {exc.message}") from exc
+            if isinstance(exc, SecurityError):
+                raise TemplateError(f"template '{self.source}' was refused: {exc}") from exc
+            # an expression failing on the data, e.g. list + int
             raise TemplateError(f"template '{self.source}': {type(exc).__name__}: {exc}") from exc
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -111,23 +53,19 @@ class TemplateError(Exception):
     """A template failed while rendering; the runner turns it into a NodeError."""
 
 
-def _undefined_to_none(value: Any) -> Any:
-    if isinstance(value, ChainableUndefined):
-        return None
-    return value
-
-
 def has_template(text: str) -> bool:
     return "{{" in text or "{%" in text
 
 
 def compile_template(source: str, location: Location | None = None) -> Template:
     """Compile ``source``; a Jinja syntax error is a load error at ``location``."""
+    from tea._jinja import TemplateSyntaxError, environment, undefined_to_none
+
     try:
         match = _SINGLE_EXPR.match(source)
         if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
             expr = environment.compile_expression(match.group("expr"), undefined_to_none=False)
-            return Template(source, lambda ctx: _undefined_to_none(expr(**ctx)), True)
+            return Template(source, lambda ctx: undefined_to_none(expr(**ctx)), True)
         template = environment.from_string(source)
         return Template(source, lambda ctx: template.render(ctx), False)
     except TemplateSyntaxError as exc:
@@ -201,6 +139,8 @@ class EnvironProxy(Mapping[str, str]):
 
 def referenced_names(source: str) -> set[str]:
     """Top-level names a template reads (for load-time checks)."""
+    from tea._jinja import TemplateSyntaxError, environment, nodes
+
     try:
         ast = environment.parse(source)
     except TemplateSyntaxError:
