@@ -153,6 +153,8 @@ class DurableRun(Run):
             done = journal.load()
             self.resumed_from = None
         if journal is None:
+            if not self.autosave:
+                return done, None  # nothing could resume this fan-out: no journal to keep
             journal = BranchJournal.new(self.checkpoint_dir, fanout, redact=self._redact)
         if self.autosave:
             position = "before" if self.cursor.position == "before" else "after"

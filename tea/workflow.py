@@ -37,8 +37,15 @@ class Workflow:
         interrupt_before: tuple[str, ...] | list[str] = (),
         interrupt_after: tuple[str, ...] | list[str] = (),
         force: bool = False,
+        autosave: bool = False,
     ) -> Run:
-        """A new ``Run``; with ``checkpoint``, one that resumes from it with ``state`` merged in."""
+        """A new ``Run``; with ``checkpoint``, one that resumes from it with ``state`` merged in.
+
+        A run saves a checkpoint (in ``checkpoint_dir``, default ``.tea-checkpoints``
+        beside the workflow) when it stops at an interrupt or fails; with
+        ``autosave`` it also saves its progress and journals its fan-outs, so that
+        even a process killed outright can be resumed (``tea run`` does this).
+        """
         from tea.durable import durable_run
 
         return durable_run(
@@ -51,6 +58,7 @@ class Workflow:
             interrupt_before=interrupt_before,
             interrupt_after=interrupt_after,
             force=force,
+            autosave=autosave,
         )
 
     def invoke(
