@@ -25,7 +25,18 @@ deadline has passed or memory ran out, so neither can be swallowed.
 
 from __future__ import annotations
 
-__all__ = ["BOOTSTRAP", "CHECK_INTERVAL", "CHUNK_NAME", "HOOK_COUNT", "MEMORY_ERROR"]
+import threading
+
+import lupa.lua54 as lupa
+
+__all__ = [
+    "BOOTSTRAP",
+    "CHECK_INTERVAL",
+    "CHUNK_NAME",
+    "HOOK_COUNT",
+    "MEMORY_ERROR",
+    "bootstrap_bytecode",
+]
 
 CHUNK_NAME = "=lua"
 """Chunk name of workflow code: Lua reports its errors as ``lua:<line>: message``."""
@@ -258,3 +269,17 @@ end
 sethook(hook, "", hook_count)
 return compile, run, take, reset
 """
+
+
+_bytecode_lock = threading.Lock()
+_bytecode: bytes | None = None
+
+
+def bootstrap_bytecode() -> bytes:
+    """``BOOTSTRAP`` compiled once per process: loading bytecode halves runtime creation."""
+    global _bytecode
+    with _bytecode_lock:
+        if _bytecode is None:
+            compiler = lupa.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
+            _bytecode = bytes(compiler.eval("string.dump")(compiler.compile(BOOTSTRAP)))
+        return _bytecode

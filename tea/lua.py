@@ -35,7 +35,13 @@ from typing import Any, Self
 import lupa.lua54 as lupa
 
 from tea._lua_convert import ConversionError, from_lua, plain
-from tea._lua_sandbox import BOOTSTRAP, CHECK_INTERVAL, CHUNK_NAME, HOOK_COUNT, MEMORY_ERROR
+from tea._lua_sandbox import (
+    CHECK_INTERVAL,
+    CHUNK_NAME,
+    HOOK_COUNT,
+    MEMORY_ERROR,
+    bootstrap_bytecode,
+)
 from tea.errors import NodeError
 
 __all__ = [
@@ -171,7 +177,13 @@ class LuaRuntime:
             max_memory=0,
         )
         self._compile, self._run, self._take, self._reset = self._lua.execute(
-            BOOTSTRAP, time.monotonic, self.settings.sandbox, HOOK_COUNT, CHECK_INTERVAL, CHUNK_NAME
+            bootstrap_bytecode(),
+            time.monotonic,
+            self.settings.sandbox,
+            HOOK_COUNT,
+            CHECK_INTERVAL,
+            CHUNK_NAME,
+            mode="b",
         )
         self._functions: dict[tuple[bool, str], Any] = {}
 

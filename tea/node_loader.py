@@ -115,7 +115,7 @@ def _lua_body(code: str, raw: Mapping[str, Any], key: str, ctx: BodyContext, tim
         ) from None
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
         raise SchemaError("timeout_seconds must be a positive number", location_of(raw, "timeout_seconds"))
-    return LuaBody(code, float(timeout) if timeout is not None else None)
+    return LuaBody(code, float(timeout) if timeout is not None else None, _code_location(raw, key, ctx))
 
 
 def _run_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> Body:

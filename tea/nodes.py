@@ -135,11 +135,13 @@ def _compile_cached(text: str, location: Location) -> Any:
 
 
 class LuaBody:
-    __slots__ = ("code", "timeout")
+    __slots__ = ("code", "location", "timeout")
 
-    def __init__(self, code: str, timeout: float | None) -> None:
+    def __init__(self, code: str, timeout: float | None, location: Location | None = None) -> None:
         self.code = code
         self.timeout = timeout
+        self.location = location
+        """Where the code starts in the YAML file (Lua line 1)."""
 
     def run(
         self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None

@@ -62,8 +62,10 @@ class ErrorPolicy:
     fallback: str | None = None
 
     def retryable(self, exc: BaseException) -> bool:
+        """Named in ``retry_on`` (the error's type or its cause's); with no ``retry_on``,
+        every error except those an action marks as not worth retrying (HTTP 4xx)."""
         if not self.retry_on:
-            return True
+            return getattr(exc, "retryable", True) is not False
         names = {t.__name__ for t in type(exc).__mro__}
         cause = exc.__cause__
         if cause is not None:

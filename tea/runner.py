@@ -240,7 +240,11 @@ def _attach_location(exc: NodeError, graph: Graph, node: Node) -> None:
     if exc.location is not None:
         return
     line = None
-    if graph.path is not None:
+    lua_line = getattr(exc, "lua_line", None)
+    lua_start = getattr(getattr(node.body, "location", None), "line", None)
+    if lua_line is not None and lua_start is not None:
+        line = lua_start + lua_line - 1
+    elif graph.path is not None:
         tb = exc.__cause__.__traceback__ if exc.__cause__ is not None else None
         filename = str(graph.path)
         while tb is not None:

@@ -22,6 +22,8 @@ INPUTS = {
     "fan_out_seed_syntax": {},
     "fan_out_reference_syntax": {},
     "reducers": {},
+    "lua_nodes": {"items": [1, 2, 3]},
+    "lua_condition": {},
 }
 EXPECTED = {
     "python_nodes": {"total": 6, "doubled": 12, "result": 13},
@@ -32,6 +34,8 @@ EXPECTED = {
     "fan_out_seed_syntax": {"ys": [4, 8]},
     "fan_out_reference_syntax": {"total": 3},
     "reducers": {"log": ["one", "two"], "total": 3, "meta": {"a": 1, "b": 2}},
+    "lua_nodes": {"total": 18, "label": "big"},
+    "lua_condition": {"n": 3, "parity": "odd"},
 }
 
 
