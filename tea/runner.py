@@ -317,6 +317,17 @@ class Run:
         return event["type"] in allowed
 
     def stream(self) -> Iterator[Event]:
+        """The run's events; a secret's value never appears in one (it reads ``***``)."""
+        if not self.secrets:
+            yield from self._events()
+            return
+        from tea.secrets import Secrets
+
+        secrets = Secrets(self.secrets)
+        for event in self._events():
+            yield secrets.redact(event)
+
+    def _events(self) -> Iterator[Event]:
         scope = Scope(self.graph, secrets=self.secrets)
         started = time.perf_counter()
         try:
