@@ -47,11 +47,11 @@ class SpinProgram:
         return {"total": spin(task.state["n"])}
 
 
-def ProcessExecutor() -> ParallelExecutor:  # noqa: N802 - reads like the class it builds
+def ProcessExecutor() -> ParallelExecutor:
     return get_executor("process")
 
 
-def ThreadExecutor() -> ParallelExecutor:  # noqa: N802
+def ThreadExecutor() -> ParallelExecutor:
     return get_executor("thread")
 
 

@@ -9,7 +9,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-__all__ = ["CancelToken", "DaemonThreads"]
+__all__ = ["CancelToken", "DaemonThreads", "shared_threads"]
 
 
 class CancelToken:
@@ -121,3 +121,16 @@ class DaemonThreads:
             idle, self._idle = self._idle, 0
         for _ in range(idle):
             self._jobs.put(None)
+
+
+_shared: DaemonThreads | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_threads() -> DaemonThreads:
+    """The process-wide pool every backend draws its driver and branch threads from."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = DaemonThreads("tea")
+        return _shared

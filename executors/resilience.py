@@ -35,7 +35,7 @@ from typing import Any, Self
 import tenacity
 
 from executors._breakers import BreakerRegistry, TargetBreaker
-from executors._sync import CancelToken, DaemonThreads
+from executors._sync import CancelToken, shared_threads
 from executors.base import BranchProgram, BranchResult, BranchTask, ErrorInfo, ParallelConfig
 from tea.errors import BranchTimeout
 
@@ -141,7 +141,9 @@ class ResilientRunner:
     """
 
     def __init__(self, name: str) -> None:
-        self.threads = DaemonThreads(f"tea-{name}")
+        # Threads are shared by every executor of the process: starting threads for
+        # each run would cost more than a small fan-out itself.
+        self.threads = shared_threads()
         self.breakers = BreakerRegistry()
 
     def run(
@@ -173,7 +175,7 @@ class ResilientRunner:
             batch.cancel()
 
     def close(self) -> None:
-        self.threads.close()
+        """Nothing to release: the threads are shared, and idle ones just wait."""
 
     @staticmethod
     def _next(
@@ -222,6 +224,12 @@ class ResilientRunner:
             return _one_try(replace(task, attempt=tries), config, attempt, batch, breaker)
 
         retry = config.retry
+        if retry.max_attempts <= 1:
+            return replace(
+                one(), attempts=1, index=task.index,
+                duration_ms=(time.monotonic() - started) * 1000.0,
+                breaker_state=breaker.state if breaker else None,
+            )
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(max(1, retry.max_attempts)),
             wait=_backoff(retry.backoff_base_ms, retry.backoff_max_ms, retry.jitter),

@@ -61,16 +61,16 @@ class ThreadExecutor(ResilientExecutor):
         return partial(self._attempt, program)
 
     def _attempt(self, program: BranchProgram, ctx: AttemptContext) -> BranchResult:
+        if ctx.timeout_seconds is None:
+            # No deadline to enforce, so no need to be able to walk away from the branch:
+            # run it on this driver thread and save a thread hand-over per branch.
+            result = _run(program, ctx)
+            return ctx.stopped(pid=os.getpid()) if ctx.token.cancelled else result
         outcome: list[BranchResult] = []
         finished = threading.Event()
 
         def branch() -> None:
-            where = {"thread": threading.current_thread().name, "pid": os.getpid()}
-            try:
-                task = replace(ctx.task, state=fast_copy(ctx.task.state))
-                result = succeeded(ctx.task, program.run_branch(task, ctx.token.event), **where)
-            except Exception as exc:
-                result = failed(ctx.task, exc, **where)
+            result = _run(program, ctx)
             # A branch that saw its cancel event may have returned a partial state:
             # only a branch that ended before any cancel counts as finished.
             if not ctx.token.cancelled:
@@ -85,3 +85,13 @@ class ThreadExecutor(ResilientExecutor):
             return outcome[0]
         ctx.token.cancel()
         return ctx.stopped(pid=os.getpid())
+
+
+def _run(program: BranchProgram, ctx: AttemptContext) -> BranchResult:
+    """One attempt of a branch on the calling thread, on its own copy of the state."""
+    where = {"thread": threading.current_thread().name, "pid": os.getpid()}
+    try:
+        task = replace(ctx.task, state=fast_copy(ctx.task.state))
+        return succeeded(ctx.task, program.run_branch(task, ctx.token.event), **where)
+    except Exception as exc:
+        return failed(ctx.task, exc, **where)

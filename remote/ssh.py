@@ -268,7 +268,12 @@ class HostSession:
     def _write(self, message: dict[str, Any]) -> None:
         if self._proc is None or self.dead is not None:
             raise self.dead or HostDown("the worker is not running", host=self.name)
-        self._proc.stdin.write(json.dumps(message, separators=(",", ":")) + "\n")
+        try:
+            self._proc.stdin.write(json.dumps(message, separators=(",", ":")) + "\n")
+        except (OSError, asyncssh.Error) as exc:
+            # The channel closed before the reader noticed: the host (or its link) is gone.
+            self.dead = HostDown("connection lost", host=self.name, stderr_tail=self.stderr_tail() or None)
+            raise self.dead from exc
 
     async def _read_stderr(self) -> None:
         assert self._proc is not None

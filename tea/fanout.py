@@ -6,7 +6,6 @@ nodes both end here. The runner never talks to a backend in any other way.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -27,13 +26,15 @@ Emit = Callable[[dict[str, Any]], None]
 
 
 def static_tasks(source: str, targets: tuple[str, ...], fan_in: str, state: dict[str, Any]) -> list[BranchTask]:
-    """One task per target, each with its own deep copy of ``state``."""
+    """One task per target, sharing one deep copy of ``state`` (executors copy it again
+    for each attempt, or serialise it, so a branch never sees another's writes)."""
+    snapshot = fast_copy(state)
     return [
         BranchTask(
             branch_id=f"{source}[{target}]",
             entry=target,
             exit=fan_in,
-            state=fast_copy(state),
+            state=snapshot,
             index=index,
             target=target,
         )
@@ -65,25 +66,22 @@ def dispatch(
         for task in todo:
             emit({"type": "branch_start", "fanout": fanout, "branch": task.branch_id,
                   "strategy": config.strategy})
-        cancel = threading.Event()
-        watcher = _link(scope.cancel, cancel)
-        try:
-            for result in executor.run(program, todo, config, cancel):
-                finished[result.branch_id] = result
-                if on_result is not None:
-                    on_result(result)
-                event: dict[str, Any] = {
-                    "type": "branch_end", "fanout": fanout, "branch": result.branch_id,
-                    "success": result.success, "attempts": result.attempts,
-                    "duration_ms": round(result.duration_ms, 3),
-                }
-                if result.host:
-                    event["host"] = result.host
-                if result.error is not None:
-                    event["error"] = {"type": result.error.type, "message": result.error.message}
-                emit(event)
-        finally:
-            watcher.set()
+        # The executor only reads ``cancel``: the scope's own event stops this fan-out
+        # when the branch it runs in is cancelled.
+        for result in executor.run(program, todo, config, scope.cancel):
+            finished[result.branch_id] = result
+            if on_result is not None:
+                on_result(result)
+            event: dict[str, Any] = {
+                "type": "branch_end", "fanout": fanout, "branch": result.branch_id,
+                "success": result.success, "attempts": result.attempts,
+                "duration_ms": round(result.duration_ms, 3),
+            }
+            if result.host:
+                event["host"] = result.host
+            if result.error is not None:
+                event["error"] = {"type": result.error.type, "message": result.error.message}
+            emit(event)
     ordered = [finished[t.branch_id] for t in tasks if t.branch_id in finished]
     failed = [r for r in ordered if not r.success]
     if failed and config.on_branch_failure != "continue":
@@ -102,23 +100,6 @@ def dispatch(
         error.details = first.error.traceback
         raise error
     return ordered
-
-
-def _link(source: threading.Event, target: threading.Event) -> threading.Event:
-    """Propagate ``source`` (the run being stopped) to ``target``; set the result to stop."""
-    stop = threading.Event()
-    if source.is_set():
-        target.set()
-        return stop
-
-    def watch() -> None:
-        while not stop.wait(0.05):
-            if source.is_set():
-                target.set()
-                return
-
-    threading.Thread(target=watch, name="tea-cancel-link", daemon=True).start()
-    return stop
 
 
 class DynamicParallelBody:

@@ -85,7 +85,7 @@ def test_a_failing_branch_is_a_result_with_its_error(backend, contract_program, 
 
 def test_timeout_fails_only_the_slow_branch(backend, contract_program, make_task):
     tasks = [make_task(0, slow_ticks=1000), make_task(1)]
-    config = backend.configure(timeout_seconds=0.5)
+    config = backend.configure(timeout_seconds=1.0)
     with backend.executor() as executor:
         results = by_id(list(executor.run(contract_program, tasks, config)))
     slow = results["start[0]"]
@@ -144,13 +144,13 @@ def test_breaker_opens_after_threshold(backend, contract_program, make_task):
 
 def test_breaker_lives_for_the_executor_and_recovers(backend, contract_program, make_task):
     config = backend.configure(
-        max_workers=1, circuit_breaker=BreakerPolicy(failure_threshold=1, reset_timeout_seconds=0.3)
+        max_workers=1, circuit_breaker=BreakerPolicy(failure_threshold=1, reset_timeout_seconds=1)
     )
     with backend.executor() as executor:
         (first,) = executor.run(contract_program, [make_task(0, target="t", fail=True)], config)
         (refused,) = executor.run(contract_program, [make_task(1, target="t")], config)
         (other,) = executor.run(contract_program, [make_task(2, target="other")], config)
-        time.sleep(0.4)  # the breaker's reset timeout passes: the next branch is its trial
+        time.sleep(1.1)  # the breaker's reset timeout passes: the next branch is its trial
         (trial,) = executor.run(contract_program, [make_task(3, target="t")], config)
     assert first.breaker_state == "open"
     assert refused.error is not None and refused.error.type == "CircuitOpen"

@@ -109,7 +109,7 @@ def test_program_is_sent_once_per_worker_and_pool_is_reused(executor, tmp_path):
 
 
 def test_a_timed_out_branch_has_its_worker_killed(executor):
-    config = ParallelConfig(strategy="process", max_workers=2, timeout_seconds=0.3)
+    config = ParallelConfig(strategy="process", max_workers=2, timeout_seconds=1.0)
     results = {r.index: r for r in executor.run(
         Probe(), [task(0, mode="sleep", seconds=30), task(1)], config
     )}

@@ -76,7 +76,9 @@ def test_daemon_threads_are_reused():
 
         threads.submit(job)
         assert done.wait(5)
-        time.sleep(0.05)  # let the thread get back to idle before the next job
+        deadline = time.monotonic() + 5
+        while threads._idle == 0 and time.monotonic() < deadline:  # back to idle, after the job
+            time.sleep(0.001)
     threads.close()
     threads.close()
     assert names == ["t-1"] * 3
