@@ -8,6 +8,7 @@ cloudpickle (compiled code is rebuilt from source on the other side), and
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -176,6 +177,18 @@ class Graph:
 
             self._lua_settings = LuaSettings.from_mapping(self.settings.get("lua"))
         return self._lua_settings
+
+    @functools.cached_property
+    def strategies(self) -> frozenset[str]:
+        """Every parallel strategy some fan-out of this graph can use."""
+        found = {fan.config.strategy for node in self.nodes.values() for fan in node.route.fanouts}
+        if self.start_route is not None:
+            found |= {fan.config.strategy for fan in self.start_route.fanouts}
+        for node in self.nodes.values():
+            config = getattr(node.body, "config", None)
+            if config is not None and hasattr(config, "strategy"):
+                found.add(config.strategy)
+        return frozenset(found)
 
     def with_secrets(self, secrets: Mapping[str, Any]) -> Graph:
         """A copy that carries ``secrets`` to wherever its branches run."""

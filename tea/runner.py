@@ -329,6 +329,9 @@ class Run:
 
     def _events(self) -> Iterator[Event]:
         scope = Scope(self.graph, secrets=self.secrets)
+        if "process" in self.graph.strategies:
+            # Boot the worker pool now, in the background, while the first nodes run.
+            scope.executor("process").start()  # type: ignore[attr-defined]
         started = time.perf_counter()
         try:
             yield {"type": "start", "workflow": self.graph.name, "node": self.cursor.node,

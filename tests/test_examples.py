@@ -30,6 +30,11 @@ RUN_HERE = {
         {"numbers": [3, 1, 4, 1, 5, 9, 2, 6]},
         {"sum": 31, "min": 1, "max": 9, "mean": 3.875, "spread": "wide"},
     ),
+    "parallel_strategies_demo.yaml": (
+        {"n": 20000, "words": ["tea", "edge"]},
+        {"cpu": {"squares": 39998, "cubes": 99991}, "cpu_in_worker_processes": True,
+         "io": ["a", "b"], "io_in_this_process": True, "digests": {"tea": 6707, "edge": 9472}},
+    ),
     "legacy_edges.yaml": ({}, {"tier": "premium", "invoice": {"amount": 302, "tax": 60.4, "shipping": 0}}),
 }
 
