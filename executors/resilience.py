@@ -205,7 +205,10 @@ class ResilientRunner:
                 task = pending.popleft()
             except IndexError:
                 return
-            done.put(self._branch(task, config, attempt, batch))
+            result = self._branch(task, config, attempt, batch)
+            if config.fail_fast and not result.success:
+                batch.cancel()  # before anyone reads the result: no queued branch starts after it
+            done.put(result)
 
     def _branch(
         self, task: BranchTask, config: ParallelConfig, attempt: Attempt, batch: CancelToken

@@ -40,10 +40,10 @@ _CONFIG_KEYS = frozenset({"interrupt_before", "interrupt_after", "checkpoint_dir
                           "recursion_limit"})
 
 
-def _parse_parallel(raw: Any, base: ParallelConfig | None) -> ParallelConfig:
+def _parse_parallel(raw: Any, base: ParallelConfig | None, path: str = "settings.parallel") -> ParallelConfig:
     from tea.parallel_settings import parse_parallel_config
 
-    config = parse_parallel_config(raw, base=base)
+    config = parse_parallel_config(raw, base=base, path=path)
     if isinstance(raw, Mapping) and raw.get("remote") is not None:
         from remote.config import validate_remote_settings
 
@@ -378,7 +378,7 @@ class _Builder:
                 overrides_loc.key_locs = {  # type: ignore[attr-defined]
                     k: edge.key_loc("parallel_strategy" if k == "strategy" else k) for k in overrides
                 }
-            config = _parse_parallel(overrides_loc, parallel)
+            config = _parse_parallel(overrides_loc, parallel, f"parallel edge from '{source}'")
         else:
             config = parallel
         return FanOut(source, tuple(targets), fan_in, config, where)

@@ -5,6 +5,7 @@ Every problem raises a ``LoadError`` located at the key or value at fault.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ class BodyContext:
     registry: ActionRegistry | None
     reducers: Mapping[str, Reducer]
     parallel: ParallelConfig
-    parse_parallel: Callable[[Any, ParallelConfig], ParallelConfig]
+    parse_parallel: Callable[[Any, ParallelConfig, str], ParallelConfig]
     load_subgraph: Callable[[Path, Location], Graph]
     workflow_dir: Path
     settings: Mapping[str, Any] = field(default_factory=dict)
@@ -265,10 +266,17 @@ def _dynamic_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> Any:
     else:
         path = _require_str(raw, "subgraph", what)
         subgraph = ctx.load_subgraph(ctx.workflow_dir / path, location_of(raw, "subgraph"))
-    overrides: dict[str, Any] = dict(raw.get("parallel") or {})
+    given = raw.get("parallel")
+    if given is not None and not isinstance(given, Mapping):
+        raise SchemaError(f"{what}: 'parallel' must be a mapping of parallel settings", location_of(raw, "parallel"))
+    # A copy keeps the key locations of the YAML mapping, for errors with a line.
+    overrides: Any = copy.copy(given) if given is not None else type(raw)()
     if "parallel_strategy" in raw:
         overrides["strategy"] = raw["parallel_strategy"]
-    config = ctx.parse_parallel(overrides, ctx.parallel) if overrides else ctx.parallel
+        if hasattr(raw, "key_locs"):
+            overrides.loc = raw.loc
+            overrides.key_locs = {**getattr(overrides, "key_locs", {}), "strategy": raw.key_loc("parallel_strategy")}
+    config = ctx.parse_parallel(overrides, ctx.parallel, f"{what}: parallel") if overrides else ctx.parallel
     limit = raw.get("max_concurrency")
     return DynamicParallelBody(
         items=compile_value(raw["items"], location_of(raw, "items")),

@@ -759,11 +759,6 @@ def test_dynamic_failure_fails_the_run(load_yaml: LoadYaml) -> None:
     assert "item one is bad" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=False,  # the bug is a race, so a lucky run may pass; remove once fixed
-    reason="executors/resilience.py cancels a fail_fast batch only when the consumer reads "
-    "the failed result, so queued items still start",
-)
 def test_dynamic_fail_fast_skips_the_remaining_items(load_yaml: LoadYaml) -> None:
     """fail_fast: true stops items that had not started when one failed."""
     workflow = load_yaml(
