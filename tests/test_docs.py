@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,8 +50,23 @@ def test_snippet_loads(block: str, tmp_path: Path) -> None:
     """A documented workflow is a valid workflow."""
     path = tmp_path / "snippet.yaml"
     path.write_text(block)
+    if "actions/notes.py" in block:  # the imports snippet uses the example's action file
+        shutil.copytree(DOC.parent.parent / "examples" / "actions", tmp_path / "actions")
     workflow = tea.load(path)
     if workflow.name in INPUTS:
         final = workflow.invoke(INPUTS[workflow.name])
         for key, value in EXPECTED.get(workflow.name, {}).items():
             assert final[key] == value
+
+
+def _slug(heading: str) -> str:
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_every_link_in_the_reference_reaches_a_heading() -> None:
+    """The table of contents and cross-references point at headings that exist."""
+    text = DOC.read_text()
+    headings = {_slug(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
+    links = set(re.findall(r"\]\(#([^)]+)\)", text))
+    assert links and links <= headings, sorted(links - headings)
