@@ -20,7 +20,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/test-deps.sh
 	$(BIN)/ruff check tea executors remote tests benchmarks
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/mypy tea executors remote
+	$(BIN)/pytest -q -n 2 -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check tea executors remote tests benchmarks

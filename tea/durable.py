@@ -208,7 +208,7 @@ def durable_run(
     stop_flag: StopFlag | None = None,
     autosave: bool = False,
     **options: Any,
-) -> Run:
+) -> DurableRun:
     """A run of ``graph``; from ``checkpoint`` when given, with ``state`` merged as the update."""
     for name in (*interrupt_before, *interrupt_after):
         if name not in graph.nodes:

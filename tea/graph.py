@@ -98,9 +98,9 @@ class Route:
             return END
         if self.edges:
             for edge in self.edges:
-                target = edge.pick(state, scope)
-                if target is not None:
-                    return target
+                picked = edge.pick(state, scope)
+                if picked is not None:
+                    return picked
             return END
         if self.default_after_fanout is not None:
             return self.default_after_fanout

@@ -20,7 +20,7 @@ from tea.errors import InputError, LoadError, LoadErrors, Location, ReferenceErr
 from tea.graph import END, START, Edge, FanOut, Graph, Node, Route
 from tea.node_loader import NODE_KEYS, BodyContext, check_keys, compile_node_body, suggest
 from tea.pycode import compile_deferred
-from tea.yamlsrc import load_yaml, location_of
+from tea.yamlsrc import load_yaml, located, location_of
 
 __all__ = ["TOP_LEVEL_KEYS", "load_graph", "load_graph_text"]
 
@@ -371,14 +371,8 @@ class _Builder:
         if "parallel_strategy" in edge:
             overrides["strategy"] = edge["parallel_strategy"]
         if overrides:
-            overrides_loc = type(edge)()  # keep key locations for error messages
-            overrides_loc.update(overrides)
-            if hasattr(edge, "key_locs"):
-                overrides_loc.loc = edge.loc  # type: ignore[attr-defined]
-                overrides_loc.key_locs = {  # type: ignore[attr-defined]
-                    k: edge.key_loc("parallel_strategy" if k == "strategy" else k) for k in overrides
-                }
-            config = _parse_parallel(overrides_loc, parallel, f"parallel edge from '{source}'")
+            settings_at = located(overrides, edge, {"strategy": "parallel_strategy"})
+            config = _parse_parallel(settings_at, parallel, f"parallel edge from '{source}'")
         else:
             config = parallel
         return FanOut(source, tuple(targets), fan_in, config, where)

@@ -5,7 +5,6 @@ Every problem raises a ``LoadError`` located at the key or value at fault.
 
 from __future__ import annotations
 
-import copy
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from tea.nodes import (
 )
 from tea.pycode import PythonCode
 from tea.templates import compile_value
-from tea.yamlsrc import location_of
+from tea.yamlsrc import located, location_of
 
 if TYPE_CHECKING:
     from executors.base import ParallelConfig
@@ -269,14 +268,17 @@ def _dynamic_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> Any:
     given = raw.get("parallel")
     if given is not None and not isinstance(given, Mapping):
         raise SchemaError(f"{what}: 'parallel' must be a mapping of parallel settings", location_of(raw, "parallel"))
-    # A copy keeps the key locations of the YAML mapping, for errors with a line.
-    overrides: Any = copy.copy(given) if given is not None else type(raw)()
+    overrides: dict[str, Any] = dict(given or {})
     if "parallel_strategy" in raw:
         overrides["strategy"] = raw["parallel_strategy"]
-        if hasattr(raw, "key_locs"):
-            overrides.loc = raw.loc
-            overrides.key_locs = {**getattr(overrides, "key_locs", {}), "strategy": raw.key_loc("parallel_strategy")}
-    config = ctx.parse_parallel(overrides, ctx.parallel, f"{what}: parallel") if overrides else ctx.parallel
+    if given is not None:
+        where = located(overrides, given, {})
+        if "strategy" in overrides and "strategy" not in given:
+            where.key_locs["strategy"] = location_of(raw, "parallel_strategy")
+            where.value_locs["strategy"] = raw.value_loc("parallel_strategy")  # type: ignore[attr-defined]
+    else:
+        where = located(overrides, raw, {"strategy": "parallel_strategy"})
+    config = ctx.parse_parallel(where, ctx.parallel, f"{what}: parallel") if overrides else ctx.parallel
     limit = raw.get("max_concurrency")
     return DynamicParallelBody(
         items=compile_value(raw["items"], location_of(raw, "items")),

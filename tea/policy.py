@@ -83,11 +83,14 @@ class ErrorPolicy:
         )
         if self.jitter:
             wait = wait + tenacity.wait_random(0, self.backoff_base_ms / 1000.0)
+        def sleep(seconds: float) -> None:
+            scope.cancel.wait(seconds)  # a cancelled run does not sit out its backoff
+
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
             wait=wait,
             retry=tenacity.retry_if_exception(self.retryable),
-            sleep=lambda seconds: scope.cancel.wait(seconds),
+            sleep=sleep,
             reraise=True,
         )
         try:

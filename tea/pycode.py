@@ -137,6 +137,7 @@ class PythonCode:
                 "secrets": secrets or {},
                 "__builtins__": builtins,
             }
+            assert self._code is not None  # a script body is always compiled at once
             exec(self._code, namespace)
             update = {
                 k: v

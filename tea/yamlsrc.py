@@ -8,13 +8,14 @@ the file and line. Uses libyaml's C loader when present.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
 from tea.errors import Location, WorkflowSyntaxError
 
-__all__ = ["LocDict", "LocList", "load_yaml", "location_of"]
+__all__ = ["LocDict", "LocList", "load_yaml", "located", "location_of"]
 
 try:
     _BaseLoader: type = yaml.CSafeLoader
@@ -85,6 +86,7 @@ class _Converter:
             out.loc = _loc(node, self.file)
             out.item_locs = [_loc(child, self.file) for child in node.value]
             return out
+        assert isinstance(node, yaml.MappingNode)
         return self.mapping(node)
 
     def mapping(self, node: yaml.MappingNode) -> LocDict:
@@ -148,3 +150,21 @@ def location_of(obj: Any, key: str | int | None = None) -> Location:
         if isinstance(obj, LocList) and isinstance(key, int):
             return obj.item_loc(key)
     return getattr(obj, "loc", Location())
+
+
+def located(values: Mapping[str, Any], where: Any, renamed: Mapping[str, str] | None = None) -> LocDict:
+    """``values`` as a ``LocDict`` whose keys point into ``where`` (a mapping from the file).
+
+    For settings gathered from several places: ``renamed`` maps a key of ``values``
+    to the key it was written as (``strategy`` came from ``parallel_strategy``).
+    """
+    out = LocDict(values)
+    out.loc = location_of(where)
+    out.key_locs = {}
+    value_locs: dict[str, Location] = {}
+    for key in values:
+        source = (renamed or {}).get(key, key)
+        out.key_locs[key] = getattr(where, "key_locs", {}).get(source, out.loc)
+        value_locs[key] = getattr(where, "value_locs", {}).get(source, out.key_locs[key])
+    out.value_locs = value_locs  # type: ignore[attr-defined]
+    return out
