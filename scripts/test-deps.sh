@@ -11,6 +11,9 @@ command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v parallel >/dev/null 2>&1 || missing+=(parallel)
 # GNU Parallel moves --basefile/--transferfile/--return files with rsync.
 command -v rsync >/dev/null 2>&1 || missing+=(rsync)
+# The test hosts' user runs tea with the system Python of the virtualenv's version.
+py=$(python3 -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}")')
+[ -x "/usr/bin/$py" ] || missing+=("$py")
 
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0

@@ -10,7 +10,9 @@ workdir and binary cache, so it can check that nothing is left behind.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -58,18 +60,50 @@ def _private_home(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv("HOME", str(cluster.root / "home"))
 
 
-def _python_for_test_user() -> tuple[str, str]:
-    """A Python the test user may run, and the PYTHONPATH that gives it this checkout.
+def _needed_distributions() -> list[importlib.metadata.Distribution]:
+    """tea's runtime dependencies, recursively (extras left out)."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    stack = list(importlib.metadata.requires("tea") or [])
+    while stack:
+        requirement = stack.pop()
+        if "extra ==" in requirement:
+            continue
+        name = re.split(r"[ ;<>=!~\[(]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        if name in found:
+            continue
+        try:
+            found[name] = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        stack.extend(found[name].requires or [])
+    return list(found.values())
 
-    The virtualenv's interpreter may live under /root (unreadable for the test user),
-    so the system Python of the same version runs with the virtualenv's site-packages.
+
+def _runtime_for_test_user(root: Path) -> tuple[str, str]:
+    """A Python the test user may run, and a PYTHONPATH that gives it this checkout.
+
+    The checkout and the virtualenv may sit where the test user cannot read (under
+    /root, or a mode-700 temp dir), so this copies tea's packages and the files of
+    the distributions it needs into ``root/runtime``, readable by everyone, and
+    uses the system Python of the same version.
     """
-    site = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix))
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     system = shutil.which(version, path="/usr/bin:/usr/local/bin")
     if system is None:
-        pytest.skip(f"no system {version} for the test user to run")
-    return system, f"{ROOT}:{site}"
+        pytest.fail(f"no system {version} for the test user to run (scripts/test-deps.sh installs it)")
+    target = root / "runtime"
+    for package in ("tea", "executors", "remote"):
+        shutil.copytree(ROOT / package, target / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for dist in _needed_distributions():
+        for file in dist.files or []:
+            source = Path(str(dist.locate_file(file)))
+            if ".." in file.parts or "__pycache__" in file.parts or not source.is_file():
+                continue
+            (target / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / file)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return system, str(target)
 
 
 @pytest.fixture
@@ -85,7 +119,7 @@ def fresh_cluster(ssh_cluster: SshCluster) -> Iterator[SshCluster]:
 @pytest.fixture(scope="session")
 def launcher(ssh_cluster: SshCluster) -> Path:
     """A basefile that runs this checkout's tea (a two-line script instead of the binary)."""
-    python, pythonpath = _python_for_test_user()
+    python, pythonpath = _runtime_for_test_user(ssh_cluster.root)
     path = ssh_cluster.root / "tea-launcher"
     path.write_text(
         "#!/bin/sh\n"
