@@ -87,7 +87,10 @@ def test_remote_traceback_and_stderr_come_back(remote_settings):
     assert not result.success and result.error is not None
     assert result.error.type == "ValueError"
     assert "branch n0 was told to fail" in result.error.message
-    assert 'raise ValueError(f"branch {task.entry} was told to fail")' in result.error.traceback
+    # The remote traceback names the frame that raised (its source text shows only
+    # where the host can read the test's files, so the test does not rely on it).
+    assert "toy_program.py" in result.error.traceback
+    assert "ValueError: branch n0 was told to fail" in result.error.traceback
     assert "about to fail n0" in result.error.traceback  # the worker's stderr tail
     assert result.error.host == result.host
 
