@@ -170,8 +170,14 @@ class BranchResult:
         return key in _RESULT_FIELDS or key in self.state
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (used by checkpoints, stream events and remote workers)."""
-        return asdict(self)
+        """A dict of the fields (used by checkpoints, stream events and remote workers).
+
+        JSON-serialisable when the branch state is; the state is not copied.
+        """
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.error is not None:
+            out["error"] = asdict(self.error)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BranchResult:

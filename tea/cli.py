@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -36,7 +37,22 @@ def _json_default(value: Any) -> Any:
 
 
 def _dumps(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, default=_json_default, ensure_ascii=False, indent=indent)
+    """Strict JSON: NaN and infinities (which JSON has no words for) become null."""
+    try:
+        return json.dumps(value, default=_json_default, ensure_ascii=False, indent=indent, allow_nan=False)
+    except ValueError:
+        log.warning("the output holds NaN or infinite numbers; they are written as null")
+        return json.dumps(_finite(value), default=_json_default, ensure_ascii=False, indent=indent)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _setup_logging(verbose: int, quiet: bool, secrets: Mapping[str, Any] | None = None) -> None:

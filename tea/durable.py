@@ -13,6 +13,7 @@ SIGKILL resumes from a recent finished node; the nodes after it run again.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from tea.signals import StopFlag
 
 __all__ = ["DEFAULT_DIR_NAME", "DurableRun", "default_checkpoint_dir", "durable_run"]
+
+log = logging.getLogger("tea.checkpoint")
 
 DEFAULT_DIR_NAME = ".tea-checkpoints"
 DEFAULT_INTERVAL = 0.1
@@ -92,6 +95,7 @@ class DurableRun(Run):
         self.resumed_from = resumed_from
         self.checkpoint_path: Path | None = None
         self._journals: dict[str, Any] = {}
+        self._warned = False
         self.run_id = uuid.uuid4().hex[:12]
         super().__init__(graph, state, cursor=cursor, hooks=DurableHooks(self, before, after), **options)
 
@@ -158,9 +162,15 @@ class DurableRun(Run):
             journal = BranchJournal.new(self.checkpoint_dir, fanout, redact=self._redact)
         if self.autosave:
             position = "before" if self.cursor.position == "before" else "after"
-            self.save(fanout, position, "fanout", pending={"node": fanout, "journal": journal.path.name})
+            self.try_save(fanout, position, "fanout", pending={"node": fanout, "journal": journal.path.name})
         self._journals[fanout] = journal
-        return done, journal.record
+        def record(result: BranchResult) -> None:
+            try:
+                journal.record(result)
+            except CheckpointError as exc:
+                self._warn(fanout, exc)
+
+        return done, record
 
     def on_stop(self, stop: Stop) -> Iterator[Event]:
         reason = "signal" if stop.reason.startswith("signal") else stop.reason
@@ -170,10 +180,11 @@ class DurableRun(Run):
 
     def on_error(self, exc: TeaError) -> Iterator[Event]:
         node = self.cursor.node
-        position = self.cursor.position
-        path = self.save(node, position, "error", error=exc.to_dict())
+        # When the state cannot be saved here, the last checkpoint that could is the resume point.
+        self.try_save(node, self.cursor.position, "error", error=exc.to_dict())
+        path = self.checkpoint_path
         yield {"type": "error", "node": getattr(exc, "node", None) or node, "error": exc.to_dict(),
-               "checkpoint": str(path), "state": dict(self.state)}
+               "checkpoint": str(path) if path else None, "state": dict(self.state)}
 
     def stream(self) -> Iterator[Event]:
         yield from super().stream()
@@ -182,7 +193,21 @@ class DurableRun(Run):
 
     def autosave_after(self, node: str) -> None:
         """Replace the run's last checkpoint with one saved after ``node``."""
-        self.save(node, "after", "progress")
+        self.try_save(node, "after", "progress")
+
+    def try_save(self, node: str, position: str, reason: str, **extra: Any) -> Path | None:
+        """``save``, but a state that cannot be saved only costs resumability: warn once."""
+        try:
+            return self.save(node, position, reason, **extra)
+        except CheckpointError as exc:
+            self._warn(node, exc)
+            return None
+
+    def _warn(self, node: str, exc: CheckpointError) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("cannot checkpoint this run at node '%s' (%s); it goes on, but cannot "
+                        "be resumed from here until its state is plain JSON data", node, exc.message)
 
     def _cleanup(self) -> None:
         """A finished run leaves nothing behind: its checkpoints and journals go."""

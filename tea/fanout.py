@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DynamicParallelBody", "dispatch", "static_tasks"]
 
+# Failures no retry or fan-in can help with: the message itself says what to fix.
+_SETUP_ERRORS = frozenset({"RemoteSetupError", "AllHostsDown", "SerializationError"})
+
 Emit = Callable[[dict[str, Any]], None]
 
 
@@ -94,7 +97,8 @@ def dispatch(
             branch=first.branch_id,
             host=first.host,
             exit_status=first.error.exit_status,
-            hint="set settings.parallel.on_branch_failure: continue to let the fan-in see "
+            hint=None if first.error.type in _SETUP_ERRORS else
+            "set settings.parallel.on_branch_failure: continue to let the fan-in see "
             "failed branches, or retry: {max_attempts: N} to retry them",
         )
         error.details = first.error.traceback

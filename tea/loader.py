@@ -51,6 +51,19 @@ def _parse_parallel(raw: Any, base: ParallelConfig | None, path: str = "settings
     return config
 
 
+def _lua_settings(settings: Mapping[str, Any]) -> Any:
+    """``settings.lua`` checked at load time (``None``: defaults, built on first Lua use)."""
+    if settings.get("lua") is None:
+        return None
+    from tea.lua import LuaSettings
+
+    try:
+        return LuaSettings.from_mapping(settings["lua"])
+    except (ValueError, TypeError) as exc:
+        raise SchemaError(str(exc), location_of(settings, "lua"),
+                          hint="settings.lua takes sandbox, timeout_seconds and max_memory_mb") from None
+
+
 def _reducers(schema: Any) -> dict[str, Any]:
     from tea.state import get_reducer, known_reducers
 
@@ -122,6 +135,7 @@ class _Builder:
             self.fail(exc)
             parallel = ParallelConfig()
         reducers = self._guard(lambda: _reducers(doc.get("state_schema")), {})
+        lua_settings = self._guard(lambda: _lua_settings(settings), None)
         registry = self._guard(self._registry, None)
         nodes_raw = doc.get("nodes")
         if not isinstance(nodes_raw, list) or not nodes_raw:
@@ -140,6 +154,7 @@ class _Builder:
         start_route = self._edges(doc.get("edges"), nodes, parallel)
         self._implicit(nodes, start_route)
         self._check_references(nodes, start_route)
+        self._check_remote(nodes, start_route, parallel)
         config = doc.get("config") or {}
         if isinstance(config, Mapping):
             for key in config:
@@ -176,6 +191,7 @@ class _Builder:
             data=doc.get("data") or {},
             reducers=reducers,
             parallel=parallel,
+            lua_settings=lua_settings,
             recursion_limit=limit,
             interrupt_before=before,
             interrupt_after=after,
@@ -406,6 +422,20 @@ class _Builder:
     @staticmethod
     def _reaches_from_sibling(name: str, nodes: dict[str, Node], entries: dict[str, str]) -> bool:
         return any(name in nodes[e].route.targets() for e in entries if e in nodes)
+
+    def _check_remote(self, nodes: dict[str, Node], start: Route | None, parallel: ParallelConfig) -> None:
+        """A fan-out on the remote strategy needs hosts: say so at load, not at dispatch."""
+        configs = [(fan.config, fan.location) for n in nodes.values() for fan in n.route.fanouts]
+        configs += [(fan.config, fan.location) for fan in (start.fanouts if start else [])]
+        configs += [(n.body.config, n.location) for n in nodes.values() if isinstance(getattr(n.body, "config", None),
+                                                                                  ParallelConfig)]
+        for config, where in configs:
+            if config.strategy == "remote" and not (config.remote or {}).get("hosts"):
+                self.fail(SchemaError(
+                    "this fan-out runs on the remote strategy but no hosts are configured", where,
+                    hint="add settings.parallel.remote.hosts: [user@host, ...] (or remote: {hosts: [...]} here)",
+                ))
+                return
 
     def _check_references(self, nodes: dict[str, Node], start: Route | None) -> None:
         known = set(nodes) | {END}

@@ -95,7 +95,10 @@ def merge(
 def fast_copy(value: Any) -> Any:
     """A deep copy of JSON-like data (dicts, lists, scalars); other objects via ``copy.deepcopy``.
 
-    Several times faster than ``copy.deepcopy`` on the plain data states hold.
+    Several times faster than ``copy.deepcopy`` on the plain data states hold. An
+    object that cannot be copied (a lock, a connection) is shared, not copied:
+    copying it would be meaningless, and a strategy that must serialise it says so
+    itself, naming the key.
     """
     kind = type(value)
     if kind is dict:
@@ -106,7 +109,10 @@ def fast_copy(value: Any) -> Any:
         return value
     import copy
 
-    return copy.deepcopy(value)
+    try:
+        return copy.deepcopy(value)
+    except Exception:
+        return value
 
 
 _ATOMS = frozenset({str, int, float, bool, type(None), bytes})
