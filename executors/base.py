@@ -96,8 +96,19 @@ class ErrorInfo:
     traceback: str | None = None
     exit_status: int | None = None
     host: str | None = None
+    stderr_tail: str | None = None
+    """The last lines a worker process or remote command wrote to stderr."""
     kinds: tuple[str, ...] = ()
     """Class names of the exception, its bases and its causes (what ``retry_on`` matches)."""
+
+    def __getitem__(self, key: str) -> Any:
+        """``error["message"]`` reads like the dict it is printed as."""
+        if key not in _ERROR_FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in _ERROR_FIELDS else default
 
     @classmethod
     def from_exception(cls, exc: BaseException, traceback: str | None = None) -> ErrorInfo:
@@ -109,6 +120,7 @@ class ErrorInfo:
             exit_status=getattr(exc, "exit_status", None),
             host=getattr(exc, "host", None),
             kinds=_kinds(exc),
+            stderr_tail=getattr(exc, "stderr_tail", None),
         )
 
     def matches(self, names: Sequence[str]) -> bool:
@@ -132,6 +144,7 @@ def _kinds(exc: BaseException) -> tuple[str, ...]:
 
 
 _RESULT_FIELDS: frozenset[str] = frozenset()
+_ERROR_FIELDS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +203,7 @@ class BranchResult:
 
 
 _RESULT_FIELDS = frozenset(f.name for f in fields(BranchResult))
+_ERROR_FIELDS = frozenset(f.name for f in fields(ErrorInfo))
 
 
 @runtime_checkable

@@ -12,6 +12,13 @@
        deadline passed or batch cancelled ─► the worker is killed (not abandoned), reaped,
        and a fresh one takes its place when next needed
 
+A worker's stderr goes to a temporary file of its own, never to the user's terminal:
+what it wrote while running a branch that failed (a segfault's faulthandler dump, an
+exception's warnings) goes into that branch's error, as ``stderr_tail`` of a
+``WorkerDied`` and in the ``ErrorInfo.traceback`` text; what a branch that succeeded
+wrote is logged at DEBUG on the ``tea.process`` logger (``tea -v`` shows it). The
+workers themselves live in ``executors._pool``.
+
 One worker runs one branch at a time over its own pipe, and each worker is its own
 ``multiprocessing.Process``, not a ``concurrent.futures.ProcessPoolExecutor``: there,
 one dead worker marks the whole pool broken; here it fails only its own branch
@@ -22,7 +29,6 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
-import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -31,6 +37,7 @@ from functools import partial
 from multiprocessing.context import BaseContext
 
 from executors import _worker
+from executors._pool import MAIN_GUARD_HINT, Worker, WorkerPool, log, log_stderr
 from executors.base import BranchProgram, BranchResult, BranchTask, ErrorInfo, ParallelConfig
 from executors.resilience import (
     Attempt,
@@ -44,12 +51,6 @@ from tea.errors import SerializationError, WorkerDied
 __all__ = ["ProcessExecutor"]
 
 _PRELOAD = ["executors._worker", "tea.runner"]
-_MAIN_GUARD_HINT = (
-    "see the worker's traceback on stderr; a script that runs the process strategy must "
-    "guard its entry point with if __name__ == '__main__':"
-)
-_REAP_SECONDS = 5.0
-_BOOT_SECONDS = 60.0
 
 
 def _start_context() -> BaseContext:
@@ -72,129 +73,6 @@ def _start_context() -> BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-class _Worker:
-    """One worker process and the parent's end of its pipe."""
-
-    def __init__(self, context: BaseContext) -> None:
-        self.conn, child = context.Pipe(duplex=True)
-        self.process = context.Process(  # type: ignore[attr-defined]
-            target=_worker.serve, args=(child,), name="tea-process-worker", daemon=True
-        )
-        self.process.start()
-        child.close()
-        self.pid: int = self.process.pid
-        self.programs: set[str] = set()
-        self.ready = False
-        self.boot_timed_out = False
-
-    def wait_ready(self) -> bool:
-        """Wait for the worker's "ready" (sent once it has booted); False if it died first."""
-        if not self.ready:
-            try:
-                if self.conn.poll(_BOOT_SECONDS):
-                    self.conn.recv_bytes()
-                    self.ready = True
-                else:
-                    self.boot_timed_out = True
-            except (EOFError, OSError):
-                pass
-        return self.ready
-
-    def kill(self) -> None:
-        self.process.kill()
-
-    def reap(self) -> None:
-        """Close the pipe and wait for the process to be gone (killing it if it lingers)."""
-        self.conn.close()
-        self.process.join(_REAP_SECONDS)
-        if self.process.exitcode is None:
-            self.process.kill()
-            self.process.join(_REAP_SECONDS)
-
-    def death(self, branch_id: str) -> WorkerDied:
-        """Why this (reaped) worker stopped answering, naming the branch it was running."""
-        code = self.process.exitcode
-        note = None
-        if self.boot_timed_out:
-            how, status = f"did not start within {_BOOT_SECONDS:g}s", None
-        elif code is not None and code < 0:
-            how, status = f"killed by signal {_signal_name(-code)}", 128 - code
-            if -code == signal.SIGKILL:
-                note = "SIGKILL often means the out-of-memory killer; check memory limits"
-        else:
-            how, status = f"exit code {code}", code
-        if not self.ready:
-            note = _MAIN_GUARD_HINT
-        when = "running the branch" if self.ready else "starting"
-        # The note is part of the message too: fan-in code and stream events see
-        # only ErrorInfo's message, not the exception's hint.
-        message = f"worker process {self.pid} died while {when} ({how})"
-        return WorkerDied(
-            f"{message}; {note}" if note else message,
-            branch=branch_id,
-            exit_status=status,
-        )
-
-class _WorkerPool:
-    """Workers kept for the executor's life. Thread-safe."""
-
-    def __init__(self, context: BaseContext) -> None:
-        self._context = context
-        self._idle: list[_Worker] = []
-        self._busy: set[_Worker] = set()
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def warm(self, count: int) -> None:
-        """Start workers until ``count`` exist; they boot concurrently. Best effort: a
-        worker that cannot start is reported by ``acquire``, for the branch that needs it."""
-        with self._lock:
-            missing = 0 if self._closed else count - len(self._idle) - len(self._busy)
-            try:
-                for _ in range(missing):
-                    self._idle.append(_Worker(self._context))
-            except Exception:  # acquire() meets the same failure and reports it for a branch
-                pass
-
-    def acquire(self, key: str) -> _Worker:
-        """An idle live worker, preferring one that already holds program ``key``."""
-        with self._lock:
-            dead = [w for w in self._idle if not w.process.is_alive()]
-            for worker in dead:
-                self._idle.remove(worker)
-            ready = [w for w in self._idle if key in w.programs] or self._idle
-            worker = ready[-1] if ready else _Worker(self._context)
-            if ready:
-                self._idle.remove(worker)
-            self._busy.add(worker)
-        for worker_gone in dead:
-            worker_gone.reap()
-        return worker
-
-    def release(self, worker: _Worker) -> None:
-        with self._lock:
-            self._busy.discard(worker)
-            self._idle.append(worker)
-
-    def discard(self, worker: _Worker) -> None:
-        """Kill and reap ``worker``; the next ``acquire`` starts a fresh one in its place."""
-        worker.kill()
-        worker.reap()
-        with self._lock:
-            self._busy.discard(worker)
-
-    def close(self) -> None:
-        """Idle workers exit when their pipe closes; busy ones are killed."""
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-            busy, self._busy = list(self._busy), set()
-        for worker in busy:
-            worker.kill()
-        for worker in idle + busy:
-            worker.reap()
-
-
 class ProcessExecutor(ResilientExecutor):
     """Runs branches in worker processes. One per run; thread-safe; ``close()`` is idempotent.
 
@@ -209,7 +87,7 @@ class ProcessExecutor(ResilientExecutor):
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__(max_workers)
-        self._pool = _WorkerPool(_start_context())
+        self._pool = WorkerPool(_start_context())
         self._programs: dict[str, bytes] = {}
 
     def _prepare(
@@ -244,7 +122,7 @@ class ProcessExecutor(ResilientExecutor):
             worker = self._pool.acquire(key)
         except Exception as exc:  # the forkserver or the OS refused a new process
             error = WorkerDied(
-                f"cannot start a worker process ({exc}); {_MAIN_GUARD_HINT}",
+                f"cannot start a worker process ({exc}); {MAIN_GUARD_HINT}",
                 branch=task.branch_id,
             )
             return failed(task, error)
@@ -274,13 +152,14 @@ class ProcessExecutor(ResilientExecutor):
         # After unhook, a cancel that already fired may still be about to kill this
         # worker: only a worker whose token was never cancelled goes back to the pool.
         if reply is not None and not ctx.token.cancelled:
-            result = _result(task, reply, worker)
+            result = _result(task, reply, worker, worker.drain_stderr())
             self._pool.release(worker)
             return result
         self._pool.discard(worker)
         if reply is not None:
-            return _result(task, reply, worker)
+            return _result(task, reply, worker, worker.last_words)
         if timed_out or ctx.token.cancelled:
+            log_stderr(worker, f"branch {task.branch_id} (stopped)")
             return ctx.stopped(pid=worker.pid)
         return failed(task, worker.death(task.branch_id), pid=worker.pid)
 
@@ -298,13 +177,6 @@ class ProcessExecutor(ResilientExecutor):
         self._pool.close()
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
-
-
 def _state_bytes(task: BranchTask) -> bytes:
     try:
         return _worker.dumps(task.state)
@@ -314,17 +186,25 @@ def _state_bytes(task: BranchTask) -> bytes:
         ) from exc
 
 
-def _result(task: BranchTask, reply: bytes, worker: _Worker) -> BranchResult:
+def _result(task: BranchTask, reply: bytes, worker: Worker, stderr: str) -> BranchResult:
+    """The branch's result from the worker's reply; ``stderr`` is what it wrote meanwhile."""
     try:
         kind, payload, key = pickle.loads(reply)
     except Exception as exc:
         error = SerializationError(
-            f"the branch's result cannot be unpickled in the driver: {exc}", branch=task.branch_id
+            f"the branch's result cannot be unpickled in the driver: {exc}",
+            branch=task.branch_id,
+            stderr_tail=stderr or None,
         )
         return failed(task, error, pid=worker.pid)
     if key is not None:
         worker.programs.add(key)
     if kind == "ok":
+        if stderr:
+            log.debug("stderr of branch %s (worker process %d):\n%s",
+                      task.branch_id, worker.pid, stderr)
         return succeeded(task, payload, pid=worker.pid)
     info: ErrorInfo = payload
+    if stderr:
+        info = replace(info, traceback=f"{info.traceback or ''}\nstderr of the worker:\n{stderr}")
     return failed(task, info, pid=worker.pid)

@@ -29,6 +29,7 @@ __all__ = [
     "build_bundle",
     "build_info",
     "default_basefile",
+    "pyinstaller_invocation",
     "source_hash",
     "version_line",
 ]
@@ -101,24 +102,8 @@ def build_bundle(output: Path, *, workdir: Path | None = None, quiet: bool = Tru
         build = Path(tmp)
         info = build / BUILD_INFO
         info.write_text(json.dumps({"version": _version(), "build": source_hash()}))
-        argv = [
-            sys.executable, "-m", "PyInstaller", "--onefile", "--noconfirm", "--clean", "--strip",
-            "--name", output.name,
-            "--distpath", str(build / "dist"),
-            "--workpath", str(build / "work"),
-            "--specpath", str(build),
-            "--paths", str(ROOT),
-            "--add-data", f"{info}{os.pathsep}.",
-            "--log-level", "WARN" if quiet else "INFO",
-        ]  # fmt: skip
-        for name in HIDDEN_IMPORTS:
-            argv += ["--hidden-import", name]
-        for package in PACKAGES:
-            argv += ["--collect-submodules", package]
-        for name in _EXCLUDES:
-            argv += ["--exclude-module", name]
-        argv.append(str(ROOT / "remote" / "_entry.py"))
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=build)
+        argv, env = pyinstaller_invocation(build, output.name, info, quiet=quiet)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=build, env=env)
         built = build / "dist" / output.name
         if done.returncode != 0 or not built.exists():
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
@@ -127,6 +112,36 @@ def build_bundle(output: Path, *, workdir: Path | None = None, quiet: bool = Tru
         shutil.move(str(built), partial)
         partial.replace(output)
     return output
+
+
+def pyinstaller_invocation(
+    build: Path, name: str, info: Path, *, quiet: bool = True
+) -> tuple[list[str], dict[str, str]]:
+    """The PyInstaller argv and environment for a build in the scratch directory ``build``.
+
+    No ``--clean``: that empties the per-user cache (~/.cache/pyinstaller), which a
+    concurrent build may be using. PYINSTALLER_CONFIG_DIR gives this build a cache of
+    its own instead, inside ``build``, so it starts clean and is removed with it.
+    """
+    argv = [
+        sys.executable, "-m", "PyInstaller", "--onefile", "--noconfirm", "--strip",
+        "--name", name,
+        "--distpath", str(build / "dist"),
+        "--workpath", str(build / "work"),
+        "--specpath", str(build),
+        "--paths", str(ROOT),
+        "--add-data", f"{info}{os.pathsep}.",
+        "--log-level", "WARN" if quiet else "INFO",
+    ]  # fmt: skip
+    for module in HIDDEN_IMPORTS:
+        argv += ["--hidden-import", module]
+    for package in PACKAGES:
+        argv += ["--collect-submodules", package]
+    for module in _EXCLUDES:
+        argv += ["--exclude-module", module]
+    argv.append(str(ROOT / "remote" / "_entry.py"))
+    env = {**os.environ, "PYINSTALLER_CONFIG_DIR": str(build / "pyinstaller-cache")}
+    return argv, env
 
 
 def _has_pyinstaller() -> bool:

@@ -8,6 +8,7 @@ and its location for anything unusable. The loader calls
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import os
 from collections.abc import Mapping
@@ -71,12 +72,14 @@ class RemoteSettings:
             )
         if not isinstance(data, Mapping):
             raise SchemaError("settings.parallel.remote must be a mapping", location_of(data))
-        unknown = sorted(set(data) - _KNOWN_KEYS)
+        unknown = sorted(set(data) - _KNOWN_KEYS, key=str)
         if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), sorted(_KNOWN_KEYS), n=1)
             raise SchemaError(
                 f"unknown key '{unknown[0]}' in settings.parallel.remote",
                 location_of(data, unknown[0]),
-                hint=f"known keys: {', '.join(sorted(_KNOWN_KEYS))}",
+                hint=f"did you mean '{close[0]}'?" if close
+                else f"known keys: {', '.join(sorted(_KNOWN_KEYS))}",
             )
         default_slots = _positive_int(data, "slots", 4)
         hosts = parse_hosts(data.get("hosts"), default_slots=default_slots)

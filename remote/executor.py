@@ -8,13 +8,16 @@
       └─ ssh: ResilientRunner (retries, per-target breakers, timeouts, fail_fast)
             attempt(ctx) ──► event-loop thread: _Cluster.run(task)
                                 HostPool.acquire ─► HostSession (opened once per host per run)
-                                  ─► one JSON line out, one back
-                                host lost / refused / timed out: fault on its breaker,
-                                the branch moves to another host (same attempt)
+                                  ─► its worker: one JSON line out, one back
+                                host lost / refused / timed out: fault on its breaker, a
+                                WARNING once per host, the branch moves to another host
                                 no host left: AllHostsDown naming each host and why
+            timeout / cancel ─► that host's worker is killed with all it started (its
+                                other branches are sent again), a fresh one takes over
 
-The executor lives for a whole run: connections, workdirs and shipped binaries
-are reused by every fan-out; ``close()`` ends the workers and cleans the hosts.
+The timeout counts while the branch is on a worker, from each time it is sent. The
+executor lives for a whole run: connections, workdirs and shipped binaries are
+reused by every fan-out; ``close()`` kills the workers and cleans the hosts.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
 from functools import partial
@@ -32,15 +37,18 @@ from typing import Any
 from executors.base import BranchProgram, BranchResult, BranchTask, ErrorInfo, ParallelConfig
 from executors.resilience import Attempt, AttemptContext, ResilientExecutor, failed
 from remote.bundle import default_basefile
+from remote.channel import HostDown, RemoteSetupError, WorkerStopped
 from remote.config import RemoteSettings, forwarded_env
 from remote.hosts import HostPool, HostState
 from remote.progress import Progress
-from remote.ssh import Basefile, HostDown, HostSession, RemoteSetupError
+from remote.ssh import Basefile, HostSession, check_key_files
+from remote.statejson import json_check
 from remote.subset import program_payload
-from remote.worker import json_check
 from tea.errors import BranchError, SerializationError
 
 __all__ = ["AllHostsDown", "RemoteExecutor", "RemoteSetupError"]
+
+log = logging.getLogger("tea.remote")
 
 
 class AllHostsDown(BranchError):
@@ -59,18 +67,66 @@ def resolve_basefile(settings: RemoteSettings) -> Basefile:
     return Basefile.from_path(path)
 
 
+class _Dispatch:
+    """Where one attempt stands, shared by its driver thread and its coroutine.
+
+    The timeout clock runs only while the branch is on a worker, from each submit:
+    a branch sent again (its host lost, its worker stopped) gets its full time there.
+    """
+
+    def __init__(self) -> None:
+        self.host: str | None = None
+        self.abandoned = False
+        self._since: float | None = None
+        self._finished = False
+        self._changed = threading.Condition()
+
+    def submitted(self, host: str) -> None:
+        with self._changed:
+            self.host, self._since = host, time.monotonic()
+            self._changed.notify_all()
+
+    def off_worker(self) -> None:
+        with self._changed:
+            self._since = None
+
+    def finished(self) -> None:
+        with self._changed:
+            self._finished = True
+            self._changed.notify_all()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Until the attempt finished (True), or was on a worker for ``timeout`` (False).
+
+        Unbounded while no worker has it: host set-up is bounded by connect timeouts."""
+        with self._changed:
+            while not self._finished:
+                if self._since is None or timeout is None:
+                    self._changed.wait()
+                    continue
+                left = self._since + timeout - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+            return True
+
+
 class _Cluster:
     """The hosts of one ``RemoteSettings`` for the run: pool, sessions, fail-fast error."""
 
-    def __init__(self, settings: RemoteSettings, config: ParallelConfig) -> None:
+    def __init__(self, settings: RemoteSettings, config: ParallelConfig, warned: set[str]) -> None:
+        check_key_files(settings)
         self.settings = settings
         self.basefile = resolve_basefile(settings)
         self.env = forwarded_env(settings.env)
         self.pool = HostPool(settings.hosts, config.circuit_breaker)
         self.sessions: dict[str, HostSession] = {}
+        self.retired: list[HostSession] = []
         self.opening: dict[str, asyncio.Future[HostSession]] = {}
         self.fatal: RemoteSetupError | None = None
         self.progress = Progress.for_terminal([h.name for h in self.pool.hosts])
+        self.closed = False
+        self._warned = warned
 
     async def session(self, host: HostState) -> HostSession:
         """The host's live session, opening one (once, shared by concurrent callers)."""
@@ -92,13 +148,26 @@ class _Cluster:
             await session.open()
         except RemoteSetupError as exc:
             self.fatal = self.fatal or exc
+            self._warn(host.name, f"is unusable: {exc.message}")
             await self.pool.record_fault(host, exc.message, fatal=True)
             raise
         except HostDown as exc:
+            exc.counted = True
+            self._warn(host.name, f"is unavailable: {exc.message}; its branches run on "
+                       "the other hosts")  # fmt: skip
             await self.pool.record_fault(host, exc.message, fatal="workdir" in exc.message)
             raise
+        old = self.sessions.get(host.name)
+        if old is not None:
+            self.retired.append(old)  # closed with the others at the end of the run
         self.sessions[host.name] = session
         return session
+
+    def _warn(self, host: str, what: str) -> None:
+        """Say on the log, once per host per run, why a host does not take branches."""
+        if host not in self._warned:
+            self._warned.add(host)
+            log.warning("remote host %s %s", host, what)
 
     async def run(
         self,
@@ -106,17 +175,15 @@ class _Cluster:
         payload: dict[str, Any],
         task: dict[str, Any],
         avoid: set[str],
-        submitted: threading.Event,
+        dispatch: _Dispatch,
     ) -> tuple[dict[str, Any], str]:
-        """Run ``task`` on some host until one answers; returns (result dict, host name).
-
-        ``submitted`` is set once the task has reached a worker: the branch's timeout
-        counts from there, not from a host's first connection and binary upload.
-        """
+        """Run ``task`` on some host until one answers; returns (result dict, host name)."""
         forbid: set[str] = set()
         while True:
             if self.fatal is not None:
                 raise self.fatal
+            if dispatch.abandoned or self.closed:  # nobody waits for it: start nothing
+                raise asyncio.CancelledError
             self.progress.waiting(1)
             try:
                 host = await self.pool.acquire(avoid, forbid)
@@ -132,26 +199,34 @@ class _Cluster:
             self.progress.update(host.name, "running")
             try:
                 session = await self.session(host)
-                session.load(key, payload)
-                task_id, future = session.submit(key, task)
-                submitted.set()
+                worker = await session.worker()
+                worker.load(key, payload)
+                future = worker.submit(key, task)
+                dispatch.submitted(host.name)
                 try:
                     result = await future
                 except asyncio.CancelledError:
-                    session.cancel(task_id)
+                    if worker.dead is None:  # timed out or cancelled: stop what it runs
+                        session.stop_worker(worker, f"branch {task['branch_id']} on it was "
+                                            "stopped (timeout or cancel)")  # fmt: skip
                     raise
+                finally:
+                    dispatch.off_worker()
                 self.progress.update(host.name, "done" if result["success"] else "failed")
                 if not result["success"]:
                     await asyncio.sleep(0.01)  # stderr travels beside stdout: let it catch up
-                    result["stderr_tail"] = session.stderr_tail()
+                    result["stderr_tail"] = worker.stderr_tail()
                 return result, host.name
+            except WorkerStopped:
+                self.progress.update(host.name, "lost")  # sent again; the host is fine
             except HostDown as exc:
                 fault = exc.message
                 forbid.add(host.name)
                 self.progress.update(host.name, "lost")
-                dead = self.sessions.get(host.name)
-                if dead is not None and dead.dead is exc and not dead.fault_recorded:
-                    dead.fault_recorded = True
+                if not exc.counted:
+                    exc.counted = True
+                    self._warn(host.name, f"was lost: {self._describe(exc)}; its branches "
+                               "run again on the other hosts")  # fmt: skip
                     await self.pool.record_fault(host, self._describe(exc))
             except BaseException:
                 self.progress.update(host.name, "failed")
@@ -167,7 +242,9 @@ class _Cluster:
         return text
 
     async def close(self) -> None:
-        sessions, self.sessions = list(self.sessions.values()), {}
+        self.closed = True
+        sessions, self.sessions = [*self.sessions.values(), *self.retired], {}
+        self.retired = []
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         self.progress.close()
 
@@ -210,8 +287,8 @@ class RemoteExecutor(ResilientExecutor):
         super().__init__(max_workers)
         self._loop: _LoopThread | None = None
         self._clusters: dict[RemoteSettings, _Cluster] = {}
-        self._payloads: dict[int, tuple[str, dict[str, Any]]] = {}
         self._avoid: dict[str, set[str]] = {}
+        self._warned: set[str] = set()
         self._lock = threading.Lock()
 
     def run(
@@ -228,6 +305,7 @@ class RemoteExecutor(ResilientExecutor):
         if settings.transport == "gnu_parallel":
             from remote.gnu_transport import run_batch
 
+            check_key_files(settings)
             key, payload = program_payload(program, tasks)
             basefile = resolve_basefile(settings)
             return run_batch(settings, basefile, key, payload, tasks, config, cancel)
@@ -254,7 +332,8 @@ class RemoteExecutor(ResilientExecutor):
             if self._loop is None:
                 self._loop = _LoopThread()
             if settings not in self._clusters:
-                self._clusters[settings] = self._loop.call(_make_cluster(settings, config))
+                made = _make_cluster(settings, config, self._warned)
+                self._clusters[settings] = self._loop.call(made)
             return self._clusters[settings]
 
     def _attempt(
@@ -262,25 +341,25 @@ class RemoteExecutor(ResilientExecutor):
     ) -> BranchResult:
         task = ctx.task
         try:
-            json_check(task.state, "state")
+            json_check(task.state, f"the state of branch {task.branch_id}", branch=task.branch_id)
         except SerializationError as exc:
             return failed(task, replace(ErrorInfo.from_exception(exc), traceback=None))
         if cluster.fatal is not None:
             return failed(task, _whole_story(cluster.fatal))
         assert self._loop is not None
         avoid = self._avoid.setdefault(task.branch_id, set())
-        submitted = threading.Event()
+        dispatch = _Dispatch()
         future = asyncio.run_coroutine_threadsafe(
-            cluster.run(key, payload, asdict(task), avoid, submitted), self._loop.loop
+            cluster.run(key, payload, asdict(task), avoid, dispatch), self._loop.loop
         )
-        future.add_done_callback(lambda _: submitted.set())
-        unhook = ctx.token.on_cancel(partial(_cancel, future))
+        future.add_done_callback(lambda _: dispatch.finished())
+        unhook = ctx.token.on_cancel(partial(_abandon, dispatch, future))
         try:
-            submitted.wait()  # host set-up (bounded by connect timeouts) is not branch time
-            data, host = future.result(timeout=ctx.timeout_seconds)
-        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
-            future.cancel()
-            return ctx.stopped()
+            if not dispatch.wait(ctx.timeout_seconds):
+                _abandon(dispatch, future)  # its coroutine kills the worker running it
+            data, host = future.result()
+        except concurrent.futures.CancelledError:
+            return _stopped(ctx, dispatch.host, avoid)
         except (AllHostsDown, RemoteSetupError) as exc:
             return failed(task, _whole_story(exc), host=exc.host)
         finally:
@@ -297,9 +376,8 @@ class RemoteExecutor(ResilientExecutor):
         return replace(result, host=host, error=error, attempts=task.attempt)
 
     def close(self) -> None:
-        """End the workers, clean the hosts (unless ``cleanup: false``), close connections.
-
-        Idempotent."""
+        """Kill the workers (and all they started), clean the hosts (unless ``cleanup:
+        false``), close connections. Idempotent."""
         if self._closed:
             return
         super().close()
@@ -315,8 +393,19 @@ class RemoteExecutor(ResilientExecutor):
         self._loop = None
 
 
-def _cancel(future: concurrent.futures.Future[Any]) -> None:
+def _abandon(dispatch: _Dispatch, future: concurrent.futures.Future[Any]) -> None:
+    dispatch.abandoned = True
     future.cancel()
+
+
+def _stopped(ctx: AttemptContext, host: str | None, avoid: set[str]) -> BranchResult:
+    """``BranchTimeout`` or ``Cancelled``, naming the host it was stopped on."""
+    if host is not None:
+        avoid.add(host)  # a retry after a timeout prefers another host
+    result = ctx.stopped(host=host)
+    if result.error is None:
+        return result
+    return replace(result, error=replace(result.error, host=host))
 
 
 def _whole_story(exc: BranchError) -> ErrorInfo:
@@ -332,5 +421,6 @@ async def _cancel_all() -> None:
     await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def _make_cluster(settings: RemoteSettings, config: ParallelConfig) -> _Cluster:
-    return _Cluster(settings, config)
+async def _make_cluster(settings: RemoteSettings, config: ParallelConfig,
+                        warned: set[str]) -> _Cluster:  # fmt: skip
+    return _Cluster(settings, config, warned)

@@ -9,11 +9,16 @@ Data flow of one fan-out (``remote.executor`` does the running)::
         │  parallel --sshlogin N/ssh ... --workdir WD --joblog stage/joblog ...
         ▼
     host:WD/  ./tea worker --once ... > {.}.result.json 2> {.}.err
-        │  --return {.}.result.json --return {.}.err, then --cleanup
+        │  --return {.}.result.json --return {.}.err
         ▼
     stage/task-NNNN.result.json + joblog row (Seq ↔ input order ↔ branch, Exitval, Signal)
+        │  then, once: parallel --nonall ... rm -rf -- WD   (build_cleanup_command)
 
 ``-M`` (ControlMaster) is never used: with it, version 20221122 loses basefiles.
+``--cleanup`` is not used either: after removing a job's files it runs ``rmdir`` on
+every prefix of their path, which deletes the user's ``workdir`` (and any empty
+parent of it) once the run's directory is gone. The private directory ``WD`` is
+removed by ``rm -rf`` instead, and nothing above it is touched.
 Every path that reaches a remote shell is quoted with ``shlex.quote``.
 """
 
@@ -26,7 +31,14 @@ from pathlib import Path
 
 from remote.hosts import HostSpec
 
-__all__ = ["JobRow", "ParallelCommand", "build_command", "parse_joblog", "ssh_login"]
+__all__ = [
+    "JobRow",
+    "ParallelCommand",
+    "build_cleanup_command",
+    "build_command",
+    "parse_joblog",
+    "ssh_login",
+]
 
 RESULT_SUFFIX = ".result.json"
 STDERR_SUFFIX = ".err"
@@ -44,6 +56,7 @@ class ParallelCommand:
     """One JSON task file per branch, relative to the stage dir, in branch order."""
     stage: Path
     workdir: str
+    """The run's private directory on each host (created by parallel; removed by tea)."""
     joblog: str = "joblog"
     identity_file: str | None = None
     known_hosts: str | None = None
@@ -51,7 +64,6 @@ class ParallelCommand:
     keepalive_seconds: float = 15.0
     timeout_seconds: float | None = None
     retries: int = 1
-    cleanup: bool = True
     env: Sequence[str] = ()
 
 
@@ -102,8 +114,6 @@ def build_command(cmd: ParallelCommand) -> list[str]:
         "--return", "{.}" + STDERR_SUFFIX,
         "--joblog", cmd.joblog,
     ]  # fmt: skip
-    if cmd.cleanup:
-        argv.append("--cleanup")
     if cmd.timeout_seconds is not None:
         argv += ["--timeout", f"{cmd.timeout_seconds:g}"]
     if cmd.retries > 1:
@@ -117,6 +127,15 @@ def build_command(cmd: ParallelCommand) -> list[str]:
     argv.append(job)
     argv.append(":::")
     argv.extend(cmd.input_files)
+    return argv
+
+
+def build_cleanup_command(cmd: ParallelCommand) -> list[str]:
+    """The argv that removes the run's private workdir from every host, and nothing above it."""
+    argv = ["parallel", "--will-cite", "--nonall"]
+    for host in cmd.hosts:
+        argv += ["--sshlogin", ssh_login(host, cmd)]
+    argv.append(f"rm -rf -- {shlex.quote(cmd.workdir)}")
     return argv
 
 

@@ -4,11 +4,14 @@ For users who already run GNU Parallel across their machines. One ``parallel``
 command per fan-out (built by ``remote.gnu_parallel.build_command``); a fresh
 ``ssh`` per job makes it far slower per branch than the direct transport, and
 results arrive together when the command ends. Host faults are GNU Parallel's
-business: ``--retries`` moves a failed job to another host.
+business: ``--retries`` moves a failed job to another host. After the command (and
+after a cancel) one ``parallel --nonall`` removes the run's private directory from
+every host, unless ``cleanup: false``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -24,16 +27,18 @@ from typing import Any
 
 from executors.base import BranchResult, BranchTask, ErrorInfo, ParallelConfig
 from executors.resilience import cancelled, failed
+from remote.channel import RemoteSetupError
 from remote.config import RemoteSettings, forwarded_env
 from remote.gnu_parallel import (
     RESULT_SUFFIX,
     STDERR_SUFFIX,
     ParallelCommand,
+    build_cleanup_command,
     build_command,
     parse_joblog,
 )
-from remote.ssh import Basefile, RemoteSetupError
-from remote.worker import json_check
+from remote.ssh import Basefile
+from remote.statejson import json_check
 from tea.errors import BranchTimeout, SerializationError, WorkerDied
 
 __all__ = ["run_batch"]
@@ -97,7 +102,7 @@ def _run(
     inputs: dict[str, BranchTask] = {}
     for task in tasks:
         try:
-            json_check(task.state, "state")
+            json_check(task.state, f"the state of branch {task.branch_id}", branch=task.branch_id)
         except SerializationError as exc:
             yield failed(task, replace(ErrorInfo.from_exception(exc), traceback=None))
             continue
@@ -119,7 +124,6 @@ def _run(
         keepalive_seconds=settings.keepalive_seconds,
         timeout_seconds=config.timeout_seconds,
         retries=max(1, config.retry.max_attempts),
-        cleanup=settings.cleanup,
         env=list(forwarded_env(settings.env)),
     )
     started = time.monotonic()
@@ -127,8 +131,12 @@ def _run(
         build_command(command), cwd=stage, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
-    stopped = _wait(proc, cancel)
-    _out, err = proc.communicate()
+    try:
+        stopped = _wait(proc, cancel)
+        _out, err = proc.communicate()
+    finally:
+        if settings.cleanup:
+            _remove_workdir(command, settings)
     rows = parse_joblog(_read(stage / command.joblog), list(inputs))
     for name, task in inputs.items():
         if stopped:
@@ -148,6 +156,15 @@ def _wait(proc: subprocess.Popen[str], cancel: Any) -> bool:
             return True
         time.sleep(_POLL_SECONDS)
     return False
+
+
+def _remove_workdir(command: ParallelCommand, settings: RemoteSettings) -> None:
+    """Remove the run's directory on every host (a host that is down keeps it)."""
+    with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+        subprocess.run(
+            build_cleanup_command(command), cwd=command.stage, stdin=subprocess.DEVNULL,
+            capture_output=True, timeout=max(30.0, settings.connect_timeout * 3), check=False,
+        )  # fmt: skip
 
 
 def _read(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""The direct SSH transport: one asyncssh connection and one resident worker per host.
+"""The direct SSH transport: one asyncssh connection per host, and its resident worker.
 
 ``HostSession.open()`` does, in order, over a single connection kept for the run::
 
@@ -6,14 +6,19 @@
       └─ one shell round trip: mkdir cache, mktemp -d workdir (mode 700), uname -m,
          sha256 of the cached binary
            └─ SFTP upload of the binary only when that hash differs (temp name, then rename)
-                └─ exec <binary> worker  ◄─ hello line (protocol, version, build)
+                └─ exec <binary> worker  ◄─ hello line (protocol, version, build, pgid)
 
-then ``run()`` writes one JSON task line and awaits its result line; ``close()``
-ends the worker and removes the workdir (unless ``cleanup: false``).
+then ``worker()`` hands out the running ``WorkerChannel`` (``remote.channel``). A
+worker stopped because a branch on it timed out or was cancelled
+(``stop_worker``) has its process group killed over the same connection, and the
+next ``worker()`` starts a fresh one in the same workdir. ``close()`` kills every
+worker's group and removes the workdir in one round trip (unless ``cleanup:
+false``), so nothing a branch started outlives the run.
 
 Errors are translated here: ``RemoteSetupError`` (authentication, host key, basefile,
-architecture: the fan-out fails fast), ``HostDown`` (refused, timed out, lost: the
-branch moves to another host). Every word sent to a shell goes through ``shlex.quote``.
+architecture, a missing key file: the fan-out fails fast), ``HostDown`` (refused,
+unresolvable, timed out, lost: the branch moves to another host). Every word sent
+to a shell goes through ``shlex.quote``.
 """
 
 from __future__ import annotations
@@ -21,34 +26,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import secrets
 import shlex
-from collections import deque
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
+from remote.channel import HostDown, RemoteSetupError, WorkerChannel
 from remote.config import RemoteSettings
 from remote.hosts import HostSpec
-from remote.worker import PROTOCOL
-from tea.errors import BranchError, WorkerDied
 
-__all__ = ["Basefile", "HostDown", "HostSession", "RemoteSetupError"]
+__all__ = ["Basefile", "HostSession", "check_key_files"]
 
-_STDERR_LINES = 20
 _ELF_MACHINES = {0x03: "i686", 0x28: "arm", 0x3E: "x86_64", 0xB7: "aarch64", 0xF3: "riscv64"}
 _ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "i686", "i586": "i686"}
-
-
-class RemoteSetupError(BranchError):
-    """A configuration problem no other host can fix (auth, host key, basefile): fail fast."""
-
-
-class HostDown(WorkerDied):
-    """A host that cannot be reached or was lost; its branches go to other hosts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +56,11 @@ class Basefile:
     @classmethod
     def from_path(cls, path: Path) -> Basefile:
         if not path.is_file():
+            what = "is a directory, not a file" if path.is_dir() else "does not exist"
             raise RemoteSetupError(
-                f"basefile {path} does not exist",
-                hint="build it with `tea bundle -o dist/tea` and set "
-                "settings.parallel.remote.basefile",
+                f"basefile {path} {what}",
+                hint="build the binary with `tea bundle -o dist/tea` and set "
+                "settings.parallel.remote.basefile to the file",
             )
         digest = hashlib.sha256()
         with path.open("rb") as handle:
@@ -88,11 +83,28 @@ def _q(word: str) -> str:
     return shlex.quote(word)
 
 
+def check_key_files(settings: RemoteSettings) -> None:
+    """``identity_file`` and ``known_hosts`` must be readable files: say so before connecting."""
+    named = [("identity_file", settings.identity_file, "point it at your private key "
+              "(ssh-keygen -t ed25519 makes one), or leave it out to use ssh's defaults"),
+             ("known_hosts", settings.known_hosts, "create it by trusting each host once: "
+              "ssh-keyscan -p PORT HOST >> FILE, after checking the fingerprint")]  # fmt: skip
+    for key, value, hint in named:
+        if value is None:
+            continue
+        path = Path(value).expanduser()
+        if not path.is_file():
+            what = "is a directory, not a file" if path.is_dir() else "does not exist"
+            raise RemoteSetupError(
+                f"settings.parallel.remote.{key}: {path} {what}", hint=hint
+            )
+
+
 class HostSession:
     """One host for one run: connection, private workdir, binary and resident worker.
 
-    Used from the executor's event loop only. ``dead`` is set once the worker or
-    connection is gone; a new session is then needed for that host.
+    Used from the executor's event loop only. ``dead`` is set once the connection is
+    gone; a new session is then needed for that host.
     """
 
     def __init__(self, spec: HostSpec, settings: RemoteSettings, basefile: Basefile,
@@ -102,17 +114,13 @@ class HostSession:
         self.basefile = basefile
         self.env = env
         self.workdir: str | None = None
-        self.hello: dict[str, Any] = {}
         self.uploaded = False
         self.dead: HostDown | None = None
-        self.fault_recorded = False
         self._conn: asyncssh.SSHClientConnection | None = None
-        self._proc: asyncssh.SSHClientProcess[str] | None = None
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._loaded: set[str] = set()
-        self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
-        self._readers: list[asyncio.Task[None]] = []
-        self._seq = 0
+        self._worker: WorkerChannel | None = None
+        self._workers: list[WorkerChannel] = []
+        self._starting: asyncio.Future[WorkerChannel] | None = None
+        self._kills: set[asyncio.Task[None]] = set()
 
     @property
     def name(self) -> str:
@@ -122,8 +130,10 @@ class HostSession:
     def binary(self) -> str:
         return f"{self.settings.cache_dir.rstrip('/')}/{self.basefile.remote_name}"
 
-    def stderr_tail(self) -> str:
-        return "\n".join(self._stderr)
+    @property
+    def _timeout(self) -> float:
+        """How long a shell round trip or a worker start may take before the host is down."""
+        return max(30.0, self.settings.connect_timeout * 3)
 
     async def open(self) -> None:
         """Connect, prepare the workdir and binary, start the worker (raises on failure)."""
@@ -133,7 +143,7 @@ class HostSession:
             self._check_arch(facts.get("arch", ""))
             if facts.get("sha") != self.basefile.sha256:
                 await self._upload_binary()
-            await self._start_worker()
+            self._worker = await self._start_worker()
         except BaseException:
             await self.close(remove=True)
             raise
@@ -175,10 +185,17 @@ class HostSession:
                 hint="check identity_file and the host's authorized_keys",
             ) from exc
         except (TimeoutError, OSError, asyncssh.Error) as exc:
-            reason = str(exc) or type(exc).__name__
-            if isinstance(exc, asyncio.TimeoutError):
-                reason = f"no answer within {s.connect_timeout:g}s"
-            raise HostDown(f"cannot connect: {reason}", host=self.name) from exc
+            raise HostDown(f"cannot connect: {self._why(exc)}", host=self.name) from exc
+
+    def _why(self, exc: BaseException) -> str:
+        """A connect failure in words a user can act on."""
+        if isinstance(exc, socket.gaierror):
+            return f"cannot resolve the host name {self.spec.hostname!r} ({exc.strerror})"
+        if isinstance(exc, ConnectionRefusedError):
+            return f"connection refused on port {self.spec.port or 22}"
+        if isinstance(exc, TimeoutError):
+            return f"no answer within {self.settings.connect_timeout:g}s"
+        return str(exc) or type(exc).__name__
 
     async def _prepare(self) -> dict[str, str]:
         s = self.settings
@@ -191,7 +208,7 @@ class HostSession:
             f'"$( (sha256sum {binary} 2>/dev/null || shasum -a 256 {binary}) | cut -d" " -f1)"; fi'
         )
         assert self._conn is not None
-        done = await self._conn.run(script, check=False, timeout=max(30, s.connect_timeout * 3))
+        done = await self._conn.run(script, check=False, timeout=self._timeout)
         stdout, stderr = str(done.stdout or ""), str(done.stderr or "").strip()
         if done.exit_status != 0:
             what = {3: f"cannot create {s.workdir} or {s.cache_dir}",
@@ -229,136 +246,91 @@ class HostSession:
                 raise
         self.uploaded = True
 
-    async def _start_worker(self) -> None:
+    async def _start_worker(self) -> WorkerChannel:
         assert self._conn is not None and self.workdir is not None
         command = (
             f"cd {_q(self.workdir)} && exec {_q(self.binary)} worker --slots {self.spec.slots}"
         )
-        self._proc = await self._conn.create_process(command, encoding="utf-8")
-        self._readers.append(asyncio.create_task(self._read_stderr()))
-        timeout = max(30.0, self.settings.connect_timeout * 3)
         try:
-            line = await asyncio.wait_for(self._proc.stdout.readline(), timeout)
-            hello = json.loads(line) if line.strip() else {}
-        except (TimeoutError, ValueError, asyncssh.Error) as exc:
-            raise HostDown(
-                f"the worker did not start ({type(exc).__name__})",
-                host=self.name, stderr_tail=self.stderr_tail(),
-            ) from exc  # fmt: skip
-        if hello.get("op") != "hello":
-            await asyncio.sleep(0.1)  # let the stderr reader catch why it exited
-            raise RemoteSetupError(
-                f"{self.binary} on {self.name} is not a working tea binary",
-                host=self.name,
-                stderr_tail=self.stderr_tail() or line.strip()[:500],
-                hint="rebuild it with `tea bundle` and check the hosts can run it",
-            )
-        if hello.get("protocol") != PROTOCOL:
-            raise RemoteSetupError(
-                f"tea {hello.get('version')} on {self.name} speaks worker protocol "
-                f"{hello.get('protocol')}, this driver speaks {PROTOCOL}",
-                host=self.name,
-                hint="ship a binary built from the same version (`tea bundle`)",
-            )
-        self.hello = hello
-        if self.env:
-            self._write({"op": "env", "env": self.env})
-        self._readers.append(asyncio.create_task(self._read_stdout()))
-
-    def _write(self, message: dict[str, Any]) -> None:
-        if self._proc is None or self.dead is not None:
-            raise self.dead or HostDown("the worker is not running", host=self.name)
-        try:
-            self._proc.stdin.write(json.dumps(message, separators=(",", ":")) + "\n")
+            worker = await WorkerChannel.start(self._conn, self.name, command,
+                                               binary=self.binary, env=self.env,
+                                               timeout=self._timeout)  # fmt: skip
         except (OSError, asyncssh.Error) as exc:
-            # The channel closed before the reader noticed: the host (or its link) is gone.
-            self.dead = HostDown("connection lost", host=self.name, stderr_tail=self.stderr_tail() or None)
-            raise self.dead from exc
+            raise HostDown(f"cannot start the worker: {self._why(exc)}", host=self.name) from exc
+        self._workers.append(worker)
+        return worker
 
-    async def _read_stderr(self) -> None:
-        assert self._proc is not None
-        with contextlib.suppress(asyncssh.Error, OSError):
-            async for line in self._proc.stderr:
-                self._stderr.append(line.rstrip("\n"))
-
-    async def _read_stdout(self) -> None:
-        assert self._proc is not None
-        with contextlib.suppress(asyncssh.Error, OSError):
-            async for line in self._proc.stdout:
-                message = json.loads(line)
-                future = self._pending.pop(str(message.get("id")), None)
-                if future is not None and not future.done():
-                    future.set_result(message["result"])
-        await self._lost()
-
-    async def _lost(self) -> None:
-        """The worker's stdout ended: find out how, and fail what was pending on it."""
-        status = None
-        if self._proc is not None:
-            with contextlib.suppress(asyncio.TimeoutError, asyncssh.Error, OSError):
-                await asyncio.wait_for(self._proc.wait_closed(), 2)
-            # asyncssh reports None, not an error, when the connection itself was lost.
-            status = self._proc.exit_status
-            if self._proc.exit_signal:
-                status = None
-        await asyncio.sleep(0)  # let the stderr reader take its last lines
-        reason = "connection lost" if status is None else f"worker exited with status {status}"
-        self.dead = HostDown(
-            f"{reason} mid-branch", host=self.name, exit_status=status,
-            stderr_tail=self.stderr_tail() or None,
-        )  # fmt: skip
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(self.dead)
-        self._pending.clear()
-
-    def load(self, key: str, message: dict[str, Any]) -> None:
-        """Send a program to the worker once (it materialises it on first use)."""
-        if key not in self._loaded:
-            self._write({"op": "load", "key": key, **message})
-            self._loaded.add(key)
-
-    def submit(self, key: str, task: dict[str, Any]) -> tuple[str, asyncio.Future[dict]]:
-        """Send one task; returns its id and a future for its ``BranchResult`` dict."""
-        self._seq += 1
-        task_id = str(self._seq)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[task_id] = future
+    async def worker(self) -> WorkerChannel:
+        """The running worker; a fresh one when the last was stopped or died (started once,
+        shared by concurrent callers). Raises ``HostDown`` when the host is gone."""
+        if self.dead is not None:
+            raise self.dead
+        current = self._worker
+        if current is not None and current.dead is None:
+            return current
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._restart())
+        starting = self._starting
         try:
-            self._write({"op": "run", "id": task_id, "key": key, "task": task})
-        except BaseException:
-            self._pending.pop(task_id, None)
-            raise
-        return task_id, future
+            return await asyncio.shield(starting)
+        finally:
+            if starting.done() and self._starting is starting:
+                self._starting = None
 
-    def cancel(self, task_id: str) -> None:
-        """Ask the worker to stop a task at its next node boundary; forget its result."""
-        future = self._pending.pop(task_id, None)
-        if future is not None and not future.done():
-            future.cancel()
-        with contextlib.suppress(HostDown, asyncssh.Error, OSError):
-            self._write({"op": "cancel", "id": task_id})
+    async def _restart(self) -> WorkerChannel:
+        assert self._conn is not None
+        try:
+            if self._conn.is_closed():
+                raise HostDown("connection lost", host=self.name)
+            self._worker = await self._start_worker()
+        except HostDown as exc:
+            self.dead = exc
+            raise
+        return self._worker
+
+    def stop_worker(self, worker: WorkerChannel, reason: str) -> None:
+        """Stop ``worker`` now: its tasks fail with ``WorkerStopped`` (to be sent again) and
+        its process group is killed in the background (``close`` waits for that)."""
+        if self._worker is worker:
+            self._worker = None
+        worker.stop(reason)
+        kill = asyncio.ensure_future(self._kill(worker))
+        self._kills.add(kill)
+        kill.add_done_callback(self._kills.discard)
+
+    async def _kill(self, worker: WorkerChannel) -> None:
+        command = worker.kill_command()
+        conn = self._conn
+        if command is not None and conn is not None and not conn.is_closed():
+            with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
+                await asyncio.wait_for(conn.run(command, check=False), self._timeout)
+                worker.killed = True
+        worker.close()
 
     async def close(self, remove: bool | None = None) -> None:
-        """End the worker, then remove the workdir (and the binary unless kept)."""
+        """Kill every worker's process group, then remove the workdir (and the binary unless
+        kept) in the same round trip; close the connection."""
         remove = self.settings.cleanup if remove is None else remove
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if self._proc is not None and self.dead is None:
-            with contextlib.suppress(asyncssh.Error, OSError, asyncio.TimeoutError):
-                self._proc.stdin.write_eof()
-                await asyncio.wait_for(self._proc.wait_closed(), 10)
+        if self._kills:
+            await asyncio.gather(*self._kills, return_exceptions=True)
+        for worker in self._workers:
+            worker.stop("the run is over")
         words = []
         if remove and self.workdir:
             words.append(_q(self.workdir))
         if remove and not self.settings.keep_binary:
             words.append(_q(self.binary))
+        commands = [c for c in (w.kill_command() for w in self._workers) if c is not None]
         if words:
-            with contextlib.suppress(asyncssh.Error, OSError, asyncio.TimeoutError):
-                await asyncio.wait_for(conn.run(f"rm -rf -- {' '.join(words)}"), 10)
-        for reader in self._readers:
-            reader.cancel()
+            commands.append(f"rm -rf -- {' '.join(words)}")
+        if commands and not conn.is_closed():
+            with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
+                await asyncio.wait_for(conn.run("; ".join(commands), check=False), 10)
+        for worker in self._workers:
+            worker.close()
         conn.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(conn.wait_closed(), 5)

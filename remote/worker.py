@@ -3,25 +3,33 @@
 Protocol (one JSON object per line; the driver is ``remote.ssh.HostSession``)::
 
     driver ─► stdin                                   stdout ─► driver
-    {"op": "env", "env": {...}}                       {"op": "hello", "protocol": 1, "version",
-    {"op": "load", "key", "kind": "yaml"|"pickle",      "build", "pid", "hostname"}
+    {"op": "env", "env": {...}}                       {"op": "hello", "protocol": 2, "version",
+    {"op": "load", "key", "kind": "yaml"|"pickle",      "build", "pid", "pgid", "hostname"}
        "files"|"data", "entry", "secrets"}            {"op": "result", "id", "result": BranchResult}
     {"op": "run", "id", "key", "task": BranchTask}
-    {"op": "cancel", "id"}
 
 A program (the branch subset, or a cloudpickled ``BranchProgram``) is loaded once
 per key, the first time a task needs it; each task then costs one line each way.
 Tasks run on ``--slots`` threads. The protocol owns the real stdout: fd 1 is
 pointed at stderr so a node's ``print`` cannot corrupt it. ``--once`` runs a single
 task from a file and writes its result to a file (the GNU Parallel transport).
+
+Nothing a worker runs may outlive the driver's interest in it. The resident worker
+leads a process group of its own (``pgid`` in the hello), so the driver stops a
+branch that timed out or was cancelled by killing that group (``kill -KILL -pgid``)
+and starting a fresh worker; and when stdin ends (the driver closed it, the
+channel closed, the link is gone) the worker kills its group at once: itself, the
+branches still running and whatever processes they started.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -32,31 +40,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from executors.base import BranchProgram, BranchResult, BranchTask, ErrorInfo
-from tea.errors import SerializationError
+from remote.statejson import json_check
 
-__all__ = ["PROTOCOL", "Worker", "json_check", "load_program", "main"]
+__all__ = ["PROTOCOL", "Worker", "load_program", "main"]
 
-PROTOCOL = 1
+PROTOCOL = 2
 PROGRAM_DIR = "programs"
-
-
-def json_check(state: dict[str, Any], what: str = "state") -> None:
-    """Raise ``SerializationError`` naming the first key of ``state`` JSON cannot carry."""
-    try:
-        json.dumps(state, allow_nan=False)
-        return
-    except (TypeError, ValueError) as exc:
-        whole = exc
-    for key, value in state.items():
-        try:
-            json.dumps({key: value}, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise SerializationError(
-                f"{what} key '{key}' cannot be sent as JSON: {exc}",
-                hint="the remote strategy carries state as JSON: store plain data "
-                "(str, int, float, bool, None, lists, dicts) in that key",
-            ) from exc
-    raise SerializationError(f"{what} cannot be sent as JSON: {whole}") from whole
 
 
 def load_program(directory: Path, message: dict[str, Any]) -> BranchProgram:
@@ -88,13 +77,14 @@ def _load_yaml(path: Path) -> BranchProgram:
     return graph  # type: ignore[no-any-return]
 
 
-def run_task(program: BranchProgram, task: BranchTask, cancel: threading.Event | None) -> dict:
+def run_task(program: BranchProgram, task: BranchTask) -> dict:
     """Run one branch and return ``BranchResult.to_dict()`` (a failure is a result too)."""
     started = time.perf_counter()
     where = {"host": socket.gethostname(), "pid": os.getpid()}
     try:
-        state = program.run_branch(task, cancel)
-        json_check(state, "branch state")
+        # No cancel event: a branch the driver gives up on is stopped by killing its worker.
+        state = program.run_branch(task, None)
+        json_check(state, f"the state branch {task.branch_id} returned", branch=task.branch_id)
         result = BranchResult(task.branch_id, True, state, index=task.index, attempts=task.attempt)
     except Exception as exc:
         info = ErrorInfo.from_exception(exc, "".join(traceback.format_exception(exc)))
@@ -119,16 +109,19 @@ class Worker:
         self._programs: dict[str, BranchProgram | BaseException] = {}
         self._pending_loads: dict[str, dict[str, Any]] = {}
         self._load_lock = threading.Lock()
-        self._cancels: dict[str, threading.Event] = {}
 
     def _send(self, message: dict[str, Any]) -> None:
         line = json.dumps(message, separators=(",", ":"))
         with self._write_lock:
-            self._out.write(line + "\n")
-            self._out.flush()
+            try:
+                self._out.write(line + "\n")
+                self._out.flush()
+            except OSError:
+                pass  # the channel is gone; stdin ends with it, and serve() returns
 
     def serve(self) -> int:
-        """Answer until stdin closes (the driver is done, or the link is gone)."""
+        """Answer until stdin ends (the driver is done, or the link is gone); then return
+        at once, leaving running branches to the caller (``main`` kills them)."""
         from remote.bundle import build_info
 
         info = build_info()
@@ -139,25 +132,22 @@ class Worker:
                 "version": info["version"],
                 "build": info["build"],
                 "pid": os.getpid(),
+                "pgid": os.getpgid(0),
                 "hostname": socket.gethostname(),
             }
         )
         for line in self._inp:
             if line.strip():
                 self._dispatch(json.loads(line))
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._write_lock, contextlib.suppress(OSError):
+            self._out.flush()
         return 0
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         op = message.get("op")
         if op == "run":
-            cancel = threading.Event()
-            self._cancels[message["id"]] = cancel
-            self._pool.submit(self._run, message, cancel)
-        elif op == "cancel":
-            event = self._cancels.get(message.get("id", ""))
-            if event is not None:
-                event.set()
+            self._pool.submit(self._run, message)
         elif op == "load":
             self._pending_loads[message["key"]] = message
         elif op == "env":
@@ -180,18 +170,15 @@ class Worker:
             raise program
         return program
 
-    def _run(self, message: dict[str, Any], cancel: threading.Event) -> None:
+    def _run(self, message: dict[str, Any]) -> None:
         task = BranchTask(**message["task"])
         try:
-            program = self._program(message["key"])
-            result = run_task(program, task, cancel)
+            result = run_task(self._program(message["key"]), task)
         except Exception as exc:
             info = ErrorInfo.from_exception(exc, "".join(traceback.format_exception(exc)))
             failed = BranchResult(task.branch_id, False, task.state, info, index=task.index)
             result = failed.to_dict()
             result.update(host=socket.gethostname(), pid=os.getpid())
-        finally:
-            self._cancels.pop(message["id"], None)
         self._send({"op": "result", "id": message["id"], "result": result})
 
 
@@ -208,7 +195,7 @@ def _once(args: argparse.Namespace) -> int:
     if secrets_file.exists():
         message["secrets"] = json.loads(secrets_file.read_text(encoding="utf-8"))
     try:
-        result = run_task(load_program(program_dir, message), task, None)
+        result = run_task(load_program(program_dir, message), task)
     except Exception as exc:
         info = ErrorInfo.from_exception(exc, "".join(traceback.format_exception(exc)))
         result = BranchResult(task.branch_id, False, task.state, info, index=task.index).to_dict()
@@ -237,5 +224,13 @@ def main(argv: list[str]) -> int:
     if args.once:
         protocol_out.close()
         return _once(args)
-    worker = Worker(sys.stdin, protocol_out, Path.cwd(), max(1, args.slots))
-    return worker.serve()
+    # Lead a process group of our own (under sshd we already do: setsid then fails),
+    # so that killing the group reaches every branch and everything they started.
+    with contextlib.suppress(OSError):
+        os.setsid()
+    Worker(sys.stdin, protocol_out, Path.cwd(), max(1, args.slots)).serve()
+    # stdin ended: nobody will read a result. Nothing this worker started may outlive it.
+    group = os.getpgid(0)
+    if group == os.getpid():  # never a group that is not ours (setsid cannot fail otherwise)
+        os.killpg(group, signal.SIGKILL)
+    os._exit(0)

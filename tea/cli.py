@@ -40,8 +40,9 @@ def _dumps(value: Any, indent: int | None = None) -> str:
     """Strict JSON: NaN and infinities (which JSON has no words for) become null."""
     try:
         return json.dumps(value, default=_json_default, ensure_ascii=False, indent=indent, allow_nan=False)
-    except ValueError:
-        log.warning("the output holds NaN or infinite numbers; they are written as null")
+    except (ValueError, TypeError):
+        log.warning("the output holds NaN or infinite numbers (written as null) or keys that are "
+                    "not strings (written as text)")
         return json.dumps(_finite(value), default=_json_default, ensure_ascii=False, indent=indent)
 
 
@@ -49,7 +50,7 @@ def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k if isinstance(k, str) else str(k): _finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
@@ -68,21 +69,23 @@ def _setup_logging(verbose: int, quiet: bool, secrets: Mapping[str, Any] | None 
     root.setLevel(level)
 
 
-def _fail(exc: BaseException, verbose: int, code: int | None = None) -> NoReturn:
+def _fail(exc: BaseException, verbose: int, code: int | None = None, secrets: Any = None) -> NoReturn:
+    """Print ``exc`` for a person (a traceback only with ``-v``), redacted, and exit."""
     from tea.errors import TeaError
 
+    redact = secrets.redact_text if secrets is not None else (lambda text: text)
     if verbose:
         import traceback
 
-        traceback.print_exception(exc, file=sys.stderr)
+        click.echo(redact("".join(traceback.format_exception(exc))), err=True, nl=False)
         details = getattr(exc, "details", None)
         if details:
-            click.echo(f"where it happened:\n{details}", err=True)
+            click.echo(redact(f"where it happened:\n{details}"), err=True)
     text = str(exc)
     location = getattr(exc, "location", None)
     located = location is not None and (location.file is not None or location.line is not None)
     prefix = "" if located and hasattr(exc, "path") else "error: "
-    click.echo(f"{prefix}{text}", err=True)
+    click.echo(redact(f"{prefix}{text}"), err=True)
     if code is None:
         code = exc.exit_code if isinstance(exc, TeaError) else EXIT_FAILED
     sys.exit(code)
@@ -93,6 +96,8 @@ def _read_object(text: str, what: str, cwd: Path) -> dict[str, Any]:
     from tea.errors import InputError
 
     source = what
+    if not text.strip() or text.strip() == "@":
+        raise InputError(f"{what} is empty", hint="""pass a JSON object, e.g. -i '{"key": "value"}', or @file.json""")
     if text.startswith("@"):
         path = cwd / text[1:]
         source = f"{what} file {text[1:]}"
@@ -179,19 +184,26 @@ def run_options(fn: Any) -> Any:
 def _execute(workflow: Any, opts: dict[str, Any], *, state: dict[str, Any] | None,
              checkpoint: str | None = None, force: bool = False) -> None:
     from tea.durable import durable_run
-    from tea.errors import RunError, TeaError
+    from tea.errors import InputError, RunError, TeaError
     from tea.secrets import Secrets
     from tea.signals import graceful_signals
 
     secrets = Secrets(opts["secrets_values"])
+    output = Path(opts["output"]) if opts["output"] else None
+    if output is not None and not output.parent.is_dir():
+        _fail(InputError(f"--output {output}: the directory {output.parent} does not exist",
+                         hint="create it first, or write the output elsewhere"), opts["verbose"])
     with graceful_signals() as stop:
-        run = durable_run(
-            workflow.graph, state, secrets=dict(secrets), stream_mode=opts["stream_mode"],
-            checkpoint=checkpoint, checkpoint_dir=opts["checkpoint_dir"],
-            interrupt_before=_names(opts["interrupt_before"]),
-            interrupt_after=_names(opts["interrupt_after"]),
-            force=force, stop_flag=stop, autosave=True,
-        )
+        try:
+            run = durable_run(
+                workflow.graph, state, secrets=dict(secrets), stream_mode=opts["stream_mode"],
+                checkpoint=checkpoint, checkpoint_dir=opts["checkpoint_dir"],
+                interrupt_before=_names(opts["interrupt_before"]),
+                interrupt_after=_names(opts["interrupt_after"]),
+                force=force, stop_flag=stop, autosave=True,
+            )
+        except TeaError as exc:
+            _fail(exc, opts["verbose"], secrets=secrets)
         try:
             for event in _events(run, opts["stream"]):
                 click.echo(_dumps(secrets.redact(event)))
@@ -199,7 +211,7 @@ def _execute(workflow: Any, opts: dict[str, Any], *, state: dict[str, Any] | Non
             path = getattr(run, "checkpoint_path", None)
             if path is not None:
                 click.echo(f"checkpoint: {path}", err=True)
-            _fail(exc, opts["verbose"], EXIT_FAILED if isinstance(exc, RunError) else None)
+            _fail(exc, opts["verbose"], EXIT_FAILED if isinstance(exc, RunError) else None, secrets)
     stopped = run.stopped
     if stopped is not None:
         click.echo(f"checkpoint: {run.checkpoint_path}", err=True)
@@ -213,12 +225,12 @@ def _execute(workflow: Any, opts: dict[str, Any], *, state: dict[str, Any] | Non
                        f"tea resume {run.checkpoint_path}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     final = secrets.redact(run.state)
-    if opts["output"]:
+    if output is not None:
         try:
-            Path(opts["output"]).write_text(_dumps(final, indent=2) + "\n", encoding="utf-8")
+            output.write_text(_dumps(final, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             click.echo(_dumps(final, indent=2))
-            _fail(RunError(f"cannot write --output {opts['output']}: {exc.strerror}",
+            _fail(RunError(f"cannot write --output {output}: {exc.strerror}",
                            hint="the final state was printed on stdout instead"), opts["verbose"])
     elif not opts["stream"]:
         click.echo(_dumps(final, indent=2))
@@ -246,7 +258,7 @@ def run(file: str, input_: str | None, **opts: Any) -> None:
     try:
         _prepare(opts)
         workflow = tea.load(file)
-        state = _read_object(input_, "--input", Path.cwd()) if input_ else None
+        state = _read_object(input_, "--input", Path.cwd()) if input_ is not None else None
     except TeaError as exc:
         _fail(exc, opts.get("verbose", 0))
     _execute(workflow, opts, state=state)
@@ -271,10 +283,13 @@ def resume(checkpoint: str, workflow_file: str | None, force: bool, input_: str 
         if not path:
             raise InputError("the checkpoint does not record its workflow",
                              hint="pass --workflow FILE")
+        if workflow_file is None and not Path(path).is_file():
+            raise InputError(f"the workflow this checkpoint was saved from is gone: {path}",
+                             hint="pass --workflow FILE (the same workflow, or --force for a changed one)")
         workflow = tea.load(path)
-        update = _read_object(input_, "--input", Path.cwd()) if input_ else None
+        update = _read_object(input_, "--input", Path.cwd()) if input_ is not None else None
         if opts["checkpoint_dir"] is None:
-            opts["checkpoint_dir"] = str(Path(checkpoint).parent)
+            opts["checkpoint_dir"] = str(Path(checkpoint).resolve().parent)
     except TeaError as exc:
         _fail(exc, opts.get("verbose", 0))
     try:

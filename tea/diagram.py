@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tea.graph import END, START, Graph, Route
+from tea.graph import START, Graph, Route
 
 __all__ = ["describe", "render"]
 
@@ -53,8 +53,31 @@ def describe(graph: Graph) -> dict[str, Any]:
     }
 
 
-def _mermaid_id(name: str) -> str:
-    return {START: "start_", END: "end_"}.get(name, name.replace("-", "_").replace(".", "_"))
+def _mermaid_id(name: str, ids: dict[str, str]) -> str:
+    """A safe Mermaid id per node (names may hold spaces, accents, punctuation)."""
+    if name not in ids:
+        ids[name] = f"n{len(ids)}"
+    return ids[name]
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;").replace("|", "#124;")
+
+
+def _mermaid(edges: list[tuple[str, str, str]]) -> str:
+    ids: dict[str, str] = {}
+    lines = ["flowchart TD"]
+    for s, t, label in edges:
+        for name in (s, t):
+            if name not in ids:
+                lines.append(f'    {_mermaid_id(name, ids)}["{_mermaid_text(name)}"]')
+        arrow = f' -->|"{_mermaid_text(label)}"| ' if label else " --> "
+        lines.append(f"    {ids[s]}{arrow}{ids[t]}")
+    return "\n".join(lines)
+
+
+def _dot(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def render(graph: Graph, fmt: str) -> str:
@@ -62,16 +85,12 @@ def render(graph: Graph, fmt: str) -> str:
         return json.dumps(describe(graph), indent=2)
     edges = _edges(graph)
     if fmt == "mermaid":
-        lines = ["flowchart TD"]
-        for s, t, label in edges:
-            arrow = f" -->|{label}| " if label else " --> "
-            lines.append(f"    {_mermaid_id(s)}{arrow}{_mermaid_id(t)}")
-        return "\n".join(lines)
+        return _mermaid(edges)
     if fmt == "dot":
-        lines = [f'digraph "{graph.name}" {{']
+        lines = [f'digraph "{_dot(graph.name)}" {{']
         for s, t, label in edges:
-            attr = f' [label="{label}"]' if label else ""
-            lines.append(f'  "{s}" -> "{t}"{attr};')
+            attr = f' [label="{_dot(label)}"]' if label else ""
+            lines.append(f'  "{_dot(s)}" -> "{_dot(t)}"{attr};')
         lines.append("}")
         return "\n".join(lines)
     info = describe(graph)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tea.errors import CheckpointError, InputError, TeaError
+from tea.errors import CheckpointError, InputError, RunError, TeaError
 from tea.graph import Graph
 from tea.runner import Cursor, Event, Hooks, Run, Stop
 
@@ -38,13 +38,13 @@ DEFAULT_INTERVAL = 0.1
 
 
 def default_checkpoint_dir(graph: Graph, override: str | Path | None = None) -> Path:
-    """``override``, else ``config.checkpoint_dir`` (relative to the workflow file), else
-    ``.tea-checkpoints`` beside the workflow."""
+    """``override`` (``--checkpoint-dir``), else ``config.checkpoint_dir``, else
+    ``.tea-checkpoints``; a relative directory is relative to the workflow file."""
     base = graph.workflow_dir
     configured = override if override is not None else graph.config.get("checkpoint_dir")
     if configured:
         path = Path(configured)
-        return path if path.is_absolute() or override is not None else base / path
+        return path if path.is_absolute() else base / path
     return base / DEFAULT_DIR_NAME
 
 
@@ -88,7 +88,6 @@ class DurableRun(Run):
     ) -> None:
         self.checkpoint_dir = checkpoint_dir
         self._owns_dir = not checkpoint_dir.exists() or checkpoint_dir.name == DEFAULT_DIR_NAME
-        self.stop_flag = stop_flag
         self.autosave = autosave
         self.interval = float(graph.config.get("checkpoint_interval_seconds", DEFAULT_INTERVAL))
         self.saved_at = float("-inf")
@@ -98,6 +97,7 @@ class DurableRun(Run):
         self._warned = False
         self.run_id = uuid.uuid4().hex[:12]
         super().__init__(graph, state, cursor=cursor, hooks=DurableHooks(self, before, after), **options)
+        self.stop_flag = stop_flag
 
     def _redact(self, value: Any) -> Any:
         redact = getattr(self.secrets_obj, "redact", None)
@@ -174,7 +174,11 @@ class DurableRun(Run):
 
     def on_stop(self, stop: Stop) -> Iterator[Event]:
         reason = "signal" if stop.reason.startswith("signal") else stop.reason
-        path = self.save(stop.node, stop.position, reason)
+        try:
+            path = self.save(stop.node, stop.position, reason)
+        except CheckpointError as exc:
+            raise RunError(f"stopped {stop.position} node '{stop.node}' but {exc.message}", node=stop.node,
+                           hint="keep the state to plain JSON data (dicts, lists, strings, numbers)") from exc
         yield {"type": "interrupt", "node": stop.node, "position": stop.position,
                "reason": stop.reason, "checkpoint": str(path), "state": dict(self.state)}
 
@@ -266,6 +270,8 @@ def durable_run(
         cursor.position = "after"
     run = DurableRun(graph, merged, checkpoint_dir=Path(checkpoint).parent, before=before, after=after,
                      cursor=cursor, resumed_from=ckpt, stop_flag=stop_flag, autosave=autosave, **options)
-    # The run takes over the checkpoint it resumed: its next checkpoint replaces it.
-    run.checkpoint_path = Path(checkpoint)
+    if ckpt.reason in ("progress", "fanout"):
+        # An automatic checkpoint is taken over: the resumed run's next one replaces it.
+        # Interrupt, error and signal checkpoints stay, so a resume can be tried again.
+        run.checkpoint_path = Path(checkpoint)
     return run

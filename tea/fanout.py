@@ -66,12 +66,14 @@ def dispatch(
     if todo:
         executor = scope.executor(config.strategy)
         program = scope.graph.with_secrets(scope.secrets)
+        # The executor only reads ``cancel``: the scope's own event stops this fan-out
+        # when the branch it runs in is cancelled. Calling ``run`` checks the whole batch
+        # (a state that cannot be shipped fails here, before any branch_start).
+        results = executor.run(program, todo, config, scope.cancel)
         for task in todo:
             emit({"type": "branch_start", "fanout": fanout, "branch": task.branch_id,
                   "strategy": config.strategy})
-        # The executor only reads ``cancel``: the scope's own event stops this fan-out
-        # when the branch it runs in is cancelled.
-        for result in executor.run(program, todo, config, scope.cancel):
+        for result in results:
             finished[result.branch_id] = result
             if on_result is not None:
                 on_result(result)
@@ -97,6 +99,7 @@ def dispatch(
             branch=first.branch_id,
             host=first.host,
             exit_status=first.error.exit_status,
+            stderr_tail=first.error.stderr_tail,
             hint=None if first.error.type in _SETUP_ERRORS else
             "set settings.parallel.on_branch_failure: continue to let the fan-in see "
             "failed branches, or retry: {max_attempts: N} to retry them",

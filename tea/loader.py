@@ -154,7 +154,7 @@ class _Builder:
         start_route = self._edges(doc.get("edges"), nodes, parallel)
         self._implicit(nodes, start_route)
         self._check_references(nodes, start_route)
-        self._check_remote(nodes, start_route, parallel)
+        self._check_remote(nodes, start_route)
         config = doc.get("config") or {}
         if isinstance(config, Mapping):
             for key in config:
@@ -218,7 +218,12 @@ class _Builder:
         if imports:
             if not isinstance(imports, list):
                 raise SchemaError("imports must be a list", location_of(self.doc, "imports"))
-            load_imports(registry, imports, self.path.parent if self.path else Path.cwd(), None)
+            from tea.actions.imports import ImportEngine
+
+            base = self.path.parent if self.path else Path.cwd()
+            settings = self.doc.get("settings") or {}
+            engine = ImportEngine(self.doc.get("variables") or {}, settings, base, registry)
+            load_imports(registry, imports, base, engine)
         return registry
 
     def _load_subgraph(self, path: Path, where: Location) -> Graph:
@@ -238,6 +243,10 @@ class _Builder:
                 self.fail(SchemaError("each node must be a mapping with a 'name'", where))
                 continue
             name = raw.get("name")
+            if "name" in raw and not isinstance(name, str):
+                self.fail(SchemaError(f"a node name must be a string, not {type(name).__name__} ({name!r})",
+                                      location_of(raw, "name"), hint=f'quote it: name: "{name}"'))
+                continue
             if not isinstance(name, str) or not name:
                 self.fail(SchemaError("node without a 'name'", where, hint="add name: <unique name>"))
                 continue
@@ -423,12 +432,14 @@ class _Builder:
     def _reaches_from_sibling(name: str, nodes: dict[str, Node], entries: dict[str, str]) -> bool:
         return any(name in nodes[e].route.targets() for e in entries if e in nodes)
 
-    def _check_remote(self, nodes: dict[str, Node], start: Route | None, parallel: ParallelConfig) -> None:
+    def _check_remote(self, nodes: dict[str, Node], start: Route | None) -> None:
         """A fan-out on the remote strategy needs hosts: say so at load, not at dispatch."""
         configs = [(fan.config, fan.location) for n in nodes.values() for fan in n.route.fanouts]
         configs += [(fan.config, fan.location) for fan in (start.fanouts if start else [])]
-        configs += [(n.body.config, n.location) for n in nodes.values() if isinstance(getattr(n.body, "config", None),
-                                                                                  ParallelConfig)]
+        for node in nodes.values():
+            config = getattr(node.body, "config", None)
+            if isinstance(config, ParallelConfig):
+                configs.append((config, node.location))
         for config, where in configs:
             if config.strategy == "remote" and not (config.remote or {}).get("hosts"):
                 self.fail(SchemaError(

@@ -146,7 +146,7 @@ def _run_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> Body:
             f"{what}: unsupported language '{language}'", location_of(raw, "language"),
             hint="use 'python' (the default) or 'lua'",
         )
-    code = PythonCode(run, _code_location(raw, key, ctx), defer=True)
+    code = PythonCode(run, _code_location(raw, key, ctx), defer=True, label=what)
     ctx.deferred.append(code)
     return PythonBody(code)
 

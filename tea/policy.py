@@ -22,12 +22,13 @@ records it and routes to the fallback node.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from tea.errors import SchemaError
+from tea.errors import Interrupted, RunError, SchemaError
 from tea.yamlsrc import location_of
 
 if TYPE_CHECKING:
@@ -84,7 +85,17 @@ class ErrorPolicy:
         if self.jitter:
             wait = wait + tenacity.wait_random(0, self.backoff_base_ms / 1000.0)
         def sleep(seconds: float) -> None:
-            scope.cancel.wait(seconds)  # a cancelled run does not sit out its backoff
+            # The wait between attempts is a safe point: a stop (SIGTERM, SIGINT) or a
+            # cancelled branch ends it at once instead of sitting out the backoff.
+            stop = scope.stop
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                if scope.cancel.wait(min(left, 0.05)):
+                    raise RunError("cancelled while waiting to retry", node=node)
+                if stop is not None and stop.requested is not None:
+                    raise Interrupted(stop.requested)
+            if stop is not None and stop.requested is not None:
+                raise Interrupted(stop.requested)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
@@ -95,13 +106,16 @@ class ErrorPolicy:
         )
         try:
             return retrying(attempt)
+        except Interrupted:
+            raise
         except Exception as exc:
             if self.on_failure == "checkpoint_and_exit":
                 raise
             attempts = retrying.statistics.get("attempt_number", 1)
+            cause = exc.__cause__ or exc
             error = {
-                "type": type(exc.__cause__ or exc).__name__,
-                "message": getattr(exc, "message", None) or str(exc),
+                "type": type(cause).__name__,
+                "message": str(cause) if exc.__cause__ is not None else (getattr(exc, "message", None) or str(exc)),
                 "node": node,
                 "attempts": attempts,
                 "timestamp": datetime.now(UTC).isoformat(),
@@ -151,7 +165,9 @@ def _on_error(raw: Mapping[str, Any], base: ErrorPolicy, node: str) -> ErrorPoli
         raise SchemaError(f"node '{node}': on_error.mode must be raise, graceful or retry",
                           location_of(raw, "mode"))
     fallback = raw.get("fallback")
-    on_failure = "fallback" if fallback else "continue" if mode == "graceful" else "checkpoint_and_exit"
+    # As in the reference: graceful, and retry once its attempts run out, record the
+    # error in __error__ and go on; raise fails the run.
+    on_failure = "fallback" if fallback else "checkpoint_and_exit" if mode == "raise" else "continue"
     retries = int(_number(raw, "max_retries", 3 if mode == "retry" else 0)) if mode == "retry" else 0
     return ErrorPolicy(
         max_retries=retries,

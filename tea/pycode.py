@@ -37,11 +37,12 @@ _TOP_RETURN = re.compile(r"^return\b", re.MULTILINE)
 class PythonCode:
     """Compiled inline Python; ``run(state, ...)`` returns the update (or None)."""
 
-    __slots__ = ("_code", "_fn", "is_function", "location", "source")
+    __slots__ = ("_code", "_fn", "is_function", "label", "location", "source")
 
-    def __init__(self, source: str, location: Location, *, defer: bool = False) -> None:
+    def __init__(self, source: str, location: Location, *, defer: bool = False, label: str = "") -> None:
         self.source = source
         self.location = location
+        self.label = f" of {label}" if label else ""
         self._fn: types.FunctionType | None = None
         self._code: types.CodeType | None = None
         if defer and self._plain_function():
@@ -103,7 +104,7 @@ class PythonCode:
         if self.location.column is not None and exc.offset:
             column = max(1, self.location.column + exc.offset - 1 - indent)
         return WorkflowSyntaxError(
-            f"Python syntax error in run: {exc.msg}",
+            f"Python syntax error in run{self.label}: {exc.msg}",
             Location(self.location.file, exc.lineno, column),
             hint="fix the Python code of this node (indentation inside a YAML block is relative)",
         )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tea.errors import NodeError, RecursionLimitError, RunError, TeaError
+from tea.errors import Interrupted, NodeError, RecursionLimitError, RunError, TeaError
 from tea.fanout import DynamicParallelBody, dispatch, static_tasks
 from tea.graph import END, START, Graph, Node
 from tea.nodes import run_body
@@ -26,6 +26,7 @@ from tea.templates import TemplateError
 
 if TYPE_CHECKING:
     from executors.base import BranchResult, BranchTask
+    from tea.signals import StopFlag
 
 __all__ = ["STREAM_MODES", "Run", "Stop", "run_to_end", "walk_branch"]
 
@@ -145,6 +146,11 @@ def walk(
                 scope.current_node = name
                 try:
                     update = _run_node(graph, node, state, scope, results, emit, hooks, cursor.pending)
+                except Interrupted as stop:  # asked to stop while the node waited to retry
+                    if results is not None:
+                        cursor.pending[name] = results
+                    yield Stop(name, "before", f"signal:{stop.signum}")
+                    return
                 except RunError:
                     yield from buffered  # a failed fan-out's branch events come before its error
                     raise
@@ -214,7 +220,10 @@ def _run_node(
         try:
             tasks, config = body.tasks(state, scope, node.name)
         except TemplateError as exc:
-            raise NodeError(str(exc), node=node.name) from exc
+            raise NodeError(str(exc), node=node.name, location=node.location) from exc
+        except NodeError as exc:
+            _attach_location(exc, graph, node)
+            raise
         done, on_result = hooks.journal(node.name)
         pending[body.fan_in] = dispatch(
             scope, node.name, tasks, config, emit, done=done, on_result=on_result
@@ -309,6 +318,7 @@ class Run:
         self.hooks.want_node_start = stream_mode == "debug"
         self.cursor = cursor or Cursor(graph.entry)
         self.stopped: Stop | None = None
+        self.stop_flag: StopFlag | None = None
 
     def _wanted(self, event: Event) -> bool:
         if self.mode == "debug":
@@ -328,7 +338,7 @@ class Run:
             yield secrets.redact(event)
 
     def _events(self) -> Iterator[Event]:
-        scope = Scope(self.graph, secrets=self.secrets)
+        scope = Scope(self.graph, secrets=self.secrets, stop=self.stop_flag)
         if "process" in self.graph.strategies:
             # Boot the worker pool now, in the background, while the first nodes run.
             scope.executor("process").start()  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from executors.base import ParallelExecutor
     from tea.graph import Graph
     from tea.lua import LuaRuntime
+    from tea.signals import StopFlag
 
 __all__ = ["Scope"]
 
@@ -35,6 +36,7 @@ class Scope:
         secrets: Mapping[str, Any] | None = None,
         cancel: threading.Event | None = None,
         executors: dict[str, ParallelExecutor] | None = None,
+        stop: StopFlag | None = None,
     ) -> None:
         self.graph = graph
         self.variables: Mapping[str, Any] = graph.variables
@@ -43,6 +45,8 @@ class Scope:
 
         self.secrets = secrets if isinstance(secrets, Secrets) else Secrets(dict(secrets or {}))
         self.cancel = cancel or threading.Event()
+        self.stop = stop
+        """The run's stop flag (set by SIGTERM/SIGINT); only the main path has one."""
         self.current_node: str | None = None
         self._lua: LuaRuntime | None = None
         self._executors: dict[str, ParallelExecutor] = executors if executors is not None else {}

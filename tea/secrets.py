@@ -85,7 +85,7 @@ class Secrets(Mapping[str, Any]):
         if isinstance(obj, str):
             return self.redact_text(obj)
         if isinstance(obj, Mapping):
-            return {key: self._redact(value) for key, value in obj.items()}
+            return {self._redact(key): self._redact(value) for key, value in obj.items()}
         if isinstance(obj, list):
             return [self._redact(item) for item in obj]
         if isinstance(obj, tuple):

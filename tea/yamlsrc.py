@@ -126,7 +126,13 @@ def load_yaml(text: str, file: str | None = None) -> Any:
     """Parse ``text``; a syntax error becomes ``WorkflowSyntaxError`` with file and line."""
     try:
         node = yaml.compose(text, Loader=_BaseLoader)
-        return None if node is None else _Converter(file).convert(node)
+        try:
+            return None if node is None else _Converter(file).convert(node)
+        except RecursionError:
+            raise WorkflowSyntaxError(
+                "a YAML alias contains itself (or the document nests too deeply)", Location(file),
+                hint="an anchor (&name) cannot be used (*name) inside its own value",
+            ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         if exc.context_mark is not None and "end of stream" in (exc.problem or ""):

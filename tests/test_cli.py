@@ -437,7 +437,7 @@ def test_validate_reports_a_syntax_error(run_tea: RunTea, write_yaml: WriteYaml)
     proc = run_tea("validate", path)
     assert_clean_failure(proc, 2)
     assert problem_lines(proc.stderr) == [
-        f"{path}:4:11: Python syntax error in run: '(' was never closed"
+        f"{path}:4:11: Python syntax error in run of node 'a': '(' was never closed"
     ]
 
 
@@ -478,8 +478,22 @@ def test_inspect_mermaid(run_tea: RunTea, data: Callable[[str], Path]) -> None:
     """inspect -f mermaid prints a flowchart."""
     out = run_tea("inspect", "--format", "mermaid", data("chain.yaml")).stdout
     assert out.splitlines()[0] == "flowchart TD"
-    assert "    compose --> shout" in out
-    assert "measure --> end_" in out
+    ids = dict(re.findall(r'^    (n\d+)\["([^"]+)"\]$', out, re.M))
+    by_name = {name: node_id for node_id, name in ids.items()}
+    assert f"    {by_name['compose']} --> {by_name['shout']}" in out
+    assert f"    {by_name['measure']} --> {by_name['__end__']}" in out
+
+
+def test_inspect_mermaid_quotes_odd_names(run_tea: RunTea, tmp_path: Path) -> None:
+    """Names with spaces and labels with | stay valid Mermaid (quoted, escaped)."""
+    flow = tmp_path / "odd.yaml"
+    flow.write_text(
+        'nodes:\n  - name: "étape un"\n    goto:\n      - if: "state.x | length > 2"\n'
+        '        to: "étape deux"\n      - to: __end__\n  - name: "étape deux"\n'
+    )
+    out = run_tea("inspect", "-f", "mermaid", flow).stdout
+    assert '["étape un"]' in out
+    assert '-->|"state.x #124; length > 2"|' in out
 
 
 def test_inspect_dot(run_tea: RunTea, data: Callable[[str], Path]) -> None:

@@ -24,7 +24,8 @@ import importlib
 import importlib.util
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -97,6 +98,36 @@ def _import_package(name: str, where: Location) -> ModuleType:
                         where) from exc
 
 
+class _ModuleRegistry(dict[str, Any]):
+    """What ``register_actions(registry, engine)`` fills: its own names go here (and get
+    the namespace); reading a name it did not set falls through to the full registry,
+    so a module may call ``registry["llm.call"]`` as it could in the reference."""
+
+    def __init__(self, full: ActionRegistry) -> None:
+        super().__init__()
+        self._full = full
+
+    def __missing__(self, name: str) -> Any:
+        return self._full[name]
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(name, self._full.get(name, default))
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name) or name in self._full
+
+
+@dataclass
+class ImportEngine:
+    """The ``engine`` an action module's ``register_actions(registry, engine)`` receives:
+    the workflow's variables and settings, its directory, and the action registry."""
+
+    variables: Mapping[str, Any]
+    settings: Mapping[str, Any]
+    workflow_dir: Path
+    actions_registry: ActionRegistry
+
+
 def _register(
     registry: ActionRegistry, register: Any, namespace: str, source: str, engine: object | None,
     where: Location,
@@ -104,7 +135,7 @@ def _register(
     if not callable(register):
         raise LoadError(f"'{source}' has no callable {_CONTRACT}", where,
                         hint="define def register_actions(registry, engine): registry['x'] = fn")
-    local: dict[str, Callable[..., Any]] = {}
+    local = _ModuleRegistry(registry)
     try:
         register(local, engine)
     except Exception as exc:

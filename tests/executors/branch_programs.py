@@ -2,7 +2,8 @@
 
 Module-level classes, so workers import them by reference (their sys.path is the
 driver's). ``Probe`` logs each time a worker unpickles it, to show the program is
-sent once per worker, not once per branch.
+sent once per worker, not once per branch. ``make_client`` is for workflows whose
+inline code puts an unpicklable object into the state.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -39,6 +41,8 @@ class Probe:
     ) -> dict[str, Any]:
         state = dict(task.state)
         mode = state.get("mode", "ok")
+        if "say" in state:
+            print(state["say"], file=sys.stderr)
         if mode == "exit":
             os._exit(3)
         if mode == "sigkill":
@@ -64,3 +68,18 @@ class Unpicklable(Probe):
     def __init__(self) -> None:
         super().__init__(key="unpicklable")
         self.lock = threading.Lock()
+
+
+class Client:
+    """A client object as nodes keep them: plain data outside, a lock inside."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.lock = threading.Lock()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+def make_client(name: str = "db") -> Client:
+    return Client(name)

@@ -190,3 +190,40 @@ def test_start_warms_the_pool_in_the_background():
         results = list(executor.run(Probe(), [task(0), task(1), task(2)], CONFIG))
     assert all(r.success for r in results)
     assert len({r.pid for r in results}) <= 2
+
+
+UNPICKLABLE_FLOW = """
+settings: {parallel: {strategy: process}}
+nodes:
+  - name: start
+    run: |
+      from branch_programs import make_client
+      return {"client": make_client()} if state.get("make_client") else {}
+  - name: a
+    run: |
+      open(state["marker"], "w").write("ran")
+  - name: b
+  - name: merge
+edges:
+  - {from: start, to: [a, b], parallel: true, fan_in: merge}
+  - {from: merge, to: __end__}
+"""
+
+
+@pytest.mark.parametrize(
+    ("given", "path"),
+    [
+        ({"db": {"name": "db", "conn": threading.Lock()}}, "db.conn"),
+        ({"make_client": True}, "client.lock"),
+        ({"jobs": [1, {"conn": threading.Lock()}]}, "jobs[1].conn"),
+    ],
+)
+def test_the_engine_refuses_unpicklable_state_before_any_branch_starts(tmp_path, given, path):
+    """Through tea.loads().invoke(): a SerializationError naming branch and key, not a TypeError
+    from copying the state for the fan-out."""
+    marker = tmp_path / "ran"
+    with pytest.raises(SerializationError) as caught:
+        tea.loads(UNPICKLABLE_FLOW).invoke({"marker": str(marker), **given})
+    assert caught.value.branch == "start[a]"
+    assert f"'{path}'" in caught.value.message
+    assert not marker.exists()

@@ -129,13 +129,19 @@ class SshHost:
         log.close()
         _wait_banner(self.address, self.port, timeout=15)
 
+    def _init_pid(self) -> int | None:
+        """The sshd listener: the first process of the host's PID namespace."""
+        if self.proc is None:
+            return None
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            return int(children.read_text().split()[0])
+        return None
+
     def _namespace_pids(self) -> list[int]:
         """Every process in this host's PID namespace (the sshd and its sessions)."""
-        if self.proc is None:
-            return []
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        with contextlib.suppress(OSError):
-            init = int(children.read_text().split()[0])
+        init = self._init_pid()
+        with contextlib.suppress(OSError, TypeError):
             ns = os.readlink(f"/proc/{init}/ns/pid")
             pids = []
             for entry in Path("/proc").iterdir():
@@ -145,6 +151,18 @@ class SshHost:
                             pids.append(int(entry.name))
             return sorted(pids)
         return []
+
+    def session_processes(self) -> list[str]:
+        """``pid command`` of every live process on the host but its sshd listener."""
+        init = self._init_pid()
+        found = []
+        for pid in self._namespace_pids():
+            with contextlib.suppress(OSError):
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                if pid != init and state != "Z":  # a zombie runs nothing
+                    found.append(f"{pid} {command.decode(errors='replace').strip()}")
+        return found
 
     def kill(self) -> None:
         """The host dies: SIGKILL its namespace (``--kill-child`` takes the sshd and sessions)."""

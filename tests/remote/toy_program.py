@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -13,7 +15,14 @@ from executors.base import BranchTask
 
 
 class ToyProgram:
-    """Adds ``entry`` to ``seen``; ``fail`` raises; ``sleep`` waits (stopping on cancel)."""
+    """Adds ``entry`` to ``seen``. State keys that change that:
+
+    ``fail``: raise when it names the entry; ``sleep``: wait (stopping on cancel);
+    ``hang``: wait that long ignoring cancel (only killing the worker stops it), after
+    starting a ``sleep`` child process when ``child`` is set and writing the child's
+    pid to ``pidfile`` when given; ``hang_once``: a marker path: the first run creates
+    it and hangs for 60 s, later runs go on; ``intkeys``: return a dict with int keys.
+    """
 
     key = "toy"
 
@@ -25,12 +34,28 @@ class ToyProgram:
                 if cancel is not None and cancel.is_set():
                     break
                 time.sleep(0.02)
+        if state.get("hang"):
+            _hang(float(state["hang"]), state.get("child", False), state.get("pidfile"))
+        marker = state.get("hang_once")
+        if marker and not Path(marker).exists():
+            Path(marker).touch()
+            _hang(60.0, False, None)
         if state.get("fail") == task.entry:
             print("about to fail", task.entry, flush=True)
             raise ValueError(f"branch {task.entry} was told to fail")
         state["seen"] = [*state.get("seen", []), task.entry]
         state["pid"] = os.getpid()
+        if state.get("intkeys"):
+            state["counts"] = {1: "one"}
         return state
+
+
+def _hang(seconds: float, child: bool, pidfile: str | None) -> None:
+    if child:
+        process = subprocess.Popen(["sleep", str(seconds)])
+        if pidfile:
+            Path(pidfile).write_text(str(process.pid))
+    time.sleep(seconds)
 
 
 cloudpickle.register_pickle_by_value(__import__(__name__))
