@@ -78,11 +78,11 @@ class WorkerChannel:
         worker._readers.append(asyncio.create_task(worker._read_stderr()))
         try:
             await worker._greet(binary, timeout)
+            if env:
+                worker._write({"op": "env", "env": env})
         except BaseException:
             worker.close()
             raise
-        if env:
-            worker._write({"op": "env", "env": env})
         worker._readers.append(asyncio.create_task(worker._read_stdout()))
         return worker
 
@@ -113,13 +113,8 @@ class WorkerChannel:
         self.hello = hello
 
     @property
-    def busy(self) -> bool:
-        """Whether it has tasks in flight."""
-        return bool(self._pending)
-
-    @property
     def exited(self) -> bool:
-        """Whether its exit (status or signal) came back: then nothing of it is left to kill."""
+        """Whether its exit (status or signal) came back; its group id may then be reused."""
         return self._proc.exit_status is not None or self._proc.exit_signal is not None
 
     def kill_command(self) -> str | None:
@@ -139,9 +134,9 @@ class WorkerChannel:
             self._proc.stdin.write(json.dumps(message, separators=(",", ":")) + "\n")
         except (OSError, asyncssh.Error) as exc:
             # The channel closed before the reader noticed: the host (or its link) is gone.
-            self._fail(HostDown("connection lost", host=self.host,
-                                stderr_tail=self.stderr_tail() or None))  # fmt: skip
-            raise HostDown("connection lost", host=self.host) from exc
+            error = HostDown("connection lost", host=self.host, stderr_tail=self.stderr_tail() or None)
+            self._fail(error)
+            raise error from exc
 
     def load(self, key: str, message: dict[str, Any]) -> None:
         """Send a program to the worker once (it materialises it on first use)."""
@@ -178,7 +173,7 @@ class WorkerChannel:
         for reader in self._readers:
             reader.cancel()
 
-    async def wait_closed(self, timeout: float) -> None:
+    async def _wait_closed(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError, asyncssh.Error, OSError):
             await asyncio.wait_for(self._proc.wait_closed(), timeout)
 
@@ -205,12 +200,12 @@ class WorkerChannel:
 
     async def _lost(self) -> None:
         """Its stdout ended: find out how, and fail what was pending on it."""
-        if self.dead is not None:
-            return  # stopped on purpose: what was pending has been told already
-        await self.wait_closed(2)
+        await self._wait_closed(2)
         # asyncssh reports no status, not an error, when the connection itself was lost.
         status, signal = self._proc.exit_status, self._proc.exit_signal
         await asyncio.sleep(0)  # let the stderr reader take its last lines
+        if self.dead is not None:
+            return  # stopped on purpose: what was pending has been told already
         if signal:
             reason = f"worker killed by signal {signal[0]}"
         elif status is None:

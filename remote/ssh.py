@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import secrets
 import shlex
 import socket
@@ -35,11 +36,12 @@ from typing import Any
 
 import asyncssh
 
+from remote.bundle import default_basefile
 from remote.channel import HostDown, RemoteSetupError, WorkerChannel
 from remote.config import RemoteSettings
 from remote.hosts import HostSpec
 
-__all__ = ["Basefile", "HostSession", "check_key_files"]
+__all__ = ["Basefile", "HostSession", "check_key_files", "resolve_basefile"]
 
 _ELF_MACHINES = {0x03: "i686", 0x28: "arm", 0x3E: "x86_64", 0xB7: "aarch64", 0xF3: "riscv64"}
 _ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "i686", "i586": "i686"}
@@ -79,25 +81,44 @@ class Basefile:
         return f"tea-{self.sha256[:16]}"
 
 
+def resolve_basefile(settings: RemoteSettings) -> Basefile:
+    """The binary to ship: ``basefile``, or the running one when tea is frozen."""
+    path = Path(settings.basefile).expanduser() if settings.basefile else default_basefile()
+    if path is None:
+        raise RemoteSetupError(
+            "the remote strategy needs a tea binary to ship, and this tea is not one",
+            hint="build one with `tea bundle -o dist/tea` and set "
+            "settings.parallel.remote.basefile: dist/tea",
+        )
+    return Basefile.from_path(path)
+
+
 def _q(word: str) -> str:
     return shlex.quote(word)
 
 
 def check_key_files(settings: RemoteSettings) -> None:
     """``identity_file`` and ``known_hosts`` must be readable files: say so before connecting."""
-    named = [("identity_file", settings.identity_file, "point it at your private key "
-              "(ssh-keygen -t ed25519 makes one), or leave it out to use ssh's defaults"),
-             ("known_hosts", settings.known_hosts, "create it by trusting each host once: "
-              "ssh-keyscan -p PORT HOST >> FILE, after checking the fingerprint")]  # fmt: skip
-    for key, value, hint in named:
+    for key in ("identity_file", "known_hosts"):
+        value = getattr(settings, key)
         if value is None:
             continue
         path = Path(value).expanduser()
-        if not path.is_file():
-            what = "is a directory, not a file" if path.is_dir() else "does not exist"
-            raise RemoteSetupError(
-                f"settings.parallel.remote.{key}: {path} {what}", hint=hint
-            )
+        if path.is_dir():
+            problem = "is a directory, not a file"
+        elif not path.exists():
+            problem = "does not exist"
+        elif not os.access(path, os.R_OK):
+            problem = "cannot be read"
+        else:
+            continue
+        hint = (
+            "point it at your private key, or leave it out to use ssh's defaults"
+            if key == "identity_file"
+            else f"trust each host once, after checking its fingerprint: "
+            f"ssh-keyscan -p PORT HOST >> {path}"
+        )
+        raise RemoteSetupError(f"settings.parallel.remote.{key}: {path} {problem}", hint=hint)
 
 
 class HostSession:
@@ -281,7 +302,9 @@ class HostSession:
         assert self._conn is not None
         try:
             if self._conn.is_closed():
-                raise HostDown("connection lost", host=self.name)
+                # One loss, one fault: the dead worker's own report of it, if it made one.
+                last = self._worker.dead if self._worker is not None else None
+                raise last or HostDown("connection lost", host=self.name)
             self._worker = await self._start_worker()
         except HostDown as exc:
             self.dead = exc

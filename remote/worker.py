@@ -1,6 +1,6 @@
 """The remote side: ``tea worker``, a resident process that runs branches it is sent.
 
-Protocol (one JSON object per line; the driver is ``remote.ssh.HostSession``)::
+Protocol (one JSON object per line; the driver is ``remote.channel.WorkerChannel``)::
 
     driver ─► stdin                                   stdout ─► driver
     {"op": "env", "env": {...}}                       {"op": "hello", "protocol": 2, "version",

@@ -209,7 +209,12 @@ def _unique_name(node: str, *parts: str) -> str:
 def _atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
     # The temporary name starts with a dot and ends in .tmp so that no reader
     # globbing *.json ever sees a half-written file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    except FileNotFoundError:
+        # Another run sharing the directory removed it when it was empty: make it again.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)

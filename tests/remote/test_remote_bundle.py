@@ -12,7 +12,13 @@ import pytest
 import yaml
 
 import tea
-from remote.bundle import build_bundle, default_basefile, source_hash, version_line
+from remote.bundle import (
+    build_bundle,
+    default_basefile,
+    pyinstaller_invocation,
+    source_hash,
+    version_line,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "tea-bundle"
@@ -42,6 +48,13 @@ def test_version_prints_version_and_build_hash(frozen_tea):
     # The cache directory is named after the source hash the binary was built from.
     assert done.stdout.strip() == f"tea {tea.__version__} (build {frozen_tea.parent.name})"
     assert re.fullmatch(r"tea \S+ \(build [0-9a-f]{12}\)", version_line())
+
+
+def test_the_build_never_touches_the_shared_pyinstaller_cache(tmp_path):
+    argv, env = pyinstaller_invocation(tmp_path, "tea", tmp_path / "_build_info.json")
+    assert "--clean" not in argv  # it would empty ~/.cache/pyinstaller under a concurrent build
+    assert Path(env["PYINSTALLER_CONFIG_DIR"]).parent == tmp_path  # removed with the build
+    assert argv[argv.index("--name") + 1] == "tea" and "--onefile" in argv
 
 
 def test_not_frozen_means_no_default_basefile():

@@ -26,6 +26,13 @@ def test_errors_point_at_the_key():
     assert caught.value.location.line == 2
 
 
+def test_a_misspelled_key_gets_a_suggestion():
+    with pytest.raises(SchemaError) as caught:
+        RemoteSettings.from_mapping({"hostz": ["a"]})
+    assert caught.value.message == "unknown key 'hostz' in settings.parallel.remote"
+    assert caught.value.hint == "did you mean 'hosts'?"
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [

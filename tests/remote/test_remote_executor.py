@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -108,6 +109,26 @@ def test_state_that_json_cannot_carry_names_the_key(remote_settings):
     assert "'handle'" in result.error.message
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ({1: "one"}, "state['changed'] has the int key 1"),
+        ([1.0, float("nan")], "state['changed'][1] is nan"),
+        ({"tags": {"a"}}, "state['changed']['tags'] is a set"),
+        (b"raw", "state['changed'] is bytes"),
+    ],
+)
+def test_state_json_would_change_fails_before_dispatch(remote_settings, value, problem):
+    tasks = [BranchTask("fan[0]", "n0", None, {"changed": value}),
+             BranchTask("fan[1]", "n1", None, {"pair": (1, 2)}, index=1)]  # fmt: skip
+    refused, sent = _run(remote_settings(), tasks)
+    assert refused.error is not None and refused.error.type == "SerializationError"
+    assert refused.error.message.startswith("the state of branch fan[0] cannot be sent as JSON")
+    assert problem in refused.error.message
+    assert refused.attempts == 1 and refused.host is None  # never sent, never retried
+    assert sent.success and sent.state["pair"] == [1, 2]  # a tuple arrives as a list
+
+
 def test_env_is_forwarded_by_name_and_glob(remote_settings, tmp_path, monkeypatch):
     import tea
 
@@ -149,6 +170,22 @@ def test_missing_basefile_fails_before_dispatch(remote_settings, tmp_path):
     assert "tea bundle" in str(caught.value)
 
 
+def test_a_basefile_that_is_a_directory_says_so(remote_settings, tmp_path):
+    with pytest.raises(RemoteSetupError) as caught:
+        _run(remote_settings(basefile=str(tmp_path)), _tasks(1))
+    assert caught.value.message == f"basefile {tmp_path} is a directory, not a file"
+
+
+@pytest.mark.parametrize("key", ["identity_file", "known_hosts"])
+@pytest.mark.parametrize("transport", ["ssh", "gnu_parallel"])
+def test_a_missing_key_file_is_named_before_connecting(remote_settings, tmp_path, key, transport):
+    missing = tmp_path / "not-there"
+    settings = remote_settings(**{key: str(missing)}, transport=transport)
+    with pytest.raises(RemoteSetupError) as caught:
+        _run(settings, _tasks(1))
+    assert caught.value.message == f"settings.parallel.remote.{key}: {missing} does not exist"
+
+
 def test_basefile_for_another_architecture_is_refused(remote_settings, tmp_path):
     fake = tmp_path / "tea-arm64"
     header = bytearray(64)
@@ -168,6 +205,22 @@ def test_unreachable_and_misspelled_hosts_fail_with_every_reason(remote_settings
         assert result.error is not None and result.error.type == "AllHostsDown"
         assert f"teatest@127.0.0.9:{port}: cannot connect" in result.error.message
         assert "teatest@no-such-host.invalid: cannot connect" in result.error.message
+
+
+def test_a_dead_or_misspelled_host_among_good_ones_is_a_warning(
+    remote_settings, ssh_cluster, caplog
+):
+    port = ssh_cluster.hosts[0].port
+    refused, unknown = f"teatest@127.0.0.9:{port}", "teatest@no-such-host.invalid"
+    hosts = [refused, unknown, ssh_cluster.hosts[0].login]
+    with caplog.at_level(logging.WARNING, logger="tea.remote"):
+        results = _run(remote_settings(hosts=hosts, slots=2), _tasks(6))
+    assert all(r.success for r in results)  # the run goes on, on the good host
+    warnings = [r.getMessage() for r in caplog.records if r.name == "tea.remote"]
+    assert len(warnings) == 2, warnings  # once per bad host, however often it was tried
+    by_host = {host: [w for w in warnings if host in w] for host in (refused, unknown)}
+    assert "connection refused" in by_host[refused][0]
+    assert "cannot resolve the host name 'no-such-host.invalid'" in by_host[unknown][0]
 
 
 def test_workdir_that_cannot_be_created_is_reported(remote_settings):

@@ -7,6 +7,7 @@ by stopping the host's processes (see ``sshd_hosts``).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -32,7 +33,9 @@ def _tasks(count: int, **state) -> list[BranchTask]:
 
 def _settings(cluster: SshCluster, launcher: Path, **extra) -> dict:
     work, cache = cluster.user_dir("work"), cluster.user_dir("cache")
-    return cluster.remote_settings(work, cache, basefile=str(launcher), **extra)
+    settings = cluster.remote_settings(work, cache, basefile=str(launcher))
+    settings.update(extra)
+    return settings
 
 
 def _run_while(settings: dict, tasks: list[BranchTask], fault, after: int = 2) -> list:
@@ -173,8 +176,12 @@ def test_a_fan_out_waits_for_no_host_that_hangs(fresh_cluster, launcher):
 
 @pytest.mark.skipif(shutil.which("parallel") is None, reason="GNU Parallel not installed")
 def test_gnu_parallel_transport_end_to_end(ssh_cluster, launcher):
-    settings = _settings(ssh_cluster, launcher, transport="gnu_parallel", slots=2)
-    work = Path(settings["workdir"])
+    # A workdir whose parent the login user may write to: an empty directory there
+    # could be removed, and it must not be.
+    own = ssh_cluster.user_dir(f"gnu-{os.urandom(3).hex()}")
+    work = ssh_cluster.user_dir(f"{own.name}/jobs")
+    settings = _settings(ssh_cluster, launcher, transport="gnu_parallel", slots=2,
+                         workdir=str(work))  # fmt: skip
     tasks = [*_tasks(5), *_tasks(1, fail="n0")]
     tasks[-1] = BranchTask("fan[5]", "n0", "join", {"i": 5, "fail": "n0"}, index=5)
     with RemoteExecutor() as executor:
@@ -185,4 +192,5 @@ def test_gnu_parallel_transport_end_to_end(ssh_cluster, launcher):
     assert {r.host for r in results} <= {f"teatest@{h.address}:{h.port}" for h in ssh_cluster.hosts}
     assert "was told to fail" in results[5].error.message
     assert "about to fail n0" in results[5].error.traceback
-    assert sorted(p.name for p in work.rglob("*")) == []
+    # The run's directory is gone; the user's workdir itself stays, empty.
+    assert work.is_dir() and sorted(p.name for p in work.rglob("*")) == []

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from remote.gnu_parallel import ParallelCommand, build_command, parse_joblog, ssh_login
+from remote.gnu_parallel import (
+    ParallelCommand,
+    build_cleanup_command,
+    build_command,
+    parse_joblog,
+    ssh_login,
+)
 from remote.hosts import parse_host
 
 
@@ -60,7 +66,8 @@ def test_command_has_every_transfer_option_and_no_control_master(tmp_path):
     assert _option_values(argv, "--joblog") == ["joblog"]
     assert _option_values(argv, "--timeout") == ["30"]
     assert _option_values(argv, "--retries") == ["3"]
-    assert "--cleanup" in argv
+    # Its rmdir of every parent directory would delete the user's workdir; tea cleans up.
+    assert "--cleanup" not in argv
     assert "-M" not in argv and "--controlmaster" not in argv
     separator = argv.index(":::")
     assert argv[separator + 1 :] == ["task-0.json", "task-1.json"]
@@ -70,11 +77,17 @@ def test_command_has_every_transfer_option_and_no_control_master(tmp_path):
 
 
 def test_optional_parts_are_left_out(tmp_path):
-    argv = build_command(
-        _command(tmp_path, timeout_seconds=None, retries=1, cleanup=False, env=["API_KEY"])
-    )
-    assert "--timeout" not in argv and "--retries" not in argv and "--cleanup" not in argv
+    argv = build_command(_command(tmp_path, timeout_seconds=None, retries=1, env=["API_KEY"]))
+    assert "--timeout" not in argv and "--retries" not in argv
     assert _option_values(argv, "--env") == ["API_KEY"]
+
+
+def test_cleanup_removes_only_the_private_workdir_on_every_host(tmp_path):
+    cmd = _command(tmp_path, workdir="/srv/my jobs/tea-run.abc")
+    argv = build_cleanup_command(cmd)
+    assert argv[:3] == ["parallel", "--will-cite", "--nonall"]
+    assert _option_values(argv, "--sshlogin") == [ssh_login(h, cmd) for h in cmd.hosts]
+    assert argv[-1] == "rm -rf -- '/srv/my jobs/tea-run.abc'"
 
 
 JOBLOG = (

@@ -1,21 +1,21 @@
-"""The resident worker over plain pipes (no SSH): protocol, stdout discipline, cancel, once mode."""
+"""The resident worker over plain pipes (no SSH): protocol, stdout discipline, ending, once mode."""
 
 from __future__ import annotations
 
 import base64
 import json
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 import cloudpickle
-import pytest
 from toy_program import ToyProgram
 
 from executors.base import BranchTask
-from remote.worker import PROTOCOL, json_check
-from tea.errors import SerializationError
+from remote.worker import PROTOCOL
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,21 +55,56 @@ def test_protocol_round_trip_with_prints_kept_off_stdout(tmp_path):
     assert answers["2"]["success"] and answers["2"]["state"]["seen"] == ["b"]
     assert not answers["1"]["success"]
     assert "told to fail" in answers["1"]["error"]["traceback"]
-    out, err = proc.communicate(timeout=30)  # stdin closed: the worker ends
-    assert proc.returncode == 0 and out == ""
+    out, err = proc.communicate(timeout=30)  # stdin closed: the worker ends its group
+    assert proc.returncode == -signal.SIGKILL and out == ""
     assert "about to fail a" in err  # the node's print went to stderr, not the protocol
 
 
-def test_cancel_stops_a_running_task(tmp_path):
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie runs nothing; its new parent reaps it when it will
+
+
+def _wait_for(condition, within: float = 30.0) -> bool:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_end_of_stdin_kills_running_branches_and_their_children(tmp_path):
+    proc = _worker(tmp_path)
+    assert proc.stdout is not None
+    hello = json.loads(proc.stdout.readline())
+    assert hello["pgid"] == hello["pid"] == proc.pid  # it leads a process group of its own
+    _send(proc, _load_message())
+    pidfile = tmp_path / "child.pid"
+    task = _task("stuck", hang=60, child=True, pidfile=str(pidfile))
+    _send(proc, {"op": "run", "id": "1", "key": "k1", "task": task})
+    assert _wait_for(lambda: pidfile.exists() and pidfile.read_text() != "")
+    child = int(pidfile.read_text())
+    assert _running(child)
+    out, _ = proc.communicate(timeout=30)  # closes stdin: no waiting for the 60 s branch
+    assert out == ""  # no result for a branch nobody reads
+    assert _wait_for(lambda: not _running(child))
+
+
+def test_a_returned_state_json_would_change_is_a_serialization_error(tmp_path):
     proc = _worker(tmp_path)
     assert proc.stdout is not None
     proc.stdout.readline()
     _send(proc, _load_message())
-    _send(proc, {"op": "run", "id": "7", "key": "k1", "task": _task("slow", sleep=60)})
-    _send(proc, {"op": "cancel", "id": "7"})
-    answer = json.loads(proc.stdout.readline())
-    assert answer["id"] == "7"
+    _send(proc, {"op": "run", "id": "1", "key": "k1", "task": _task("a", intkeys=True)})
+    result = json.loads(proc.stdout.readline())["result"]
     proc.communicate(timeout=30)
+    assert not result["success"] and result["error"]["type"] == "SerializationError"
+    assert "branch f[a]" in result["error"]["message"]
+    assert "state['counts'] has the int key 1" in result["error"]["message"]
 
 
 def test_unknown_program_is_a_failed_result_not_a_crash(tmp_path):
@@ -95,11 +130,3 @@ def test_once_mode_reads_a_task_file_and_writes_a_result_file(tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "task.result.json").read_text())
     assert result["success"] and result["state"]["seen"] == ["x"]
-
-
-def test_json_check_names_the_bad_key():
-    json_check({"a": [1, 2], "b": {"c": None}})
-    with pytest.raises(SerializationError, match="'when'"):
-        json_check({"ok": 1, "when": object()})
-    with pytest.raises(SerializationError, match="'ratio'"):
-        json_check({"ratio": float("nan")})

@@ -65,10 +65,11 @@ def test_same_final_state_on_thread_process_and_remote(example, given, variant, 
     assert finals["remote"] == finals["thread"] == finals["process"]
 
 
-def test_remote_example_runs_through_the_cli_on_the_test_hosts(variant, remote_settings):
+def test_remote_example_runs_through_the_cli_on_the_test_hosts(variant, remote_settings, tmp_path):
     path = variant(EXAMPLES / "remote_fanout.yaml", "remote", remote_settings())
     done = subprocess.run(
         [str(Path(sys.executable).with_name("tea")), "run", str(path), "-q",
+         "-c", str(tmp_path / "checkpoints"),  # not shared with runs of other test workers
          "-i", json.dumps({"numbers": [3, 1, 4, 1, 5, 9, 2, 6]})],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
@@ -76,6 +77,22 @@ def test_remote_example_runs_through_the_cli_on_the_test_hosts(variant, remote_s
     final = json.loads(done.stdout)
     assert final["sum"] == 31 and final["min"] == 1 and final["max"] == 9
     assert final["sum_of_squares"] == 173
+
+
+def test_tea_run_warns_on_stderr_about_a_host_it_cannot_use(variant, remote_settings, tmp_path):
+    settings = remote_settings()
+    settings["hosts"] = ["teatest@no-such-host.invalid", *settings["hosts"]]
+    path = variant(EXAMPLES / "remote_fanout.yaml", "remote", settings)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("tea")), "run", str(path),
+         "-c", str(tmp_path / "checkpoints"), "-i", json.dumps({"numbers": [3, 1, 4]})],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sum"] == 8
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING tea.remote")]
+    assert len(warnings) == 1, done.stderr
+    assert "teatest@no-such-host.invalid" in warnings[0] and "cannot resolve" in warnings[0]
 
 
 def test_parallel_results_carry_the_host_in_declaration_order(

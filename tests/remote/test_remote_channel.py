@@ -1,4 +1,4 @@
-"""A branch the driver gives up on (timeout, fail_fast) is really stopped, on real hosts.
+"""Worker channels on real hosts: a branch the driver gives up on (timeout, fail_fast) is really stopped.
 
 The branches here ignore their cancel event and start a child process, the way
 user code does; only killing the worker's process group stops them. Each test has
