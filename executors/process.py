@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
-import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -65,12 +64,23 @@ def _start_context() -> BaseContext:
     """
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        # Each worker re-imports the driver's main module (multiprocessing's rule); when
-        # that is the tea CLI, having tea.cli preloaded makes it free.
-        cli = ["tea.cli"] if "tea.cli" in sys.modules else []
-        context.set_forkserver_preload(_PRELOAD + cli)
+        context.set_forkserver_preload(_PRELOAD)
         return context
     return multiprocessing.get_context("spawn")
+
+
+def prestart() -> None:
+    """Boot the forkserver now (it preloads tea: most of a cold pool's start).
+
+    ``tea run`` calls this in the background as it starts, for a workflow that uses
+    the process strategy, so the server's start overlaps tea's own; the first
+    pool then only forks its workers. Safe to call from any thread, and more than once.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        from multiprocessing import forkserver
+
+        _start_context()
+        forkserver.ensure_running()
 
 
 class ProcessExecutor(ResilientExecutor):
