@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ActionBody",
     "Body",
+    "CallableBody",
     "ExpressionBody",
     "LuaBody",
     "PythonBody",
-    "Reduced",
     "StepsBody",
     "WhileLoopBody",
 ]
