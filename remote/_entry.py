@@ -7,11 +7,15 @@ remote side never depends on how the CLI is wired; everything else goes to
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    # In the frozen binary, a process-strategy worker is this same executable started by
+    # multiprocessing with its own arguments: freeze_support() runs it and exits.
+    multiprocessing.freeze_support()
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["worker"]:
         from remote.worker import main as worker_main

@@ -36,6 +36,7 @@ __all__ = [
     "ParallelCommand",
     "build_cleanup_command",
     "build_command",
+    "build_prepare_command",
     "parse_joblog",
     "ssh_login",
 ]
@@ -127,6 +128,16 @@ def build_command(cmd: ParallelCommand) -> list[str]:
     argv.append(job)
     argv.append(":::")
     argv.extend(cmd.input_files)
+    return argv
+
+
+def build_prepare_command(cmd: ParallelCommand) -> list[str]:
+    """The argv that creates the run's workdir on every host, private (mode 700) before
+    any branch state lands in it (GNU Parallel itself would create it with the umask)."""
+    argv = ["parallel", "--will-cite", "--nonall"]
+    for host in cmd.hosts:
+        argv += ["--sshlogin", ssh_login(host, cmd)]
+    argv.append(f"umask 077 && mkdir -p -- {shlex.quote(cmd.workdir)} && chmod 700 -- {shlex.quote(cmd.workdir)}")
     return argv
 
 

@@ -35,6 +35,7 @@ from remote.gnu_parallel import (
     ParallelCommand,
     build_cleanup_command,
     build_command,
+    build_prepare_command,
     parse_joblog,
 )
 from remote.ssh import Basefile
@@ -127,6 +128,10 @@ def _run(
         env=list(forwarded_env(settings.env)),
     )
     started = time.monotonic()
+    subprocess.run(
+        build_prepare_command(command), cwd=stage, stdin=subprocess.DEVNULL, capture_output=True,
+        timeout=max(30.0, settings.connect_timeout * 3), check=False,
+    )  # fmt: skip
     proc = subprocess.Popen(
         build_command(command), cwd=stage, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,

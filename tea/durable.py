@@ -89,12 +89,14 @@ class DurableRun(Run):
         self.checkpoint_dir = checkpoint_dir
         self._owns_dir = not checkpoint_dir.exists() or checkpoint_dir.name == DEFAULT_DIR_NAME
         self.autosave = autosave
-        self.interval = float(graph.config.get("checkpoint_interval_seconds", DEFAULT_INTERVAL))
+        self.interval = float(graph.config.get("checkpoint_interval_seconds", DEFAULT_INTERVAL))  # checked at load
         self.saved_at = float("-inf")
         self.resumed_from = resumed_from
         self.checkpoint_path: Path | None = None
         self._journals: dict[str, Any] = {}
         self._warned = False
+        self.resumed_dir = checkpoint_dir
+        """Where the checkpoint this run resumes lives (its fan-out journal is beside it)."""
         self.run_id = uuid.uuid4().hex[:12]
         super().__init__(graph, state, cursor=cursor, hooks=DurableHooks(self, before, after), **options)
         self.stop_flag = stop_flag
@@ -152,7 +154,7 @@ class DurableRun(Run):
         resumed = self.resumed_from
         journal: BranchJournal | None = None
         if resumed is not None and resumed.pending_fanout and resumed.pending_fanout.get("node") == fanout:
-            journal = BranchJournal(self.checkpoint_dir / resumed.pending_fanout["journal"],
+            journal = BranchJournal(self.resumed_dir / resumed.pending_fanout["journal"],
                                     redact=self._redact)
             done = journal.load()
             self.resumed_from = None
@@ -268,8 +270,13 @@ def durable_run(
     cursor = Cursor(ckpt.node, ckpt.position, ckpt.step, pending, skip_interrupt=ckpt.position == "before")
     if ckpt.reason == "fanout" and ckpt.position == "after":
         cursor.position = "after"
-    run = DurableRun(graph, merged, checkpoint_dir=Path(checkpoint).parent, before=before, after=after,
+    # A resumed run writes beside the checkpoint it resumes, unless told otherwise.
+    resume_dir = Path(checkpoint).parent
+    if checkpoint_dir is not None:
+        resume_dir = default_checkpoint_dir(graph, checkpoint_dir)
+    run = DurableRun(graph, merged, checkpoint_dir=resume_dir, before=before, after=after,
                      cursor=cursor, resumed_from=ckpt, stop_flag=stop_flag, autosave=autosave, **options)
+    run.resumed_dir = Path(checkpoint).parent
     if ckpt.reason in ("progress", "fanout"):
         # An automatic checkpoint is taken over: the resumed run's next one replaces it.
         # Interrupt, error and signal checkpoints stay, so a resume can be tried again.

@@ -171,6 +171,11 @@ class _Builder:
             if name not in nodes:
                 self.fail(ReferenceError_(f"interrupt names unknown node '{name}'",
                                           location_of(config), hint=suggest(name, nodes)))
+        interval = config.get("checkpoint_interval_seconds", 0.1)
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
+            self.fail(SchemaError("config.checkpoint_interval_seconds must be a number >= 0",
+                                  location_of(config, "checkpoint_interval_seconds"),
+                                  hint="0 saves progress after every node; the default is 0.1"))
         limit = settings.get("recursion_limit", config.get("recursion_limit", 10_000))
         if not isinstance(limit, int) or limit < 1:
             self.fail(SchemaError("recursion_limit must be a positive integer",

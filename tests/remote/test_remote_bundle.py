@@ -70,3 +70,19 @@ def test_frozen_binary_runs_a_remote_fan_out_with_lua(frozen_tea, remote_setting
     assert final["sum"] == 31 and final["mean"] == 3.875
     assert (final["min"], final["max"]) == (1, 9)  # the Lua branch: lupa.lua54 is in the binary
     assert final["sum_of_squares"] == 173
+
+
+def test_frozen_binary_runs_the_process_strategy(frozen_tea, tmp_path):
+    """Process workers of the frozen binary are the binary itself (freeze_support)."""
+    flow = tmp_path / "procs.yaml"
+    flow.write_text(
+        "settings: {parallel: {strategy: process}}\n"
+        "nodes:\n  - name: start\n  - name: a\n    run: 'x = 1'\n  - name: b\n    run: 'y = 2'\n"
+        "  - name: m\n    run: |\n      import os\n"
+        "      return {'n': len(parallel_results), 'elsewhere': all(r.pid != os.getpid() for r in parallel_results)}\n"
+        "edges:\n  - {from: start, to: [a, b], parallel: true, fan_in: m}\n"
+    )
+    done = subprocess.run([str(frozen_tea), "run", str(flow)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    final = yaml.safe_load(done.stdout)
+    assert final["n"] == 2 and final["elsewhere"] is True

@@ -8,6 +8,7 @@ from remote.gnu_parallel import (
     ParallelCommand,
     build_cleanup_command,
     build_command,
+    build_prepare_command,
     parse_joblog,
     ssh_login,
 )
@@ -88,6 +89,16 @@ def test_cleanup_removes_only_the_private_workdir_on_every_host(tmp_path):
     assert argv[:3] == ["parallel", "--will-cite", "--nonall"]
     assert _option_values(argv, "--sshlogin") == [ssh_login(h, cmd) for h in cmd.hosts]
     assert argv[-1] == "rm -rf -- '/srv/my jobs/tea-run.abc'"
+
+
+def test_the_workdir_is_made_private_on_every_host_before_any_state_lands(tmp_path):
+    cmd = _command(tmp_path, workdir="/srv/my jobs/tea-run.abc")
+    argv = build_prepare_command(cmd)
+    assert argv[:3] == ["parallel", "--will-cite", "--nonall"]
+    assert _option_values(argv, "--sshlogin") == [ssh_login(h, cmd) for h in cmd.hosts]
+    assert argv[-1] == (
+        "umask 077 && mkdir -p -- '/srv/my jobs/tea-run.abc' && chmod 700 -- '/srv/my jobs/tea-run.abc'"
+    )
 
 
 JOBLOG = (
