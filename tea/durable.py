@@ -68,6 +68,9 @@ class DurableHooks(Hooks):
     ) -> tuple[dict[str, BranchResult], Callable[[BranchResult], None] | None]:
         return self.run.journal_for(fanout)
 
+    def fanout_done(self, fanout: str) -> None:
+        self.run.fanout_pending = None
+
 
 class DurableRun(Run):
     """A run that checkpoints where it stops and journals its fan-outs."""
@@ -94,6 +97,8 @@ class DurableRun(Run):
         self.resumed_from = resumed_from
         self.checkpoint_path: Path | None = None
         self._journals: dict[str, Any] = {}
+        self.fanout_pending: dict[str, Any] | None = None
+        """The fan-out in progress (its node and journal), for a checkpoint saved during it."""
         self._warned = False
         self.resumed_dir = checkpoint_dir
         """Where the checkpoint this run resumes lives (its fan-out journal is beside it)."""
@@ -166,7 +171,11 @@ class DurableRun(Run):
             position = "before" if self.cursor.position == "before" else "after"
             self.try_save(fanout, position, "fanout", pending={"node": fanout, "journal": journal.path.name})
         self._journals[fanout] = journal
+        self.fanout_pending = {"node": fanout, "journal": journal.path.name}
+
         def record(result: BranchResult) -> None:
+            if result.error is not None and result.error.type == "Cancelled":
+                return  # stopped, not finished: it runs again on resume
             try:
                 journal.record(result)
             except CheckpointError as exc:
@@ -177,7 +186,7 @@ class DurableRun(Run):
     def on_stop(self, stop: Stop) -> Iterator[Event]:
         reason = "signal" if stop.reason.startswith("signal") else stop.reason
         try:
-            path = self.save(stop.node, stop.position, reason)
+            path = self.save(stop.node, stop.position, reason, pending=self.fanout_pending)
         except CheckpointError as exc:
             raise RunError(f"stopped {stop.position} node '{stop.node}' but {exc.message}", node=stop.node,
                            hint="keep the state to plain JSON data (dicts, lists, strings, numbers)") from exc

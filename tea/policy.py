@@ -90,10 +90,11 @@ class ErrorPolicy:
             stop = scope.stop
             deadline = time.monotonic() + seconds
             while (left := deadline - time.monotonic()) > 0:
-                if scope.cancel.wait(min(left, 0.05)):
-                    raise RunError("cancelled while waiting to retry", node=node)
+                cancelled = scope.cancel.wait(min(left, 0.05))
                 if stop is not None and stop.requested is not None:
                     raise Interrupted(stop.requested)
+                if cancelled:
+                    raise RunError("cancelled while waiting to retry", node=node)
             if stop is not None and stop.requested is not None:
                 raise Interrupted(stop.requested)
 

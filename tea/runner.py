@@ -76,6 +76,9 @@ class Hooks:
     def journal(self, fanout: str) -> tuple[dict[str, BranchResult], Callable[[BranchResult], None] | None]:
         return {}, None
 
+    def fanout_done(self, fanout: str) -> None:
+        """Called once every branch of the fan-out at ``fanout`` has a result."""
+
 
 def _cycle(recent: deque[str]) -> list[str]:
     """The repeating tail of the visited nodes (the loop that hit the limit)."""
@@ -153,6 +156,12 @@ def walk(
                     return
                 except RunError:
                     yield from buffered  # a failed fan-out's branch events come before its error
+                    signum = hooks.stop_requested()
+                    if signum is not None:  # the node (a dynamic fan-out) was stopped by a signal
+                        if results is not None:
+                            cursor.pending[name] = results
+                        yield Stop(name, "before", f"signal:{signum}")
+                        return
                     raise
                 if isinstance(update, Fallback):
                     cursor.fallback = update.target
@@ -191,7 +200,12 @@ def walk(
                 )
             except RunError:
                 yield from buffered
+                signum = hooks.stop_requested()
+                if signum is not None:  # stopped mid fan-out: resume runs the unfinished branches
+                    yield Stop(name, "after", f"signal:{signum}")
+                    return
                 raise
+            hooks.fanout_done(name)
             yield from buffered
             buffered.clear()
         try:
@@ -228,6 +242,7 @@ def _run_node(
         pending[body.fan_in] = dispatch(
             scope, node.name, tasks, config, emit, done=done, on_result=on_result
         )
+        hooks.fanout_done(node.name)
         return None
     if body is None:
         return None
@@ -338,7 +353,10 @@ class Run:
             yield secrets.redact(event)
 
     def _events(self) -> Iterator[Event]:
-        scope = Scope(self.graph, secrets=self.secrets, stop=self.stop_flag)
+        # A stop (SIGTERM, SIGINT) also cancels the fan-out in progress: its finished
+        # branches are journaled, the others stop and run again on resume.
+        stop_event = self.stop_flag.event if self.stop_flag is not None else None
+        scope = Scope(self.graph, secrets=self.secrets, stop=self.stop_flag, cancel=stop_event)
         if "process" in self.graph.strategies:
             # Boot the worker pool now, in the background, while the first nodes run.
             scope.executor("process").start()  # type: ignore[attr-defined]

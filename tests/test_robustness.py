@@ -254,3 +254,52 @@ def test_a_thread_fan_out_tolerates_state_that_is_not_json(run_tea: RunTea, writ
     assert json.loads(done.stdout)["got"] == [1, 2]
     assert "cannot checkpoint this run" in done.stderr
     _no_traceback(done)
+
+
+def test_sigterm_mid_fan_out_keeps_finished_branches(write_yaml: WriteYaml, tmp_path: Path) -> None:
+    """SIGTERM during a fan-out stops it at a safe point; resume runs only unfinished branches."""
+    flow = write_yaml(
+        """
+        nodes:
+          - name: start
+          - name: fast
+            run: |
+              import os, time
+              open(os.path.join(state["dir"], f"fast-{time.time_ns()}"), "w").close()
+              return {"fast": True}
+          - name: slow_a
+            run: |
+              import os, time
+              open(os.path.join(state["dir"], f"slow_a-{time.time_ns()}"), "w").close()
+              time.sleep(0.3)
+          - name: slow_b
+            run: |
+              import time
+              time.sleep(0.3)
+              return {"slow": True}
+          - name: merge
+            run: |
+              return {"both": [r.get("fast") or r.get("slow") for r in parallel_results]}
+        edges:
+          - {from: start, to: [fast, slow_a], parallel: true, fan_in: merge}
+        """
+    )
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    given = json.dumps({"dir": str(runs)})
+    proc = subprocess.Popen([TEA_BIN, "run", flow, "-i", given, "-c", tmp_path / "ck"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (list(runs.glob("fast-*")) and list(runs.glob("slow_a-*"))):
+        assert time.monotonic() < deadline, "the branches never started"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    (checkpoint,) = [p for p in (tmp_path / "ck").glob("*.json") if load_checkpoint(p).reason == "signal"]
+    assert load_checkpoint(checkpoint).pending_fanout is not None
+    resumed = subprocess.run([TEA_BIN, "resume", checkpoint], capture_output=True, text=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["both"] == [True, True]
+    assert len(list(runs.glob("fast-*"))) == 1  # finished before the signal: journaled, not run again
+    assert len(list(runs.glob("slow_a-*"))) == 2  # stopped by the signal: run again
