@@ -211,7 +211,12 @@ def walk(
         try:
             cursor.node = route.resolve(state, scope)
         except TemplateError as exc:
-            raise NodeError(f"routing condition failed: {exc}", node=name) from exc
+            raise NodeError(f"routing condition failed: {exc}", node=name,
+                            location=graph.nodes[name].location if name != START else None) from exc
+        except NodeError as exc:  # a Lua condition that failed or ran out of time
+            if exc.location is None and name != START:
+                exc.location = graph.nodes[name].location
+            raise
         cursor.position = "before"
 
 

@@ -103,7 +103,10 @@ def shell_run(state: dict[str, Any], command: list[str], timeout_seconds: float 
 def _check(params: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     problems = []
     shell = settings.get("shell")
-    if not (isinstance(shell, Mapping) and shell.get("enabled") is True):
+    enabled = shell.get("enabled", False) if isinstance(shell, Mapping) else False
+    if not isinstance(enabled, bool):
+        problems.append(f"settings.shell.enabled must be true or false, not {enabled!r}")
+    elif not enabled:
         problems.append("shell.run is disabled for this workflow; " + _DISABLED_HINT)
     command = params.get("command")
     if isinstance(command, str) and not is_template(command):
