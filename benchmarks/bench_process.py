@@ -114,13 +114,7 @@ def executor_speedup(n: int, repeat: int) -> tuple[float, float, float, float]:
     return sequential, sequential / thread, sequential / warm, sequential / cold
 
 
-WORKFLOW = """
-name: bench-process
-settings:
-  parallel:
-    strategy: {strategy}
-nodes:
-  - name: start
+BRANCHES = """
   - name: left
     run: |
       total = 0
@@ -133,7 +127,16 @@ nodes:
       for i in range({n}):
           total += i * i % 7
       return {{"right": total}}
-  - name: merge
+"""
+
+WORKFLOW = """
+name: bench-process
+settings:
+  parallel:
+    strategy: {strategy}
+nodes:
+  - name: start
+""" + BRANCHES + """  - name: merge
     run: |
       return {{"branches": len(parallel_results)}}
 edges:
@@ -148,19 +151,7 @@ edges:
 SEQUENTIAL = """
 name: bench-sequential
 nodes:
-  - name: left
-    run: |
-      total = 0
-      for i in range({n}):
-          total += i * i % 7
-      return {{"left": total}}
-  - name: right
-    run: |
-      total = 0
-      for i in range({n}):
-          total += i * i % 7
-      return {{"right": total}}
-"""
+""" + BRANCHES
 
 
 def workflow_speedup(n: int, repeat: int) -> dict[str, float]:
