@@ -6,14 +6,14 @@ import sys
 
 
 def version_text() -> str:
-    """``tea <version>``, plus the build hash inside a frozen binary."""
+    """``tea <version>``; inside the frozen binary, with its build hash (``remote.bundle``)."""
+    if getattr(sys, "frozen", False):
+        from remote.bundle import version_line
+
+        return version_line()
     from tea import __version__
 
-    try:
-        from tea._build import BUILD_HASH  # type: ignore[import-not-found]
-    except ImportError:
-        return f"tea {__version__}"
-    return f"tea {__version__} (build {BUILD_HASH})"
+    return f"tea {__version__}"
 
 
 def _prestart_process_pool(args: list[str]) -> None:

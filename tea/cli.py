@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -196,7 +196,7 @@ def _execute(workflow: Any, opts: dict[str, Any], *, state: dict[str, Any] | Non
     with graceful_signals() as stop:
         try:
             run = durable_run(
-                workflow.graph, state, secrets=dict(secrets), stream_mode=opts["stream_mode"],
+                workflow.graph, state, secrets=secrets, stream_mode=opts["stream_mode"],
                 checkpoint=checkpoint, checkpoint_dir=opts["checkpoint_dir"],
                 interrupt_before=_names(opts["interrupt_before"]),
                 interrupt_after=_names(opts["interrupt_after"]),
@@ -205,8 +205,9 @@ def _execute(workflow: Any, opts: dict[str, Any], *, state: dict[str, Any] | Non
         except TeaError as exc:
             _fail(exc, opts["verbose"], secrets=secrets)
         try:
-            for event in _events(run, opts["stream"]):
-                click.echo(_dumps(secrets.redact(event)))
+            for event in run.stream():  # events come redacted
+                if opts["stream"]:
+                    click.echo(_dumps(event))
         except TeaError as exc:
             path = getattr(run, "checkpoint_path", None)
             if path is not None:
@@ -234,12 +235,6 @@ def _execute(workflow: Any, opts: dict[str, Any], *, state: dict[str, Any] | Non
                            hint="the final state was printed on stdout instead"), opts["verbose"])
     elif not opts["stream"]:
         click.echo(_dumps(final, indent=2))
-
-
-def _events(run: Any, stream: bool) -> Iterator[dict[str, Any]]:
-    for event in run.stream():
-        if stream:
-            yield event
 
 
 def _prepare(opts: dict[str, Any]) -> None:

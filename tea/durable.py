@@ -107,14 +107,7 @@ class DurableRun(Run):
         self.stop_flag = stop_flag
 
     def _redact(self, value: Any) -> Any:
-        redact = getattr(self.secrets_obj, "redact", None)
-        return redact(value) if redact is not None else value
-
-    @property
-    def secrets_obj(self) -> Any:
-        from tea.secrets import Secrets
-
-        return Secrets(self.secrets)
+        return self.secrets.redact(value)
 
     def save(self, node: str, position: str, reason: str, error: dict[str, Any] | None = None,
              pending: dict[str, Any] | None = None) -> Path:

@@ -7,7 +7,7 @@ nodes both end here. The runner never talks to a backend in any other way.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from executors.base import BranchResult, BranchTask, ParallelConfig
@@ -109,35 +109,21 @@ def dispatch(
     return ordered
 
 
+@dataclass
 class DynamicParallelBody:
     """``type: dynamic_parallel``: one branch per item, merged at ``fan_in``."""
 
-    def __init__(
-        self,
-        *,
-        items: Any,
-        item_var: str,
-        index_var: str,
-        max_concurrency: Any,
-        fail_fast: bool | None,
-        fan_in: str,
-        config: ParallelConfig,
-        action: ActionBody | None = None,
-        steps: StepsBody | None = None,
-        subgraph: Graph | None = None,
-        subgraph_input: Any = None,
-    ) -> None:
-        self.items = items
-        self.item_var = item_var
-        self.index_var = index_var
-        self.max_concurrency = max_concurrency
-        self.fail_fast = fail_fast
-        self.fan_in = fan_in
-        self.config = config
-        self.action = action
-        self.steps = steps
-        self.subgraph = subgraph
-        self.subgraph_input = subgraph_input
+    items: Any
+    item_var: str
+    index_var: str
+    max_concurrency: Any
+    fail_fast: bool | None
+    fan_in: str
+    config: ParallelConfig
+    action: ActionBody | None = None
+    steps: StepsBody | None = None
+    subgraph: Graph | None = None
+    subgraph_input: Any = None
 
     def tasks(self, state: dict[str, Any], scope: Scope, node: str) -> tuple[list[BranchTask], ParallelConfig]:
         context = scope.template_context(state)

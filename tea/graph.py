@@ -165,6 +165,7 @@ class Graph:
         self.key = key
         self.config = dict(config or {})
         self.secrets: Mapping[str, Any] = {}
+        """Bound by ``with_secrets`` (a ``tea.secrets.Secrets``) for the branches of one run."""
 
     @property
     def workflow_dir(self) -> Path:
@@ -195,7 +196,7 @@ class Graph:
         if not secrets and not self.secrets:
             return self
         bound = copy.copy(self)
-        bound.secrets = dict(secrets)
+        bound.secrets = secrets
         return bound
 
     def route_of(self, name: str) -> Route:

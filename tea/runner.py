@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tea.errors import Interrupted, NodeError, RecursionLimitError, RunError, TeaError
+from tea.errors import Interrupted, Location, NodeError, RecursionLimitError, RunError, TeaError
 from tea.fanout import DynamicParallelBody, dispatch, static_tasks
 from tea.graph import END, START, Graph, Node
 from tea.nodes import run_body
 from tea.policy import Fallback
 from tea.scope import Scope
+from tea.secrets import Secrets
 from tea.state import fast_copy, merge
 from tea.templates import TemplateError
 
@@ -125,7 +126,7 @@ def walk(
             if scope.cancel.is_set():
                 raise RunError("cancelled", node=name)
             if name != START and not cursor.skip_interrupt and (
-                name in hooks.interrupt_before or _node(graph, name).interrupt == "before"
+                name in hooks.interrupt_before or graph.nodes[name].interrupt == "before"
             ):
                 yield Stop(name, "before", "interrupt_before")
                 return
@@ -182,7 +183,7 @@ def walk(
             if name != START:
                 hooks.node_done(name)
             if name != START and (
-                name in hooks.interrupt_after or _node(graph, name).interrupt == "after"
+                name in hooks.interrupt_after or graph.nodes[name].interrupt == "after"
             ):
                 yield Stop(name, "after", "interrupt_after")
                 return
@@ -218,10 +219,6 @@ def walk(
                 exc.location = graph.nodes[name].location
             raise
         cursor.position = "before"
-
-
-def _node(graph: Graph, name: str) -> Node:
-    return graph.nodes[name]
 
 
 def _run_node(
@@ -280,8 +277,6 @@ def _attach_location(exc: NodeError, graph: Graph, node: Node) -> None:
             if tb.tb_frame.f_code.co_filename == filename:
                 line = tb.tb_lineno
             tb = tb.tb_next
-    from tea.errors import Location
-
     exc.location = Location(str(graph.path) if graph.path else None, line or node.location.line)
 
 
@@ -331,7 +326,8 @@ class Run:
         self.state: dict[str, Any] = (
             {**fast_copy(graph.initial_state), **(state or {})} if cursor is None else dict(state or {})
         )
-        self.secrets = dict(secrets or {})
+        # One Secrets per run: the scope, the branches and every redaction share it.
+        self.secrets = secrets if isinstance(secrets, Secrets) else Secrets(secrets)
         self.mode = stream_mode
         self.hooks = hooks or Hooks()
         self.hooks.want_state_events = stream_mode in ("values", "debug")
@@ -351,11 +347,8 @@ class Run:
         if not self.secrets:
             yield from self._events()
             return
-        from tea.secrets import Secrets
-
-        secrets = Secrets(self.secrets)
         for event in self._events():
-            yield secrets.redact(event)
+            yield self.secrets.redact(event)
 
     def _events(self) -> Iterator[Event]:
         # A stop (SIGTERM, SIGINT) also cancels the fan-out in progress: its finished
