@@ -103,11 +103,8 @@ class DurableRun(Run):
         self.resumed_dir = checkpoint_dir
         """Where the checkpoint this run resumes lives (its fan-out journal is beside it)."""
         self.run_id = uuid.uuid4().hex[:12]
-        super().__init__(graph, state, cursor=cursor, hooks=DurableHooks(self, before, after), **options)
-        self.stop_flag = stop_flag
-
-    def _redact(self, value: Any) -> Any:
-        return self.secrets.redact(value)
+        super().__init__(graph, state, cursor=cursor, hooks=DurableHooks(self, before, after),
+                         stop_flag=stop_flag, **options)
 
     def save(self, node: str, position: str, reason: str, error: dict[str, Any] | None = None,
              pending: dict[str, Any] | None = None) -> Path:
@@ -133,7 +130,7 @@ class DurableRun(Run):
         )
         progress = reason == "progress"
         path = save_checkpoint(
-            self.checkpoint_dir, ckpt, redact=self._redact,
+            self.checkpoint_dir, ckpt, redact=self.secrets.redact,
             name=f"run-{self.run_id}-progress" if progress else None, sync=not progress,
         )
         self.saved_at = time.monotonic()
@@ -153,13 +150,13 @@ class DurableRun(Run):
         journal: BranchJournal | None = None
         if resumed is not None and resumed.pending_fanout and resumed.pending_fanout.get("node") == fanout:
             journal = BranchJournal(self.resumed_dir / resumed.pending_fanout["journal"],
-                                    redact=self._redact)
+                                    redact=self.secrets.redact)
             done = journal.load()
             self.resumed_from = None
         if journal is None:
             if not self.autosave:
                 return done, None  # nothing could resume this fan-out: no journal to keep
-            journal = BranchJournal.new(self.checkpoint_dir, fanout, redact=self._redact)
+            journal = BranchJournal.new(self.checkpoint_dir, fanout, redact=self.secrets.redact)
         if self.autosave:
             position = "before" if self.cursor.position == "before" else "after"
             self.try_save(fanout, position, "fanout", pending={"node": fanout, "journal": journal.path.name})

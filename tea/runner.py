@@ -318,6 +318,7 @@ class Run:
         stream_mode: str = "updates",
         hooks: Hooks | None = None,
         cursor: Cursor | None = None,
+        stop_flag: StopFlag | None = None,
     ) -> None:
         if stream_mode not in STREAM_MODES:
             raise ValueError(f"unknown stream mode '{stream_mode}'; known: {', '.join(STREAM_MODES)}")
@@ -334,7 +335,7 @@ class Run:
         self.hooks.want_node_start = stream_mode == "debug"
         self.cursor = cursor or Cursor(graph.entry)
         self.stopped: Stop | None = None
-        self.stop_flag: StopFlag | None = None
+        self.stop_flag = stop_flag
 
     def _wanted(self, event: Event) -> bool:
         if self.mode == "debug":

@@ -35,7 +35,6 @@ class Scope:
         *,
         secrets: Mapping[str, Any] | None = None,
         cancel: threading.Event | None = None,
-        executors: dict[str, ParallelExecutor] | None = None,
         stop: StopFlag | None = None,
     ) -> None:
         self.graph = graph
@@ -49,8 +48,7 @@ class Scope:
         """The run's stop flag (set by SIGTERM/SIGINT); only the main path has one."""
         self.current_node: str | None = None
         self._lua: LuaRuntime | None = None
-        self._executors: dict[str, ParallelExecutor] = executors if executors is not None else {}
-        self._owns_executors = executors is None
+        self._executors: dict[str, ParallelExecutor] = {}
 
     @property
     def workflow_dir(self) -> Path:
@@ -90,7 +88,6 @@ class Scope:
         if self._lua is not None:
             self._lua.close()
             self._lua = None
-        if self._owns_executors:
-            for executor in self._executors.values():
-                executor.close()
-            self._executors.clear()
+        for executor in self._executors.values():
+            executor.close()
+        self._executors.clear()
