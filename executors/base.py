@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -24,6 +24,7 @@ __all__ = [
     "BranchResult",
     "BranchTask",
     "BreakerPolicy",
+    "ERROR_CATEGORIES",
     "ErrorInfo",
     "ParallelConfig",
     "ParallelExecutor",
@@ -62,28 +63,40 @@ class ParallelConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     circuit_breaker: BreakerPolicy | None = None
     on_branch_failure: str = "fail"
-    remote: Mapping[str, Any] | None = None
-    """``settings.parallel.remote`` merged with an edge's override; the remote backend reads it."""
+    options: Any = None
+    """The strategy's own options: ``settings.parallel.<strategy>`` merged with the
+    fan-out's override, parsed once at load by the backend (``parse_options``) into
+    its own typed record. ``None`` when the backend takes none."""
 
 
 @dataclass(frozen=True, slots=True)
 class BranchTask:
     """One branch of a fan-out.
 
+    ``state`` is the fan-out's shared input: the parent state, the *same* object
+    for every task of one fan-out, read-only (a backend ships it once per worker,
+    by content, not once per task). ``overrides`` are the branch's own keys (a
+    dynamic fan-out's item and index); the branch starts from ``initial_state()``.
+
     ``branch_id`` is stable across runs (``fanout[target]`` or ``fanout[index]``);
-    ``target`` scopes circuit breakers; ``scope`` names the dynamic_parallel node
-    whose body the branch runs (``None``: a static branch of the main graph, from
-    ``entry`` up to ``exit``, exclusive).
+    ``target`` scopes circuit breakers; ``fanout`` names the dynamic_parallel node
+    whose item body the branch runs (``None``: a static branch of the main graph,
+    from ``entry`` up to ``exit``, exclusive).
     """
 
     branch_id: str
     entry: str
     exit: str | None
-    state: dict[str, Any]
+    state: Mapping[str, Any]
     index: int = 0
     target: str = ""
-    scope: str | None = None
+    fanout: str | None = None
     attempt: int = 1
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def initial_state(self) -> dict[str, Any]:
+        """The state the branch starts from: a shallow copy of ``state`` plus ``overrides``."""
+        return {**self.state, **self.overrides}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +113,9 @@ class ErrorInfo:
     """The last lines a worker process or remote command wrote to stderr."""
     kinds: tuple[str, ...] = ()
     """Class names of the exception, its bases and its causes (what ``retry_on`` matches)."""
+    category: str = "error"
+    """What kind of failure this is (``ERROR_CATEGORIES``): decides retries and hints
+    without matching class names."""
 
     def __getitem__(self, key: str) -> Any:
         """``error["message"]`` reads like the dict it is printed as."""
@@ -121,6 +137,7 @@ class ErrorInfo:
             host=getattr(exc, "host", None),
             kinds=_kinds(exc),
             stderr_tail=getattr(exc, "stderr_tail", None),
+            category=getattr(exc, "category", None) or "error",
         )
 
     def matches(self, names: Sequence[str]) -> bool:
@@ -143,6 +160,13 @@ def _kinds(exc: BaseException) -> tuple[str, ...]:
     return tuple(names)
 
 
+ERROR_CATEGORIES = ("error", "timeout", "cancelled", "circuit_open", "worker_died", "setup")
+"""``error``: the branch's own code failed; ``timeout``: it ran out of time;
+``cancelled``: fail_fast or a stop ended it (never retried); ``circuit_open``: its
+breaker refused it (never retried); ``worker_died``: the process or host running it
+died; ``setup``: nothing a retry or the fan-in can fix (a state that cannot be
+shipped, no host reachable): the message says what to change."""
+
 _RESULT_FIELDS: frozenset[str] = frozenset()
 _ERROR_FIELDS: frozenset[str] = frozenset()
 
@@ -151,13 +175,16 @@ _ERROR_FIELDS: frozenset[str] = frozenset()
 class BranchResult:
     """What came back from one branch.
 
-    ``r["key"]`` reads a field of the record when there is one, and otherwise the
-    branch's final state, so fan-in code can write ``r["score"]``.
+    ``update`` holds what the branch wrote: every key whose value differs from the
+    fan-out's shared input (its own item and index included), never a copy of the
+    parent. ``base`` is that shared input, attached by the engine where the result
+    is read (never serialised). ``r["key"]`` reads a field of the record when there
+    is one, else the update, else the base, so fan-in code can write ``r["score"]``.
     """
 
     branch_id: str
     success: bool
-    state: dict[str, Any]
+    update: dict[str, Any]
     error: ErrorInfo | None = None
     attempts: int = 1
     duration_ms: float = 0.0
@@ -166,12 +193,27 @@ class BranchResult:
     pid: int | None = None
     host: str | None = None
     breaker_state: str | None = None
+    base: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The branch's final state as it sees it: ``base`` with ``update`` applied (a new dict)."""
+        if self.base is None:
+            return dict(self.update)
+        return {**self.base, **self.update}
 
     def __getitem__(self, key: str) -> Any:
         if key in _RESULT_FIELDS:
             value = getattr(self, key)
             return asdict(value) if isinstance(value, ErrorInfo) else value
-        return self.state[key]
+        if key == "state":
+            return self.state
+        try:
+            return self.update[key]
+        except KeyError:
+            if self.base is None:
+                raise
+            return self.base[key]
 
     def get(self, key: str, default: Any = None) -> Any:
         try:
@@ -180,29 +222,40 @@ class BranchResult:
             return default
 
     def __contains__(self, key: object) -> bool:
-        return key in _RESULT_FIELDS or key in self.state
+        return (
+            key in _RESULT_FIELDS
+            or key == "state"
+            or key in self.update
+            or (self.base is not None and key in self.base)
+        )
+
+    def with_base(self, base: Mapping[str, Any] | None) -> BranchResult:
+        """This result reading through to ``base`` (the fan-out's shared input)."""
+        return replace(self, base=base)
 
     def to_dict(self) -> dict[str, Any]:
-        """A dict of the fields (used by checkpoints, stream events and remote workers).
-
-        JSON-serialisable when the branch state is; the state is not copied.
-        """
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        """A dict of the fields, ``base`` left out (used by checkpoints, stream events and
+        remote workers). JSON-serialisable when the update is; nothing is copied."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "base"}
         if self.error is not None:
             out["error"] = asdict(self.error)
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BranchResult:
+    def from_dict(cls, data: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> BranchResult:
         values = dict(data)
+        if "update" not in values and "state" in values:  # written before updates were deltas
+            values["update"] = values.pop("state")
         error = values.get("error")
         if isinstance(error, Mapping):
-            values["error"] = ErrorInfo(**{**error, "kinds": tuple(error.get("kinds", ()))})
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+            known_error = {f.name for f in fields(ErrorInfo)}
+            clean = {k: v for k, v in error.items() if k in known_error}
+            values["error"] = ErrorInfo(**{**clean, "kinds": tuple(error.get("kinds", ()))})
+        known = {f.name for f in fields(cls)} - {"base"}
+        return cls(**{k: v for k, v in values.items() if k in known}, base=base)
 
 
-_RESULT_FIELDS = frozenset(f.name for f in fields(BranchResult))
+_RESULT_FIELDS = frozenset(f.name for f in fields(BranchResult)) - {"update", "base"}
 _ERROR_FIELDS = frozenset(f.name for f in fields(ErrorInfo))
 
 
@@ -211,8 +264,9 @@ class BranchProgram(Protocol):
     """What a backend runs: the compiled graph, picklable with cloudpickle.
 
     ``key`` identifies the program (a hash of its source), so a worker can cache
-    it and receive only tasks afterwards. ``run_branch`` returns the branch's final
-    state or raises; it checks ``cancel`` between nodes and stops when it is set.
+    it and receive only tasks afterwards. ``run_branch`` returns the branch's update
+    (every key whose value differs from ``task.state``: a delta, never a copy of the
+    parent) or raises; it checks ``cancel`` between nodes and stops when it is set.
     """
 
     @property
