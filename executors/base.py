@@ -28,6 +28,7 @@ __all__ = [
     "ErrorInfo",
     "ParallelConfig",
     "ParallelExecutor",
+    "PortableProgram",
     "RetryPolicy",
 ]
 
@@ -275,6 +276,26 @@ class BranchProgram(Protocol):
     def run_branch(
         self, task: BranchTask, cancel: threading.Event | None = None
     ) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class PortableProgram(BranchProgram, Protocol):
+    """A program that can also describe its branches as a standalone workflow, for
+    hosts that run tea themselves (the remote strategy ships these files instead of
+    a pickle)."""
+
+    @property
+    def secrets(self) -> Mapping[str, Any]:
+        """The run's secrets, which the host needs to run the branch."""
+        ...
+
+    def workflow_files(
+        self, entries: Sequence[str], exit: str | None, fanout: str | None
+    ) -> dict[str, str] | None:
+        """``{"workflow.yaml": text, "files/...": text}`` for branches starting at
+        ``entries`` and ending before ``exit`` (or the item body of dynamic_parallel
+        node ``fanout``); ``None`` when the program has no YAML source."""
+        ...
 
 
 @runtime_checkable
