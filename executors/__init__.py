@@ -1,15 +1,26 @@
 """Parallel backends, chosen by name through a lazy registry.
 
 ``get_executor("thread")`` imports the backend only when first asked for it, so
-``tea --version`` never pays for cloudpickle or asyncssh. Third parties add a
-strategy through the entry-point group ``tea.executors`` (a factory taking no
-arguments and returning a ``ParallelExecutor``), or ``register_executor``.
+``tea --version`` never pays for cloudpickle or asyncssh. ``thread`` and
+``process`` are built in; every other strategy comes from the entry-point group
+``tea.executors`` (``name = "module:Factory"``, a factory taking no arguments and
+returning a ``ParallelExecutor``) or from ``register_executor``.
+
+A backend class may parse its own options (``settings.parallel.<strategy>`` merged
+with a fan-out's ``<strategy>:`` override) once, at load::
+
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, Any] | None, locate: Locate) -> object | None
+
+The engine calls ``parse_options(strategy, raw, locate)`` here, which calls it and
+hands the typed record back (it travels in ``ParallelConfig.options``).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from executors.base import (
     BranchProgram,
@@ -17,10 +28,13 @@ from executors.base import (
     BranchTask,
     BreakerPolicy,
     ErrorInfo,
+    Locate,
     ParallelConfig,
     ParallelExecutor,
     RetryPolicy,
+    SupportsWarm,
 )
+from tea.errors import SchemaError
 
 __all__ = [
     "BranchProgram",
@@ -28,12 +42,16 @@ __all__ = [
     "BranchTask",
     "BreakerPolicy",
     "ErrorInfo",
+    "Locate",
     "ParallelConfig",
     "ParallelExecutor",
     "RetryPolicy",
+    "SupportsWarm",
     "UnknownStrategy",
     "get_executor",
+    "get_factory",
     "known_strategies",
+    "parse_options",
     "register_executor",
 ]
 
@@ -42,7 +60,6 @@ Factory = Callable[[], ParallelExecutor]
 _BUILTIN: dict[str, str] = {
     "thread": "executors.thread:ThreadExecutor",
     "process": "executors.process:ProcessExecutor",
-    "remote": "remote.executor:RemoteExecutor",
 }
 _registered: dict[str, Factory] = {}
 
@@ -52,7 +69,8 @@ class UnknownStrategy(ValueError):
 
 
 def register_executor(name: str, factory: Factory) -> None:
-    """Make ``parallel_strategy: <name>`` build executors with ``factory``."""
+    """Make ``parallel_strategy: <name>`` build executors with ``factory`` (a later
+    registration of the same name replaces the earlier one)."""
     _registered[name] = factory
 
 
@@ -92,3 +110,26 @@ def get_factory(name: str) -> Factory:
 def get_executor(name: str) -> ParallelExecutor:
     """A new executor for strategy ``name`` (the caller closes it)."""
     return get_factory(name)()
+
+
+def parse_options(strategy: str, raw: Mapping[str, Any] | None, locate: Locate) -> object | None:
+    """The typed options record of ``strategy`` for ``raw`` (``None``: none given).
+
+    Calls the factory's ``parse_options`` classmethod when it has one, which raises
+    ``SchemaError`` for bad input. A strategy without one takes no options: a
+    non-empty ``raw`` is a ``SchemaError`` naming the strategy. Raises
+    ``UnknownStrategy`` for a name nobody registered.
+    """
+    parse: Callable[[Mapping[str, Any] | None, Locate], object | None] | None = getattr(
+        get_factory(strategy), "parse_options", None
+    )
+    if parse is not None:
+        return parse(raw, locate)
+    if raw:
+        raise SchemaError(
+            f"the {strategy} strategy takes no options, but {strategy}: sets "
+            + ", ".join(repr(str(key)) for key in raw),
+            locate(raw),
+            hint=f"remove the {strategy}: block",
+        )
+    return None

@@ -1,11 +1,12 @@
 """The worker processes of the ``process`` strategy, as the driver sees them.
 
-``WorkerPool`` keeps ``Worker``s for the executor's life. Each ``Worker`` is one
-``multiprocessing.Process`` with its own pipe and its own stderr file::
+``WorkerPool`` keeps ``WorkerProcess``es for the executor's life. Each is one
+``multiprocessing.Process`` with its own pipe and its own stderr file, and the
+driver's record of what that worker holds (programs, shared states)::
 
-    Worker ── pipe: requests and replies (see executors._worker) ──────── worker process
-           ◄─ stderr file: fd 2 of the worker, read and emptied by the driver after each
-              branch; the end of it goes into the error of a branch that failed
+    WorkerProcess ── pipe: requests and replies (see executors._worker) ── worker process
+                  ◄─ stderr file: fd 2 of the worker, read and emptied by the driver after
+                     each branch; the end of it goes into the error of a branch that failed
 
 The stderr file is an unlinked temporary file, so nothing is left behind, and a
 worker's output never reaches the user's terminal (see ``executors.process``).
@@ -18,12 +19,13 @@ import os
 import signal
 import tempfile
 import threading
+from collections import OrderedDict
 from multiprocessing.context import BaseContext
 
 from executors import _worker
 from tea.errors import WorkerDied
 
-__all__ = ["MAIN_GUARD_HINT", "Worker", "WorkerPool", "log", "log_stderr"]
+__all__ = ["MAIN_GUARD_HINT", "WorkerPool", "WorkerProcess", "log", "log_stderr"]
 
 log = logging.getLogger("tea.process")
 
@@ -39,8 +41,9 @@ _TAIL_BYTES = 8192
 _TAIL_LINES = 50
 
 
-class Worker:
-    """One worker process, the driver's end of its pipe, and the file its stderr goes to."""
+class WorkerProcess:
+    """One worker process, the driver's end of its pipe, the file its stderr goes to, and
+    what it holds. Used by one driver thread at a time (the pool hands it out)."""
 
     def __init__(self, context: BaseContext) -> None:
         self.conn, child = context.Pipe(duplex=True)
@@ -61,6 +64,8 @@ class Worker:
             child.close()
         self.pid: int = self.process.pid
         self.programs: set[str] = set()
+        self.shared: OrderedDict[str, None] = OrderedDict()
+        """The shared-state keys the worker holds, in its own order (least recent first)."""
         self.ready = False
         self.boot_timed_out = False
         self.last_words = ""
@@ -81,6 +86,17 @@ class Worker:
             except (EOFError, OSError):
                 pass
         return self.ready
+
+    def holds(self, held: tuple[str | None, str | None]) -> None:
+        """Note what a reply says the worker now holds, mirroring its shared-state cache."""
+        program, shared = held
+        if program is not None:
+            self.programs.add(program)
+        if shared is not None:
+            self.shared[shared] = None
+            self.shared.move_to_end(shared)
+            while len(self.shared) > _worker.SHARED_CACHE:
+                self.shared.popitem(last=False)
 
     def kill(self) -> None:
         self.process.kill()
@@ -139,8 +155,8 @@ class WorkerPool:
 
     def __init__(self, context: BaseContext) -> None:
         self._context = context
-        self._idle: list[Worker] = []
-        self._busy: set[Worker] = set()
+        self._idle: list[WorkerProcess] = []
+        self._busy: set[WorkerProcess] = set()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -151,18 +167,20 @@ class WorkerPool:
             missing = 0 if self._closed else count - len(self._idle) - len(self._busy)
             try:
                 for _ in range(missing):
-                    self._idle.append(Worker(self._context))
+                    self._idle.append(WorkerProcess(self._context))
             except Exception:  # acquire() meets the same failure and reports it for a branch
                 pass
 
-    def acquire(self, key: str) -> Worker:
-        """An idle live worker, preferring one that already holds program ``key``."""
+    def acquire(self, program: str, shared: str) -> WorkerProcess:
+        """An idle live worker, preferring one that already holds ``program`` and the
+        ``shared`` state, then one that holds the program; else a new one."""
         with self._lock:
             dead = [w for w in self._idle if not w.process.is_alive()]
             for worker in dead:
                 self._idle.remove(worker)
-            ready = [w for w in self._idle if key in w.programs] or self._idle
-            worker = ready[-1] if ready else Worker(self._context)
+            with_program = [w for w in self._idle if program in w.programs]
+            ready = [w for w in with_program if shared in w.shared] or with_program or self._idle
+            worker = ready[-1] if ready else WorkerProcess(self._context)
             if ready:
                 self._idle.remove(worker)
             self._busy.add(worker)
@@ -171,12 +189,12 @@ class WorkerPool:
             log_stderr(worker_gone, "an idle worker that died")
         return worker
 
-    def release(self, worker: Worker) -> None:
+    def release(self, worker: WorkerProcess) -> None:
         with self._lock:
             self._busy.discard(worker)
             self._idle.append(worker)
 
-    def discard(self, worker: Worker) -> None:
+    def discard(self, worker: WorkerProcess) -> None:
         """Kill and reap ``worker``; the next ``acquire`` starts a fresh one in its place."""
         worker.kill()
         worker.reap()
@@ -225,7 +243,7 @@ def _read_tail(fd: int) -> str:
     return "\n".join(lines).strip("\n")
 
 
-def log_stderr(worker: Worker, what: str) -> None:
+def log_stderr(worker: WorkerProcess, what: str) -> None:
     """Worker stderr that belongs to no error is logged at DEBUG, not dropped."""
     if worker.last_words:
         log.debug("stderr of worker process %d (%s):\n%s", worker.pid, what, worker.last_words)

@@ -1,6 +1,7 @@
 """Small threading primitives shared by the backends: a cancel token and reusable daemon threads.
 
 Private: the backends and ``executors.resilience`` use them; nothing else should.
+The threads live as long as the process: idle ones just wait for the next job.
 """
 
 from __future__ import annotations
@@ -82,17 +83,14 @@ class DaemonThreads:
 
     def __init__(self, prefix: str) -> None:
         self._prefix = prefix
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
         self._started = 0
-        self._closed = False
 
     def submit(self, job: Callable[[], None]) -> None:
         """Run ``job`` on a pool thread; ``job`` must not raise."""
         with self._lock:
-            if self._closed:
-                raise RuntimeError("the executor is closed")
             self._jobs.put(job)
             if self._idle:
                 self._idle -= 1
@@ -103,24 +101,9 @@ class DaemonThreads:
 
     def _loop(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            job()
+            self._jobs.get()()
             with self._lock:
-                if self._closed:
-                    return
                 self._idle += 1
-
-    def close(self) -> None:
-        """Let idle threads exit; busy ones exit after their job. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            idle, self._idle = self._idle, 0
-        for _ in range(idle):
-            self._jobs.put(None)
 
 
 _shared: DaemonThreads | None = None

@@ -1,14 +1,22 @@
-"""The worker-process side of the ``process`` strategy, and the pickling both sides share.
+"""The worker-process side of the ``process`` strategy.
 
 A worker sends its stderr (fd 2) to a file the driver gave it (see ``InheritedFd``),
 says ``ready`` once booted, then serves one branch at a time over its pipe::
 
-    parent ── (program key, program bytes | None, task without state, state bytes) ──► worker
-    parent ◄── ("ok", final state, key) | ("error", ErrorInfo, key | None) ─────────── worker
+    driver ── (program key, program bytes | None,                         ──► worker
+               shared key, shared bytes | None,
+               (branch_id, entry, exit, index, target, fanout, attempt),
+               overrides bytes)
+    driver ◄── (kind, payload, (program key | None, shared key | None))   ─── worker
+               "ok": the branch's update | "error": ErrorInfo | "missing": None
 
-Program bytes come only the first time this worker sees a key; it keeps the
-unpickled program for the rest of its life. Kept small and light on imports: the
-forkserver preloads it, so every worker starts with it already imported.
+Program bytes come only the first time a worker sees a key; it keeps the program
+for the rest of its life. Shared bytes (a fan-out's parent state, keyed by their
+content) come only the first time it sees that content; it keeps the last
+``SHARED_CACHE`` of them, most recently used last. The third item of a reply
+names what the worker now holds, so the driver can mirror its caches; "missing"
+means the driver's mirror was wrong and asks for the request again with bytes.
+Kept small and light on imports: the forkserver preloads it.
 """
 
 from __future__ import annotations
@@ -19,24 +27,29 @@ import os
 import pickle
 import signal
 import sys
-import traceback
-from collections.abc import Iterator, Mapping
-from dataclasses import replace
+from collections import OrderedDict
+from collections.abc import Mapping
+from functools import partial
 from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from typing import Any
 
-import cloudpickle
-
-from executors.base import BranchProgram, BranchTask, ErrorInfo
+from executors._pickling import dumps, serialization_error
+from executors.base import BranchProgram, BranchTask
+from executors.results import error_info
 from tea.errors import SerializationError
 
-__all__ = ["InheritedFd", "dumps", "serialization_error", "serve", "unpicklable_path"]
+__all__ = ["SHARED_CACHE", "Head", "Held", "InheritedFd", "Request", "serve"]
 
-Request = tuple[str, bytes | None, BranchTask, bytes]
+SHARED_CACHE = 4
+"""Shared states a worker keeps: a few fan-outs interleaved (nested ones, a loop
+around one) still find theirs, and old parent states do not pile up."""
 
-# How deep the search for an unpicklable value goes (a bound, since objects may hold cycles).
-_SEARCH_DEPTH = 16
+Head = tuple[str, str, str | None, int, str, str | None, int]
+"""A task without its states: branch_id, entry, exit, index, target, fanout, attempt."""
+Request = tuple[str, bytes | None, str, bytes | None, Head, bytes]
+Held = tuple[str | None, str | None]
+
 # What tells the worker that its driver is gone: nobody is left to answer, so it exits quietly.
 _DRIVER_GONE = (BrokenPipeError, ConnectionResetError, EOFError, KeyboardInterrupt)
 
@@ -61,58 +74,24 @@ def _rebuild_fd(dup: Any) -> InheritedFd:
     return InheritedFd(dup.detach())
 
 
-def dumps(value: Any) -> bytes:
-    """Pickle ``value`` as it crosses the process boundary (cloudpickle: code travels by value)."""
-    return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+class _Held:
+    """What one worker keeps between branches: programs by key, shared states by content."""
 
+    def __init__(self) -> None:
+        self.programs: dict[str, BranchProgram] = {}
+        self.shared: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
 
-def unpicklable_path(state: Mapping[str, Any]) -> tuple[str, BaseException] | None:
-    """The path of the first value in ``state`` that cannot be pickled, and why.
+    def keep_shared(self, key: str, state: Mapping[str, Any]) -> None:
+        self.shared[key] = state
+        self.shared.move_to_end(key)
+        while len(self.shared) > SHARED_CACHE:
+            self.shared.popitem(last=False)
 
-    The path goes through mappings (``db.conn``), lists and tuples (``items[2]``)
-    and objects' attributes (``client.lock``) down to the innermost culprit.
-    """
-    return _find_unpicklable(state, "", _SEARCH_DEPTH)
-
-
-def _find_unpicklable(value: Any, path: str, depth: int) -> tuple[str, BaseException] | None:
-    for where, child in _children(value, path):
-        try:
-            dumps(child)
-        except Exception as exc:
-            inner = _find_unpicklable(child, where, depth - 1) if depth > 0 else None
-            return inner or (where, exc)
-    return None
-
-
-def _children(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    if isinstance(value, Mapping):
-        for key, child in value.items():
-            yield (f"{path}.{key}" if path else str(key)), child
-    elif isinstance(value, list | tuple):
-        for index, child in enumerate(value):
-            yield f"{path}[{index}]", child
-    else:
-        # Only a guess at what pickling an object sends (it may define __getstate__),
-        # but a good one: a lock or a socket held in an attribute.
-        attributes = getattr(value, "__dict__", None)
-        if isinstance(attributes, dict):
-            for name, child in attributes.items():
-                yield f"{path}.{name}", child
-
-
-def serialization_error(branch_id: str, state: Mapping[str, Any], exc: BaseException,
-                        what: str) -> SerializationError:
-    """A ``SerializationError`` naming the state key (and branch) that cannot be pickled."""
-    found = unpicklable_path(state)
-    path, cause = found if found is not None else ("<state>", exc)
-    return SerializationError(
-        f"{what} state key '{path}' cannot be pickled "
-        f"({type(cause).__name__}: {cause})",
-        branch=branch_id,
-        hint="only picklable values (plain data, or objects cloudpickle can copy) cross "
-        "to a worker process; drop the key before the fan-out, or use parallel_strategy: thread",
-    )
+    def use_shared(self, key: str) -> Mapping[str, Any] | None:
+        state = self.shared.get(key)
+        if state is not None:
+            self.shared.move_to_end(key)
+        return state
 
 
 def serve(conn: Connection, stderr: InheritedFd | None = None) -> None:
@@ -142,14 +121,14 @@ def _serve(conn: Connection, stderr: InheritedFd | None) -> None:
     # Workers are daemonic so they never outlive the driver; a branch that fans
     # out with the process strategy itself must still be allowed its own workers.
     multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
-    programs: dict[str, BranchProgram] = {}
+    held = _Held()
     conn.send_bytes(b"ready")
     while True:
         try:
             message = conn.recv_bytes()
         except OSError:
             return
-        reply = _handle(message, programs)
+        reply = _handle(message, held)
         # The driver reads the stderr file once the reply is in: nothing may still be buffered.
         if sys.stderr is not None:
             sys.stderr.flush()
@@ -164,30 +143,56 @@ def _redirect_stderr(fd: int) -> None:
     os.close(fd)
 
 
-def _handle(message: bytes, programs: dict[str, BranchProgram]) -> bytes:
-    key, blob, task, state_bytes = pickle.loads(message)
+def _handle(message: bytes, held: _Held) -> bytes:
+    request: Request = pickle.loads(message)
+    program_key, program_blob, shared_key, shared_blob, head, overrides_blob = request
+    reply = partial(_reply, held, program_key, shared_key)
     try:
-        if blob is not None:
-            programs[key] = pickle.loads(blob)
-        program = programs[key]
-        task = replace(task, state=pickle.loads(state_bytes))
+        if program_blob is not None:
+            held.programs[program_key] = pickle.loads(program_blob)
+        if shared_blob is not None:
+            held.keep_shared(shared_key, pickle.loads(shared_blob))
+        program = held.programs.get(program_key)
+        shared = held.use_shared(shared_key)
+        if program is None or shared is None:
+            return reply("missing", None)
+        branch_id, entry, exit, index, target, fanout, attempt = head
+        task = BranchTask(
+            branch_id, entry, exit, shared, index=index, target=target, fanout=fanout,
+            attempt=attempt, overrides=pickle.loads(overrides_blob),
+        )
     except Exception as exc:
         error = SerializationError(
             f"the worker cannot unpickle the branch program or its state: {exc}",
-            branch=task.branch_id,
+            branch=head[0],
         )
-        return _error(error, key if key in programs else None)
+        return reply("error", error_info(error))
     try:
-        state = program.run_branch(task, None)
+        update = program.run_branch(task, None)
     except Exception as exc:
-        return _error(exc, key)
+        return reply("error", error_info(exc))
     try:
-        return dumps(("ok", state, key))
+        return reply("ok", update, by_value=True)
     except Exception as exc:
-        return _error(serialization_error(task.branch_id, state, exc, "the branch's final"), key)
+        error = serialization_error(task.branch_id, update, exc, "the branch's update")
+        return reply("error", error_info(error))
 
 
-def _error(exc: BaseException, key: str | None) -> bytes:
-    """An error reply; ``key`` is the program this worker now holds (``None``: not loaded)."""
-    info = ErrorInfo.from_exception(exc, "".join(traceback.format_exception(exc)))
-    return pickle.dumps(("error", info, key), protocol=pickle.HIGHEST_PROTOCOL)
+def _reply(
+    held: _Held,
+    program_key: str,
+    shared_key: str,
+    kind: str,
+    payload: Any,
+    *,
+    by_value: bool = False,
+) -> bytes:
+    """A reply naming what this worker holds now of what the request named; ``by_value``
+    pickles with cloudpickle (an update may hold objects of classes defined in the workflow)."""
+    holds: Held = (
+        program_key if program_key in held.programs else None,
+        shared_key if shared_key in held.shared else None,
+    )
+    if by_value:
+        return dumps((kind, payload, holds))
+    return pickle.dumps((kind, payload, holds), protocol=pickle.HIGHEST_PROTOCOL)

@@ -13,36 +13,56 @@ graph, picklable with cloudpickle) and calls ``run_branch`` on it wherever it ru
 
 from __future__ import annotations
 
+import copy
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
+from tea.errors import Location
+
 __all__ = [
+    "ERROR_CATEGORIES",
     "BranchProgram",
     "BranchResult",
     "BranchTask",
     "BreakerPolicy",
-    "ERROR_CATEGORIES",
     "ErrorInfo",
+    "Locate",
     "ParallelConfig",
     "ParallelExecutor",
     "PortableProgram",
     "RetryPolicy",
+    "SupportsWarm",
+    "error_kinds",
 ]
+
+
+Locate = Callable[..., Location]
+"""Where a value of the workflow file sits: ``locate(mapping, key=None)`` (the loader
+passes ``tea.yamlsrc.location_of``, so backends never read YAML themselves)."""
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often a failed branch is tried again (exponential backoff, through tenacity)."""
+    """How often a failed branch (or node) is tried again; ``executors.retry`` runs it.
+
+    The wait before try ``n + 1`` is ``backoff_base_ms * backoff_multiplier ** (n - 1)``
+    capped at ``backoff_max_ms``; with ``jitter``, a uniform random time between 0
+    and that ("full jitter").
+    """
 
     max_attempts: int = 1
+    """Tries in all, the first included."""
     backoff_base_ms: float = 100.0
     backoff_max_ms: float = 10_000.0
     jitter: bool = True
     retry_on: tuple[str, ...] = ()
-    """Error type names that are retried; empty means every error."""
+    """Error type names that are retried (matched against the error, its bases and its
+    causes); empty means every error. Cancelled, circuit_open and setup errors never are."""
+    backoff_multiplier: float = 2.0
+    """Growth of the wait per try (only the reference dialect's ``on_error`` changes it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +156,7 @@ class ErrorInfo:
             traceback=traceback,
             exit_status=getattr(exc, "exit_status", None),
             host=getattr(exc, "host", None),
-            kinds=_kinds(exc),
+            kinds=error_kinds(exc),
             stderr_tail=getattr(exc, "stderr_tail", None),
             category=getattr(exc, "category", None) or "error",
         )
@@ -147,7 +167,8 @@ class ErrorInfo:
         return any(name in own for name in names)
 
 
-def _kinds(exc: BaseException) -> tuple[str, ...]:
+def error_kinds(exc: BaseException) -> tuple[str, ...]:
+    """Class names of ``exc``, its bases and its causes (what ``retry_on`` matches)."""
     names: list[str] = []
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -232,12 +253,17 @@ class BranchResult:
 
     def with_base(self, base: Mapping[str, Any] | None) -> BranchResult:
         """This result reading through to ``base`` (the fan-out's shared input)."""
-        return replace(self, base=base)
+        if base is self.base:
+            return self
+        # A field-for-field copy: ``replace`` would re-run ``__init__`` for every branch.
+        bound = copy.copy(self)
+        object.__setattr__(bound, "base", base)
+        return bound
 
     def to_dict(self) -> dict[str, Any]:
         """A dict of the fields, ``base`` left out (used by checkpoints, stream events and
         remote workers). JSON-serialisable when the update is; nothing is copied."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "base"}
+        out = {name: getattr(self, name) for name in _SERIALISED}
         if self.error is not None:
             out["error"] = asdict(self.error)
         return out
@@ -257,6 +283,7 @@ class BranchResult:
 
 
 _RESULT_FIELDS = frozenset(f.name for f in fields(BranchResult)) - {"update", "base"}
+_SERIALISED = tuple(f.name for f in fields(BranchResult) if f.name != "base")
 _ERROR_FIELDS = frozenset(f.name for f in fields(ErrorInfo))
 
 
@@ -296,6 +323,17 @@ class PortableProgram(BranchProgram, Protocol):
         ``entries`` and ending before ``exit`` (or the item body of dynamic_parallel
         node ``fanout``); ``None`` when the program has no YAML source."""
         ...
+
+
+@runtime_checkable
+class SupportsWarm(Protocol):
+    """An executor that can start its pool ahead of the first fan-out (optional).
+
+    The runner calls ``warm()`` at the start of a run on every strategy the graph
+    uses; it returns at once and the pool starts in the background.
+    """
+
+    def warm(self) -> None: ...
 
 
 @runtime_checkable

@@ -2,13 +2,18 @@
 
 ::
 
-    run() ── checks every task's state pickles (else SerializationError, nothing started)
-       │     cloudpickles the program once per key; starts missing workers, concurrently
+    run() ── pickles once per batch: each fan-out's shared input (keyed by a hash of its
+       │     bytes) and each task's overrides (else SerializationError, nothing started);
+       │     the program once per key for the executor's life; starts missing workers
        ▼
-    ResilientRunner: one driver thread per max_workers slot
-       driver ─► acquire an idle worker (one that already holds the program, if any)
-              ─► send (key, program bytes only if this worker lacks them, task, state bytes)
-              ◄─ ("ok", state, key) | ("error", ErrorInfo, key) | EOF: the worker died
+    BatchRunner: one driver thread per max_workers slot
+       driver ─► acquire an idle worker (one that already holds the program and the
+       │         shared state, if any)
+              ─► send (program key [+ bytes], shared key [+ bytes], task head, overrides);
+                 bytes only when this worker lacks them: a fan-out's input crosses to
+                 each worker once, not once per branch
+              ◄─ ("ok", update) | ("error", ErrorInfo) | ("missing": resend with bytes)
+                 | EOF: the worker died
        deadline passed or batch cancelled ─► the worker is killed (not abandoned), reaped,
        and a fresh one takes its place when next needed
 
@@ -17,7 +22,7 @@ what it wrote while running a branch that failed (a segfault's faulthandler dump
 exception's warnings) goes into that branch's error, as ``stderr_tail`` of a
 ``WorkerDied`` and in the ``ErrorInfo.traceback`` text; what a branch that succeeded
 wrote is logged at DEBUG on the ``tea.process`` logger (``tea -v`` shows it). The
-workers themselves live in ``executors._pool``.
+workers themselves live in ``executors._pool``, their side in ``executors._worker``.
 
 One worker runs one branch at a time over its own pipe, and each worker is its own
 ``multiprocessing.Process``, not a ``concurrent.futures.ProcessPoolExecutor``: there,
@@ -31,25 +36,26 @@ import multiprocessing
 import pickle
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass
 from functools import partial
 from multiprocessing.context import BaseContext
+from typing import Any
 
-from executors import _worker
-from executors._pool import MAIN_GUARD_HINT, Worker, WorkerPool, log, log_stderr
+from executors._pickling import content_key, dumps, serialization_error
+from executors._pool import MAIN_GUARD_HINT, WorkerPool, WorkerProcess, log, log_stderr
+from executors._worker import Head, Held, Request
+from executors.backend import BaseExecutor
 from executors.base import BranchProgram, BranchResult, BranchTask, ErrorInfo, ParallelConfig
-from executors.resilience import (
-    Attempt,
-    AttemptContext,
-    ResilientExecutor,
-    failed,
-    succeeded,
-)
+from executors.resilience import Attempt, AttemptContext
+from executors.results import error_info, failed, succeeded, with_stderr
 from tea.errors import SerializationError, WorkerDied
 
 __all__ = ["ProcessExecutor"]
 
-_PRELOAD = ["executors._worker", "tea.runner"]
+# What the forkserver imports once, so that every worker starts with it: the worker
+# loop, and the engine that branch programs run on (named, never imported here).
+_PRELOAD = ["executors._worker", "tea.program"]
+Reply = tuple[str, Any, Held]
 
 
 def _start_context() -> BaseContext:
@@ -69,28 +75,27 @@ def _start_context() -> BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def prestart() -> None:
-    """Boot the forkserver now (it preloads tea: most of a cold pool's start).
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What one ``run()`` sends, each part pickled once."""
 
-    ``tea run`` calls this in the background as it starts, for a workflow that uses
-    the process strategy, so the server's start overlaps tea's own; the first
-    pool then only forks its workers. Safe to call from any thread, and more than once.
-    """
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        from multiprocessing import forkserver
-
-        _start_context()
-        forkserver.ensure_running()
+    program_key: str
+    program: bytes
+    shared: dict[int, tuple[str, bytes]]
+    """``id(task.state)`` → (content key, bytes) of each shared input of the batch."""
+    overrides: dict[tuple[str, int], bytes]
+    """(branch_id, index) → the task's pickled overrides."""
 
 
-class ProcessExecutor(ResilientExecutor):
+class ProcessExecutor(BaseExecutor):
     """Runs branches in worker processes. One per run; thread-safe; ``close()`` is idempotent.
 
     ``run()`` raises ``SerializationError`` (naming the branch and the state key)
-    before starting any branch when a task's state cannot be pickled; this is the
-    only error ``run()`` raises. ``max_workers`` defaults to the number of CPUs.
-    A branch that times out or is cancelled has its worker killed; nodes in a
-    worker are not told to stop at a node boundary first.
+    before starting any branch when a fan-out's shared input, a task's overrides or
+    the program cannot be pickled; this is the only error ``run()`` raises.
+    ``max_workers`` defaults to the number of CPUs. A branch that times out or is
+    cancelled has its worker killed; nodes in a worker are not told to stop at a
+    node boundary first.
     """
 
     strategy = "process"
@@ -100,6 +105,14 @@ class ProcessExecutor(ResilientExecutor):
         self._pool = WorkerPool(_start_context())
         self._programs: dict[str, bytes] = {}
 
+    def warm(self) -> None:
+        """Start the pool's workers in the background and return at once, so the first
+        fan-out finds them booted (``SupportsWarm``)."""
+        count = self._max_workers or self._default_workers()
+        threading.Thread(
+            target=self._pool.warm, args=(count,), name="tea-process-warm", daemon=True
+        ).start()
+
     def _prepare(
         self,
         program: BranchProgram,
@@ -107,29 +120,32 @@ class ProcessExecutor(ResilientExecutor):
         config: ParallelConfig,
         workers: int,
     ) -> Attempt:
-        states = {(t.branch_id, t.index): _state_bytes(t) for t in tasks}
+        shared: dict[int, tuple[str, bytes]] = {}
+        overrides: dict[tuple[str, int], bytes] = {}
+        for task in tasks:
+            if id(task.state) not in shared:
+                data = _pickle(task, task.state, "the fan-out's shared input")
+                shared[id(task.state)] = (content_key(data), data)
+            overrides[(task.branch_id, task.index)] = _pickle(
+                task, task.overrides, "the branch's own input"
+            )
         key = program.key
         if key not in self._programs:
             try:
-                self._programs[key] = _worker.dumps(program)
+                self._programs[key] = dumps(program)
             except Exception as exc:
                 raise SerializationError(
                     f"the workflow cannot be sent to worker processes: {exc}",
                     hint="every node body must be picklable with cloudpickle",
                 ) from exc
         self._pool.warm(min(workers, len(tasks)))
-        return partial(self._attempt, key, self._programs[key], states)
+        return partial(self._attempt, _Batch(key, self._programs[key], shared, overrides))
 
-    def _attempt(
-        self,
-        key: str,
-        blob: bytes,
-        states: dict[tuple[str, int], bytes],
-        ctx: AttemptContext,
-    ) -> BranchResult:
+    def _attempt(self, batch: _Batch, ctx: AttemptContext) -> BranchResult:
         task = ctx.task
+        shared_key, _ = batch.shared[id(task.state)]
         try:
-            worker = self._pool.acquire(key)
+            worker = self._pool.acquire(batch.program_key, shared_key)
         except Exception as exc:  # the forkserver or the OS refused a new process
             error = WorkerDied(
                 f"cannot start a worker process ({exc}); {MAIN_GUARD_HINT}",
@@ -137,13 +153,7 @@ class ProcessExecutor(ResilientExecutor):
             )
             return failed(task, error)
         unhook = ctx.token.on_cancel(worker.kill)
-        request = (
-            key,
-            None if key in worker.programs else blob,
-            replace(task, state={}),
-            states[(task.branch_id, task.index)],
-        )
-        reply: bytes | None = None
+        reply: Reply | SerializationError | None = None
         timed_out = False
         ready = worker.wait_ready()
         # Booting a fresh worker is the pool's cost, not the branch's: the branch's
@@ -151,11 +161,8 @@ class ProcessExecutor(ResilientExecutor):
         ctx.start_clock()
         try:
             if ready:
-                worker.conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
-                if worker.conn.poll(ctx.remaining()):
-                    reply = worker.conn.recv_bytes()
-                else:
-                    timed_out = True
+                reply = _exchange(worker, batch, ctx)
+                timed_out = reply is None
         except (EOFError, OSError):
             reply = None
         unhook()
@@ -173,48 +180,83 @@ class ProcessExecutor(ResilientExecutor):
             return ctx.stopped(pid=worker.pid)
         return failed(task, worker.death(task.branch_id), pid=worker.pid)
 
-    def start(self, workers: int | None = None) -> None:
-        """Start ``workers`` (default ``max_workers``, else the CPU count) in the background
-        and return at once, so that the first fan-out finds the pool ready. Optional."""
-        count = workers or self._max_workers or self._default_workers()
-        threading.Thread(
-            target=self._pool.warm, args=(count,), name="tea-process-start", daemon=True
-        ).start()
-
     def close(self) -> None:
         """Stop every worker (idle ones exit, busy ones are killed). Idempotent."""
         super().close()
         self._pool.close()
 
 
-def _state_bytes(task: BranchTask) -> bytes:
+def _pickle(task: BranchTask, state: Any, what: str) -> bytes:
     try:
-        return _worker.dumps(task.state)
+        return dumps(state)
     except Exception as exc:
-        raise _worker.serialization_error(
-            task.branch_id, task.state, exc, "the branch's input"
-        ) from exc
+        raise serialization_error(task.branch_id, state, exc, what) from exc
 
 
-def _result(task: BranchTask, reply: bytes, worker: Worker, stderr: str) -> BranchResult:
-    """The branch's result from the worker's reply; ``stderr`` is what it wrote meanwhile."""
+def _exchange(
+    worker: WorkerProcess, batch: _Batch, ctx: AttemptContext
+) -> Reply | SerializationError | None:
+    """Send ``ctx.task`` to ``worker`` and wait for its reply (``None``: the deadline
+    passed first). Bytes the worker already holds are left out; a "missing" reply
+    (the worker had dropped them) is answered once more with every byte."""
+    task = ctx.task
+    shared_key, shared = batch.shared[id(task.state)]
+    head: Head = (
+        task.branch_id, task.entry, task.exit, task.index, task.target, task.fanout,
+        task.attempt,
+    )
+    overrides = batch.overrides[(task.branch_id, task.index)]
+    reply: Reply | SerializationError | None = None
+    for resend in (False, True):
+        request: Request = (
+            batch.program_key,
+            batch.program if resend or batch.program_key not in worker.programs else None,
+            shared_key,
+            shared if resend or shared_key not in worker.shared else None,
+            head,
+            overrides,
+        )
+        worker.conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+        if not worker.conn.poll(ctx.remaining()):
+            return None
+        reply = _decode(task, worker.conn.recv_bytes())
+        if isinstance(reply, SerializationError):
+            return reply
+        worker.holds(reply[2])
+        if reply[0] != "missing":
+            return reply
+    return reply
+
+
+def _decode(task: BranchTask, data: bytes) -> Reply | SerializationError:
     try:
-        kind, payload, key = pickle.loads(reply)
+        reply: Reply = pickle.loads(data)
     except Exception as exc:
-        error = SerializationError(
+        return SerializationError(
             f"the branch's result cannot be unpickled in the driver: {exc}",
             branch=task.branch_id,
-            stderr_tail=stderr or None,
         )
-        return failed(task, error, pid=worker.pid)
-    if key is not None:
-        worker.programs.add(key)
+    return reply
+
+
+def _result(
+    task: BranchTask, reply: Reply | SerializationError, worker: WorkerProcess, stderr: str
+) -> BranchResult:
+    """The branch's result from the worker's reply; ``stderr`` is what it wrote meanwhile."""
+    source = f"worker process {worker.pid}"
+    if isinstance(reply, SerializationError):
+        reply.stderr_tail = stderr or None
+        return failed(task, reply, pid=worker.pid)
+    kind, payload, _ = reply
     if kind == "ok":
         if stderr:
-            log.debug("stderr of branch %s (worker process %d):\n%s",
-                      task.branch_id, worker.pid, stderr)
+            log.debug("stderr of branch %s (%s):\n%s", task.branch_id, source, stderr)
         return succeeded(task, payload, pid=worker.pid)
+    if kind == "missing":
+        lost = SerializationError(
+            f"{source} did not keep the program or shared state it was sent",
+            branch=task.branch_id,
+        )
+        payload = error_info(lost, traceback=False)
     info: ErrorInfo = payload
-    if stderr:
-        info = replace(info, traceback=f"{info.traceback or ''}\nstderr of the worker:\n{stderr}")
-    return failed(task, info, pid=worker.pid)
+    return failed(task, with_stderr(info, stderr, source), pid=worker.pid)

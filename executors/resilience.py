@@ -6,90 +6,39 @@ host) and honours ``ctx``: it returns by ``ctx.deadline`` and stops when
 ``ctx.token`` is cancelled, answering ``ctx.stopped()`` in both cases. It never
 raises for a failed branch. Everything else lives here::
 
-    ResilientRunner.run(tasks) ── one driver thread per max_workers slot
-      driver: task ─► breaker admits? ─► attempt(ctx) ─► breaker records ─► retry? (tenacity)
+    BatchRunner.run(tasks) ── one driver thread per max_workers slot (or, inline, the
+      │                       caller's thread, one task after the other)
+      driver: task ─► breaker admits? ─► attempt(ctx) ─► breaker records ─► retry? (Retrier)
                          │ no: CircuitOpen      │ deadline / cancel: BranchTimeout / Cancelled
       results ◄── queue ◄── final BranchResult (attempts, duration, breaker_state filled in)
-      first failure with fail_fast ─► batch token cancelled ─► the rest come back "Cancelled"
-
-``ResilientExecutor`` is the shared base of the backends: it owns the runner and the
-breaker registry for the executor's life (one run), the context manager, and an
-idempotent ``close()``.
+      first failure with fail_fast ─► batch token cancelled ─► the rest come back Cancelled
 """
 
 from __future__ import annotations
 
-import abc
-import os
 import queue
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-import tenacity
-
-from executors._breakers import BreakerRegistry, TargetBreaker
 from executors._sync import CancelToken, shared_threads
-from executors.base import BranchProgram, BranchResult, BranchTask, ErrorInfo, ParallelConfig
-from tea.errors import BranchTimeout
+from executors.base import BranchResult, BranchTask, ErrorInfo, ParallelConfig
+from executors.breakers import Breaker, BreakerRegistry
+from executors.results import cancelled, error_info, failed
+from executors.retry import Retrier
+from tea.errors import BranchTimeout, CircuitOpen
 
-__all__ = [
-    "CANCELLED",
-    "Attempt",
-    "AttemptContext",
-    "CancelToken",
-    "ResilientExecutor",
-    "ResilientRunner",
-    "cancelled",
-    "error_info",
-    "failed",
-    "succeeded",
-]
+__all__ = ["Attempt", "AttemptContext", "BatchRunner", "CancelToken"]
 
-CANCELLED = "Cancelled"
-"""``ErrorInfo.type`` of a branch stopped by fail_fast or by the caller's cancel event."""
-
-_NEVER_RETRIED = frozenset({CANCELLED, "CircuitOpen", "SerializationError"})
 # A plain threading.Event has no callback, so a waiting run() looks at the caller's
 # cancel event this often.
 _CANCEL_POLL_SECONDS = 0.05
-
-
-def error_info(exc: BaseException) -> ErrorInfo:
-    """``ErrorInfo`` for ``exc`` with its formatted traceback."""
-    return ErrorInfo.from_exception(exc, "".join(traceback.format_exception(exc)))
-
-
-def succeeded(task: BranchTask, state: dict[str, Any], **where: Any) -> BranchResult:
-    """A successful result for ``task``; ``where`` is ``thread``/``pid``/``host``."""
-    return BranchResult(
-        task.branch_id, True, state, index=task.index, attempts=task.attempt, **where
-    )
-
-
-def failed(task: BranchTask, error: ErrorInfo | BaseException, **where: Any) -> BranchResult:
-    """A failed result for ``task`` carrying ``error`` (the branch's input state is kept)."""
-    info = error if isinstance(error, ErrorInfo) else error_info(error)
-    return BranchResult(
-        task.branch_id, False, dict(task.state), info, index=task.index, attempts=task.attempt,
-        **where,
-    )
-
-
-def cancelled(task: BranchTask, **where: Any) -> BranchResult:
-    """The result of a branch stopped before it finished."""
-    info = ErrorInfo(
-        CANCELLED,
-        "cancelled before it finished (fail_fast, or the run was stopped)",
-        kinds=(CANCELLED,),
-    )
-    return failed(task, info, **where)
+# Failures that say nothing about the branch's target, so its breaker does not count them.
+_NOT_THE_TARGETS_FAULT = frozenset({"cancelled", "circuit_open"})
 
 
 @dataclass(slots=True)
@@ -126,21 +75,22 @@ class AttemptContext:
         exc = BranchTimeout(
             f"timed out after {self.timeout_seconds:g}s", branch=self.task.branch_id
         )
-        return failed(self.task, ErrorInfo.from_exception(exc), **where)
+        return failed(self.task, error_info(exc, traceback=False), **where)
 
 
 Attempt = Callable[[AttemptContext], BranchResult]
 
 
-class ResilientRunner:
+class BatchRunner:
     """Runs batches of branches through a backend's ``attempt``. Thread-safe; one per executor.
 
     Concurrency is ``workers`` driver threads per batch, each taking the next task;
     a branch waiting for its retry backoff keeps its slot. Several batches may run
-    at once (nested fan-outs); the thread pool grows as needed.
+    at once (nested fan-outs); the thread pool grows as needed. ``breakers`` live as
+    long as the runner (one run).
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self) -> None:
         # Threads are shared by every executor of the process: starting threads for
         # each run would cost more than a small fan-out itself.
         self.threads = shared_threads()
@@ -174,8 +124,26 @@ class ResilientRunner:
         finally:
             batch.cancel()
 
-    def close(self) -> None:
-        """Nothing to release: the threads are shared, and idle ones just wait."""
+    def run_inline(
+        self,
+        tasks: Sequence[BranchTask],
+        config: ParallelConfig,
+        attempt: Attempt,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[BranchResult]:
+        """Like ``run``, but each branch runs in the caller's thread when its result is
+        asked for, in declaration order (the caller's cancel event is read in between)."""
+        batch = CancelToken()
+        try:
+            for task in tasks:
+                if cancel is not None and cancel.is_set():
+                    batch.cancel()
+                result = self._branch(task, config, attempt, batch)
+                if not result.success and config.fail_fast:
+                    batch.cancel()
+                yield result
+        finally:
+            batch.cancel()
 
     @staticmethod
     def _next(
@@ -216,38 +184,23 @@ class ResilientRunner:
         """Every try of one branch, with breaker and backoff, down to its final result."""
         started = time.monotonic()
         policy = config.circuit_breaker
-        breaker = (
-            self.breakers.get(task.target or task.branch_id, policy) if policy else None
+        breaker = self.breakers.get(task.target or task.branch_id, policy) if policy else None
+        retrier = Retrier(config.retry, sleep=batch.sleep, stop=lambda: batch.cancelled)
+        result = retrier.call(
+            lambda n: _one_try(replace(task, attempt=n), config, attempt, batch, breaker),
+            failure=_failure,
         )
-        tries = 0
-
-        def one() -> BranchResult:
-            nonlocal tries
-            tries += 1
-            return _one_try(replace(task, attempt=tries), config, attempt, batch, breaker)
-
-        retry = config.retry
-        if retry.max_attempts <= 1:
-            return replace(
-                one(), attempts=1, index=task.index,
-                duration_ms=(time.monotonic() - started) * 1000.0,
-                breaker_state=breaker.state if breaker else None,
-            )
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(max(1, retry.max_attempts)),
-            wait=_backoff(retry.backoff_base_ms, retry.backoff_max_ms, retry.jitter),
-            retry=tenacity.retry_if_result(partial(_should_retry, retry.retry_on, batch)),
-            sleep=batch.sleep,
-            retry_error_callback=_last_result,
-        )
-        result: BranchResult = retrying(one)
         return replace(
             result,
-            attempts=tries,
+            attempts=retrier.attempts,
             index=task.index,
             duration_ms=(time.monotonic() - started) * 1000.0,
             breaker_state=breaker.state if breaker else None,
         )
+
+
+def _failure(result: BranchResult) -> ErrorInfo | None:
+    return None if result.success else result.error
 
 
 def _one_try(
@@ -255,13 +208,13 @@ def _one_try(
     config: ParallelConfig,
     attempt: Attempt,
     batch: CancelToken,
-    breaker: TargetBreaker | None,
+    breaker: Breaker | None,
 ) -> BranchResult:
     if batch.cancelled:
         return cancelled(task)
     ticket = breaker.admit() if breaker else None
     if breaker and ticket is None:
-        return failed(task, breaker.open_error(task.branch_id))
+        return failed(task, error_info(_open_error(breaker, task), traceback=False))
     timeout = config.timeout_seconds
     deadline = time.monotonic() + timeout if timeout else None
     ctx = AttemptContext(task, CancelToken(batch), deadline, timeout, batch)
@@ -272,88 +225,15 @@ def _one_try(
     finally:
         ctx.token.detach()
     if breaker and ticket is not None:
-        breaker.record(result, ticket)
+        category = result.error.category if result.error is not None else None
+        breaker.record(ticket, None if category in _NOT_THE_TARGETS_FAULT else result.success)
     return result
 
 
-def _should_retry(retry_on: Sequence[str], batch: CancelToken, result: BranchResult) -> bool:
-    error = result.error
-    if result.success or error is None or batch.cancelled or error.type in _NEVER_RETRIED:
-        return False
-    return not retry_on or error.matches(retry_on)
-
-
-def _backoff(base_ms: float, max_ms: float, jitter: bool) -> tenacity.wait.wait_base:
-    """Exponential backoff ``base * 2**(n-1)`` capped at ``max``; with jitter, "full jitter"
-    (uniform between 0 and that), which spreads retries of many branches apart."""
-    base, cap = base_ms / 1000.0, max_ms / 1000.0
-    if jitter:
-        return tenacity.wait_random_exponential(multiplier=base, max=cap)
-    return tenacity.wait_exponential(multiplier=base, max=cap)
-
-
-def _last_result(state: tenacity.RetryCallState) -> BranchResult:
-    assert state.outcome is not None
-    result: BranchResult = state.outcome.result()
-    return result
-
-
-class ResilientExecutor(abc.ABC):
-    """Shared base of the backends: the runner, the context manager and ``close()``.
-
-    A backend implements ``_prepare`` (check the batch, return its ``attempt``
-    function), may change ``_default_workers``, and extends ``close`` when it holds
-    resources of its own.
-    """
-
-    strategy = "base"
-
-    def __init__(self, max_workers: int | None = None) -> None:
-        self._max_workers = max_workers
-        self._runner = ResilientRunner(self.strategy)
-        self._closed = False
-
-    def run(
-        self,
-        program: BranchProgram,
-        tasks: Sequence[BranchTask],
-        config: ParallelConfig,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[BranchResult]:
-        """Start the batch and yield results as branches finish (see ``ParallelExecutor``)."""
-        if self._closed:
-            raise RuntimeError(f"the {self.strategy} executor is closed")
-        workers = config.max_workers or self._max_workers or self._default_workers()
-        attempt = self._prepare(program, tasks, config, workers)
-        return self._runner.run(tasks, config, attempt, workers=workers, cancel=cancel)
-
-    @abc.abstractmethod
-    def _prepare(
-        self,
-        program: BranchProgram,
-        tasks: Sequence[BranchTask],
-        config: ParallelConfig,
-        workers: int,
-    ) -> Attempt:
-        """Check the batch (may raise before anything starts) and return its ``attempt``."""
-
-    def _default_workers(self) -> int:
-        return os.cpu_count() or 1
-
-    def close(self) -> None:
-        """Stop the backend's threads, workers or connections. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._runner.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+def _open_error(breaker: Breaker, task: BranchTask) -> CircuitOpen:
+    return CircuitOpen(
+        f"circuit breaker for target '{breaker.name}' is open after "
+        f"{breaker.failure_threshold} consecutive failures; "
+        f"next trial in {breaker.seconds_to_trial():.1f}s",
+        branch=task.branch_id,
+    )

@@ -44,7 +44,7 @@ _EXCLUDES = (
     "tkinter", "pytest", "_pytest", "mypy", "ruff", "PyInstaller", "setuptools", "pip",
     "pkg_resources", "pygments", "markdown_it", "pydoc", "pydoc_data", "unittest", "doctest",
     "lib2to3", "xmlrpc", "sqlite3", "test",
-)  # fmt: skip
+)
 
 
 class BundleError(TeaError):
@@ -132,7 +132,7 @@ def pyinstaller_invocation(
         "--paths", str(ROOT),
         "--add-data", f"{info}{os.pathsep}.",
         "--log-level", "WARN" if quiet else "INFO",
-    ]  # fmt: skip
+    ]
     for module in HIDDEN_IMPORTS:
         argv += ["--hidden-import", module]
     for package in PACKAGES:

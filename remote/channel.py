@@ -1,8 +1,9 @@
 """One resident ``tea worker`` on a host, seen from the driver: its SSH channel and tasks.
 
 ``WorkerChannel.start`` runs the worker on an open connection and reads its hello;
-``submit`` writes one task line and returns a future for its result line. A worker
-ends in one of two ways::
+``submit`` writes one task line (after the program and the shared state, when this
+worker lacks them) and returns a future for its result line. A worker ends in one
+of two ways::
 
     it dies (exit, signal, lost link) ─► pending futures fail with HostDown
                                           (a host fault: the branches move elsewhere)
@@ -11,7 +12,8 @@ ends in one of two ways::
                                           the worker's process group (``kill_command``)
 
 The worker leads its own process group (``pgid`` in its hello), so that kill takes
-the branches it was running and every process they started.
+the branches it was running and every process they started. Every byte written to
+the worker is counted in the run's ``Traffic``.
 """
 
 from __future__ import annotations
@@ -19,34 +21,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 import asyncssh
 
-from remote.worker import PROTOCOL
-from tea.errors import BranchError, WorkerDied
+from remote.errors import HostDown, RemoteSetupError, WorkerGone, WorkerStopped
+from remote.payload import SharedState, Traffic
+from remote.worker import PROTOCOL, STATES_KEPT
 
-__all__ = ["HostDown", "RemoteSetupError", "WorkerChannel", "WorkerStopped"]
+__all__ = ["WorkerChannel"]
 
 _STDERR_LINES = 20
-
-
-class RemoteSetupError(BranchError):
-    """A configuration problem no other host can fix (auth, host key, basefile): fail fast."""
-
-
-class HostDown(WorkerDied):
-    """A host that cannot be reached or was lost; its branches go to other hosts."""
-
-    counted = False
-    """Set once the host's breaker was told (one fault per loss, not per branch on it)."""
-
-
-class WorkerStopped(HostDown):
-    """The driver stopped the worker on purpose (a branch on it timed out or was
-    cancelled); the other branches it was running are sent again, and no host fault
-    is counted."""
 
 
 class WorkerChannel:
@@ -55,31 +41,43 @@ class WorkerChannel:
     Used from the executor's event loop only. ``dead`` is set once it can take no task.
     """
 
-    def __init__(self, host: str, proc: asyncssh.SSHClientProcess[str]) -> None:
+    def __init__(self, host: str, proc: asyncssh.SSHClientProcess[str], traffic: Traffic) -> None:
         self.host = host
         self.hello: dict[str, Any] = {}
-        self.dead: HostDown | None = None
+        self.dead: WorkerGone | None = None
         self.killed = False
         """Set once its process group was killed: never kill that group id again (reuse)."""
         self._proc = proc
+        self._traffic = traffic
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._loaded: set[str] = set()
+        self._states: OrderedDict[str, None] = OrderedDict()
+        """The shared states the worker holds, evicted as the worker evicts them."""
         self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
         self._readers: list[asyncio.Task[None]] = []
         self._seq = 0
 
     @classmethod
-    async def start(cls, conn: asyncssh.SSHClientConnection, host: str, command: str, *,
-                    binary: str, env: dict[str, str], timeout: float) -> WorkerChannel:  # fmt: skip
+    async def start(
+        cls,
+        conn: asyncssh.SSHClientConnection,
+        host: str,
+        command: str,
+        *,
+        binary: str,
+        env: dict[str, str],
+        timeout: float,
+        traffic: Traffic,
+    ) -> WorkerChannel:
         """Run ``command`` (``binary`` as a worker) and check its hello; raises ``HostDown``
         or ``RemoteSetupError``."""
         proc = await conn.create_process(command, encoding="utf-8")
-        worker = cls(host, proc)
+        worker = cls(host, proc, traffic)
         worker._readers.append(asyncio.create_task(worker._read_stderr()))
         try:
             await worker._greet(binary, timeout)
             if env:
-                worker._write({"op": "env", "env": env})
+                worker._write(json.dumps({"op": "env", "env": env}))
         except BaseException:
             worker.close()
             raise
@@ -92,9 +90,8 @@ class WorkerChannel:
             hello = json.loads(line) if line.strip() else {}
         except (TimeoutError, ValueError, asyncssh.Error) as exc:
             raise HostDown(
-                f"the worker did not start ({type(exc).__name__})",
-                host=self.host, stderr_tail=self.stderr_tail(),
-            ) from exc  # fmt: skip
+                f"the worker did not start ({type(exc).__name__})", host=self.host, stderr_tail=self.stderr_tail()
+            ) from exc
         if hello.get("op") != "hello":
             await asyncio.sleep(0.1)  # let the stderr reader catch why it exited
             raise RemoteSetupError(
@@ -127,31 +124,38 @@ class WorkerChannel:
     def stderr_tail(self) -> str:
         return "\n".join(self._stderr)
 
-    def _write(self, message: dict[str, Any]) -> None:
+    def _write(self, line: str) -> None:
         if self.dead is not None:
             raise self.dead
         try:
-            self._proc.stdin.write(json.dumps(message, separators=(",", ":")) + "\n")
+            self._proc.stdin.write(line + "\n")
         except (OSError, asyncssh.Error) as exc:
             # The channel closed before the reader noticed: the host (or its link) is gone.
             error = HostDown("connection lost", host=self.host, stderr_tail=self.stderr_tail() or None)
             self._fail(error)
             raise error from exc
+        # JSON lines are ASCII (json.dumps escapes the rest): characters are bytes.
+        self._traffic.add(self.host, len(line) + 1)
 
-    def load(self, key: str, message: dict[str, Any]) -> None:
-        """Send a program to the worker once (it materialises it on first use)."""
+    def submit(
+        self, key: str, program: dict[str, Any], state: SharedState, task: dict[str, Any]
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Send one task (and its program and shared state, if this worker lacks them);
+        returns a future for its ``BranchResult`` dict."""
         if key not in self._loaded:
-            self._write({"op": "load", "key": key, **message})
+            self._write(json.dumps({"op": "load", "key": key, **program}))
             self._loaded.add(key)
-
-    def submit(self, key: str, task: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
-        """Send one task; returns a future for its ``BranchResult`` dict."""
+        if state.key not in self._states:
+            self._write(state.message())
+            self._states[state.key] = None
+            while len(self._states) > STATES_KEPT:
+                self._states.popitem(last=False)
         self._seq += 1
         task_id = str(self._seq)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[task_id] = future
         try:
-            self._write({"op": "run", "id": task_id, "key": key, "task": task})
+            self._write(json.dumps({"op": "run", "id": task_id, "key": key, "state": state.key, "task": task}))
         except BaseException:
             self._pending.pop(task_id, None)
             raise
@@ -177,7 +181,7 @@ class WorkerChannel:
         with contextlib.suppress(TimeoutError, asyncssh.Error, OSError):
             await asyncio.wait_for(self._proc.wait_closed(), timeout)
 
-    def _fail(self, error: HostDown) -> None:
+    def _fail(self, error: WorkerGone) -> None:
         self.dead = error
         for future in self._pending.values():
             if not future.done():
@@ -212,5 +216,6 @@ class WorkerChannel:
             reason = "connection lost"
         else:
             reason = f"worker exited with status {status}"
-        self._fail(HostDown(f"{reason} mid-branch", host=self.host, exit_status=status,
-                            stderr_tail=self.stderr_tail() or None))  # fmt: skip
+        self._fail(
+            HostDown(f"{reason} mid-branch", host=self.host, exit_status=status, stderr_tail=self.stderr_tail() or None)
+        )

@@ -4,42 +4,41 @@
 
     HostPool.acquire ─► HostSession (opened once per host per run) ─► its worker
       ─► one JSON line out, one back ─► (result, host)
-    host lost / refused / timed out: a fault on its breaker, a WARNING once per host
-      per run (logger ``tea.remote``), the branch moves to another host
+    host lost / refused / timed out: one fault on its breaker per loss, a WARNING once
+      per host per run (logger ``tea.remote``), the branch moves to another host
     worker stopped (another branch on it timed out): sent again, no fault
     cancelled (its timeout, fail_fast): the worker running it is killed
     no host left: AllHostsDown naming each host and why
 
-``Dispatch`` is what the driver thread and the coroutine share: the host, and
-when the timeout clock runs (only while the branch is on a worker).
+``RemoteAttempt`` is what the driver thread and the coroutine share: the host, and
+when the timeout clock runs (only while the branch is on a worker). ``traffic``
+counts the bytes each host is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
 from typing import Any
 
 from executors.base import ParallelConfig
-from remote.channel import HostDown, RemoteSetupError, WorkerStopped
 from remote.config import RemoteSettings, forwarded_env
-from remote.hosts import HostPool, HostState
+from remote.errors import AllHostsDown, HostDown, RemoteSetupError, WorkerStopped
+from remote.hosts import HostPool, HostState, Lease
+from remote.local_files import check_key_files, resolve_basefile
+from remote.payload import SharedState, Traffic
 from remote.progress import Progress
-from remote.ssh import HostSession, check_key_files, resolve_basefile
-from tea.errors import BranchError
+from remote.ssh import HostSession
 
-__all__ = ["AllHostsDown", "Cluster", "Dispatch"]
+__all__ = ["Cluster", "RemoteAttempt"]
 
 log = logging.getLogger("tea.remote")
 
 
-class AllHostsDown(BranchError):
-    """No host can take a branch any more; the message names each host and why."""
-
-
-class Dispatch:
+class RemoteAttempt:
     """Where one attempt stands, shared by its driver thread and its coroutine.
 
     The timeout clock runs only while the branch is on a worker, from each submit:
@@ -86,7 +85,8 @@ class Dispatch:
 class Cluster:
     """The hosts of one ``RemoteSettings`` for the run: pool, sessions, fail-fast error."""
 
-    def __init__(self, settings: RemoteSettings, config: ParallelConfig, warned: set[str]) -> None:
+    def __init__(self, settings: RemoteSettings, config: ParallelConfig, warned: set[str], traffic: Traffic) -> None:
+        """Made on the loop that will run it (``start`` schedules there)."""
         check_key_files(settings)
         self.settings = settings
         self.basefile = resolve_basefile(settings)
@@ -98,7 +98,9 @@ class Cluster:
         self.fatal: RemoteSetupError | None = None
         self.progress = Progress.for_terminal([h.name for h in self.pool.hosts])
         self.closed = False
+        self.traffic = traffic
         self._warned = warned
+        self._loop = asyncio.get_running_loop()
 
     async def session(self, host: HostState) -> HostSession:
         """The host's live session, opening one (once, shared by concurrent callers)."""
@@ -115,19 +117,17 @@ class Cluster:
                 del self.opening[host.name]
 
     async def _open(self, host: HostState) -> HostSession:
-        session = HostSession(host.spec, self.settings, self.basefile, self.env)
+        session = HostSession(host.spec, self.settings, self.basefile, self.env, self.traffic)
         try:
             await session.open()
         except RemoteSetupError as exc:
             self.fatal = self.fatal or exc
             self._warn(host.name, f"is unusable: {exc.message}")
-            await self.pool.record_fault(host, exc.message, fatal=True)
+            await self.pool.mark_down(host, exc.message, permanent=True)
             raise
         except HostDown as exc:
-            exc.counted = True
-            self._warn(host.name, f"is unavailable: {exc.message}; its branches run on "
-                       "the other hosts")  # fmt: skip
-            await self.pool.record_fault(host, exc.message, fatal="workdir" in exc.message)
+            # Counted on the host's breaker by the first attempt that sees it (in run).
+            self._warn(host.name, f"is unavailable: {exc.message}; its branches run on the other hosts")
             raise
         old = self.sessions.get(host.name)
         if old is not None:
@@ -141,70 +141,93 @@ class Cluster:
             self._warned.add(host)
             log.warning("remote host %s %s", host, what)
 
+    def start(
+        self, program: tuple[str, dict[str, Any]], state: SharedState, task: dict[str, Any], avoid: set[str]
+    ) -> tuple[RemoteAttempt, concurrent.futures.Future[tuple[dict[str, Any], str]]]:
+        """Schedule one attempt of ``task`` (``run``) on the cluster's loop; from any thread."""
+        attempt = RemoteAttempt()
+        future = asyncio.run_coroutine_threadsafe(self.run(program, state, task, avoid, attempt), self._loop)
+        future.add_done_callback(lambda _: attempt.finished())
+        return attempt, future
+
     async def run(
         self,
-        key: str,
-        payload: dict[str, Any],
+        program: tuple[str, dict[str, Any]],
+        state: SharedState,
         task: dict[str, Any],
         avoid: set[str],
-        dispatch: Dispatch,
+        attempt: RemoteAttempt,
     ) -> tuple[dict[str, Any], str]:
-        """Run ``task`` on some host until one answers; returns (result dict, host name)."""
+        """Run ``task`` on some host until one answers; returns (result dict, host name).
+
+        ``program`` is ``(key, load message)``; ``state`` the task's shared input."""
         forbid: set[str] = set()
         while True:
             if self.fatal is not None:
                 raise self.fatal
-            if dispatch.abandoned or self.closed:  # nobody waits for it: start nothing
+            if attempt.abandoned or self.closed:  # nobody waits for it: start nothing
                 raise asyncio.CancelledError
-            self.progress.waiting(1)
-            try:
-                host = await self.pool.acquire(avoid, forbid)
-            finally:
-                self.progress.waiting(-1)
-            if host is None:
-                raise AllHostsDown(
-                    f"no host left to run the branch; every host is down:\n"
-                    f"{self.pool.down_report(forbid)}",
-                    branch=task["branch_id"],
-                )
-            fault: str | None = None
+            lease = await self._acquire(avoid, forbid, task["branch_id"])
+            host = lease.host
+            healthy: bool | None = None
             self.progress.update(host.name, "running")
             try:
-                session = await self.session(host)
-                worker = await session.worker()
-                worker.load(key, payload)
-                future = worker.submit(key, task)
-                dispatch.submitted(host.name)
-                try:
-                    result = await future
-                except asyncio.CancelledError:
-                    if worker.dead is None:  # timed out or cancelled: stop what it runs
-                        session.stop_worker(worker, f"branch {task['branch_id']} on it was "
-                                            "stopped (timeout or cancel)")  # fmt: skip
-                    raise
-                finally:
-                    dispatch.off_worker()
-                self.progress.update(host.name, "done" if result["success"] else "failed")
-                if not result["success"]:
-                    await asyncio.sleep(0.01)  # stderr travels beside stdout: let it catch up
-                    result["stderr_tail"] = worker.stderr_tail()
-                return result, host.name
+                found = await self._run_on(host, program, state, task, attempt)
+                healthy = True
+                return found
             except WorkerStopped:
                 self.progress.update(host.name, "lost")  # sent again; the host is fine
             except HostDown as exc:
-                fault = exc.message
                 forbid.add(host.name)
                 self.progress.update(host.name, "lost")
-                if not exc.counted:
-                    exc.counted = True
-                    self._warn(host.name, f"was lost: {self._describe(exc)}; its branches "
-                               "run again on the other hosts")  # fmt: skip
-                    await self.pool.record_fault(host, self._describe(exc))
+                if not exc.counted:  # one fault per loss, not one per branch that was on it
+                    exc.counted, healthy = True, False
+                    self._warn(host.name, f"was lost: {self._describe(exc)}; its branches run again on the other hosts")
+                    await self.pool.mark_down(host, self._describe(exc), permanent=exc.permanent)
             except BaseException:
                 self.progress.update(host.name, "failed")
                 raise
             finally:
-                await self.pool.release(host, fault)
+                await self.pool.release(lease, healthy)
+
+    async def _acquire(self, avoid: set[str], forbid: set[str], branch: str) -> Lease:
+        self.progress.waiting(1)
+        try:
+            lease = await self.pool.acquire(avoid, forbid)
+        finally:
+            self.progress.waiting(-1)
+        if lease is None:
+            raise AllHostsDown(
+                f"no host left to run the branch; every host is down:\n{self.pool.down_report(forbid)}",
+                branch=branch,
+            )
+        return lease
+
+    async def _run_on(
+        self,
+        host: HostState,
+        program: tuple[str, dict[str, Any]],
+        state: SharedState,
+        task: dict[str, Any],
+        attempt: RemoteAttempt,
+    ) -> tuple[dict[str, Any], str]:
+        session = await self.session(host)
+        worker = await session.worker()
+        future = worker.submit(program[0], program[1], state, task)
+        attempt.submitted(host.name)
+        try:
+            result = await future
+        except asyncio.CancelledError:
+            if worker.dead is None:  # timed out or cancelled: stop what it runs
+                session.stop_worker(worker, f"branch {task['branch_id']} on it was stopped (timeout or cancel)")
+            raise
+        finally:
+            attempt.off_worker()
+        self.progress.update(host.name, "done" if result["success"] else "failed")
+        if not result["success"]:
+            await asyncio.sleep(0.01)  # stderr travels beside stdout: let it catch up
+            result["stderr_tail"] = worker.stderr_tail()
+        return result, host.name
 
     @staticmethod
     def _describe(exc: HostDown) -> str:

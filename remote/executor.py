@@ -2,18 +2,22 @@
 
 ::
 
+    load:  RemoteExecutor.parse_options(settings.parallel.remote) ─► RemoteSettings
+           (ParallelConfig.options; a missing host list is a SchemaError, at load)
     run(program, tasks, config)
-      ├─ RemoteSettings (config.remote)        ├─ payload: YAML subset, or cloudpickle
+      ├─ Batch.prepare: program payload (YAML subset, or cloudpickle), each distinct
+      │  shared state encoded once, tasks whose state JSON cannot carry refused
       ├─ transport gnu_parallel ─► remote.gnu_transport.run_batch (one parallel command)
-      └─ ssh: ResilientRunner (retries, per-target breakers, timeouts, fail_fast)
-            attempt(ctx) ──► state checked as JSON (SerializationError before dispatch)
+      └─ ssh: BatchRunner (retries, per-target breakers, timeouts, fail_fast)
+            attempt(ctx) ──► refused? SerializationError, never sent
                          ──► event-loop thread: remote.cluster.Cluster.run(task)
             timeout / cancel ─► that coroutine is cancelled: the worker running the branch
                                 is killed with all it started, a fresh one takes over
 
 The timeout counts while the branch is on a worker, from each time it is sent. The
-executor lives for a whole run: connections, workdirs and shipped binaries are
-reused by every fan-out; ``close()`` kills the workers and cleans the hosts.
+executor lives for a whole run: connections, workdirs, shipped binaries and shared
+states are reused by every fan-out; ``close()`` kills the workers and cleans the
+hosts. ``traffic()`` tells the bytes each host was sent.
 """
 
 from __future__ import annotations
@@ -22,22 +26,30 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, replace
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from executors.base import BranchProgram, BranchResult, BranchTask, ErrorInfo, ParallelConfig
-from executors.resilience import Attempt, AttemptContext, ResilientExecutor, failed
-from remote.channel import RemoteSetupError
-from remote.cluster import AllHostsDown, Cluster, Dispatch
+from executors.backend import BaseExecutor
+from executors.base import BranchProgram, BranchResult, BranchTask, ErrorInfo, Locate, ParallelConfig
+from executors.resilience import Attempt, AttemptContext
+from executors.results import error_info, failed, with_stderr
 from remote.config import RemoteSettings
-from remote.ssh import check_key_files, resolve_basefile
-from remote.statejson import json_check
-from remote.subset import program_payload
-from tea.errors import BranchError, SerializationError
+from remote.errors import AllHostsDown, RemoteSetupError
+from remote.gnu_transport import run_batch
+from remote.local_files import check_key_files, resolve_basefile
+from remote.payload import Batch, Traffic, task_message
+from tea.errors import BranchError, Location, SerializationError
 
-__all__ = ["AllHostsDown", "RemoteExecutor", "RemoteSetupError"]
+if TYPE_CHECKING:
+    from remote.cluster import Cluster, RemoteAttempt
+
+__all__ = ["RemoteExecutor"]
+
+
+def _nowhere(obj: Any, key: str | int | None = None) -> Location:
+    return Location()
 
 
 class _LoopThread:
@@ -45,12 +57,10 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(
-            target=self.loop.run_forever, name="tea-remote-loop", daemon=True
-        )
+        self.thread = threading.Thread(target=self.loop.run_forever, name="tea-remote-loop", daemon=True)
         self.thread.start()
 
-    def call(self, coro: Any, timeout: float | None = None) -> Any:
+    def call(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
@@ -63,7 +73,7 @@ class _LoopThread:
             self.loop.close()
 
 
-class RemoteExecutor(ResilientExecutor):
+class RemoteExecutor(BaseExecutor):
     """Runs branches on SSH hosts. One per run; thread-safe; ``close()`` is idempotent.
 
     Concurrency is the sum of the hosts' slots (capped by ``max_workers``). Each
@@ -74,83 +84,83 @@ class RemoteExecutor(ResilientExecutor):
 
     strategy = "remote"
 
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, Any] | None, locate: Locate = _nowhere) -> RemoteSettings:
+        """``settings.parallel.remote`` (merged with a fan-out's override) as the typed
+        record ``run`` expects in ``ParallelConfig.options``; raises ``SchemaError``."""
+        return RemoteSettings.parse(raw, locate)
+
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__(max_workers)
         self._loop: _LoopThread | None = None
         self._clusters: dict[RemoteSettings, Cluster] = {}
         self._avoid: dict[str, set[str]] = {}
         self._warned: set[str] = set()
+        self._traffic = Traffic()
         self._lock = threading.Lock()
+
+    def traffic(self) -> dict[str, int]:
+        """Bytes sent to each host so far for branches (programs, shared states, tasks),
+        counted by the transport; the tea binary is not included."""
+        return self._traffic.snapshot()
 
     def run(
         self,
         program: BranchProgram,
         tasks: Sequence[BranchTask],
         config: ParallelConfig,
-        cancel: Any = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[BranchResult]:
         """Start the batch and yield results as branches finish (see ``ParallelExecutor``)."""
-        if self._closed:
-            raise RuntimeError("the remote executor is closed")
-        settings = RemoteSettings.from_mapping(config.remote)
-        if settings.transport == "gnu_parallel":
-            from remote.gnu_transport import run_batch
+        self._check_open()
+        settings = _settings(config)
+        if settings.transport != "gnu_parallel":
+            return super().run(program, tasks, config, cancel)
+        check_key_files(settings)
+        basefile = resolve_basefile(settings)
+        return run_batch(settings, basefile, Batch.prepare(program, tasks), config, cancel, self._traffic)
 
-            check_key_files(settings)
-            key, payload = program_payload(program, tasks)
-            basefile = resolve_basefile(settings)
-            return run_batch(settings, basefile, key, payload, tasks, config, cancel)
-        cluster = self._cluster(settings, config)
-        slots = sum(h.spec.slots for h in cluster.pool.hosts)
-        workers = min(config.max_workers or self._max_workers or slots, slots)
-        attempt = self._prepare(program, tasks, config, workers)
-        return self._runner.run(tasks, config, attempt, workers=workers, cancel=cancel)
+    def _workers(self, config: ParallelConfig) -> int:
+        slots = sum(host.slots for host in _settings(config).hosts)
+        return min(config.max_workers or self._max_workers or slots, slots)
 
     def _prepare(
-        self,
-        program: BranchProgram,
-        tasks: Sequence[BranchTask],
-        config: ParallelConfig,
-        workers: int,
+        self, program: BranchProgram, tasks: Sequence[BranchTask], config: ParallelConfig, workers: int
     ) -> Attempt:
-        """The batch's ``attempt``: its hosts (connected lazily) and its program payload."""
-        cluster = self._cluster(RemoteSettings.from_mapping(config.remote), config)
-        key, payload = program_payload(program, tasks)
-        return partial(self._attempt, cluster, key, payload)
+        """The ``ssh`` transport's attempt: its hosts (connected lazily) and the batch."""
+        cluster = self._cluster(_settings(config), config)
+        return partial(self._attempt, cluster, Batch.prepare(program, tasks))
 
     def _cluster(self, settings: RemoteSettings, config: ParallelConfig) -> Cluster:
+        # asyncssh (300 ms to import) only once a fan-out runs: loading a workflow that
+        # uses this strategy (parse_options) never pays for it.
+        from remote.cluster import Cluster
+
         with self._lock:
             if self._loop is None:
                 self._loop = _LoopThread()
             if settings not in self._clusters:
-                made = _make_cluster(settings, config, self._warned)
+                made = _in_loop(partial(Cluster, settings, config, self._warned, self._traffic))
                 self._clusters[settings] = self._loop.call(made)
             return self._clusters[settings]
 
-    def _attempt(
-        self, cluster: Cluster, key: str, payload: dict[str, Any], ctx: AttemptContext
-    ) -> BranchResult:
+    def _attempt(self, cluster: Cluster, batch: Batch, ctx: AttemptContext) -> BranchResult:
         task = ctx.task
         try:
-            json_check(task.state, f"the state of branch {task.branch_id}", branch=task.branch_id)
+            state = batch.state_of(task)
         except SerializationError as exc:
-            return failed(task, replace(ErrorInfo.from_exception(exc), traceback=None))
+            return failed(task, error_info(exc, traceback=False))
         if cluster.fatal is not None:
             return failed(task, _whole_story(cluster.fatal))
-        assert self._loop is not None
         avoid = self._avoid.setdefault(task.branch_id, set())
-        dispatch = Dispatch()
-        future = asyncio.run_coroutine_threadsafe(
-            cluster.run(key, payload, asdict(task), avoid, dispatch), self._loop.loop
-        )
-        future.add_done_callback(lambda _: dispatch.finished())
-        unhook = ctx.token.on_cancel(partial(_abandon, dispatch, future))
+        attempt, future = cluster.start(batch.program, state, task_message(task), avoid)
+        unhook = ctx.token.on_cancel(partial(_abandon, attempt, future))
         try:
-            if not dispatch.wait(ctx.timeout_seconds):
-                _abandon(dispatch, future)  # its coroutine kills the worker running it
+            if not attempt.wait(ctx.timeout_seconds):
+                _abandon(attempt, future)  # its coroutine kills the worker running it
             data, host = future.result()
         except concurrent.futures.CancelledError:
-            return _stopped(ctx, dispatch.host, avoid)
+            return _stopped(ctx, attempt.host, avoid)
         except (AllHostsDown, RemoteSetupError) as exc:
             return failed(task, _whole_story(exc), host=exc.host)
         finally:
@@ -159,11 +169,7 @@ class RemoteExecutor(ResilientExecutor):
         error = result.error
         if error is not None:
             avoid.add(host)  # a retry of this branch prefers another host
-            tail = data.get("stderr_tail")
-            text = error.traceback or ""
-            if tail:
-                text += f"\n--- stderr of the worker on {host} (last lines) ---\n{tail}\n"
-            error = replace(error, host=host, traceback=text or None)
+            error = with_stderr(replace(error, host=host), data.get("stderr_tail") or "", f"the worker on {host}")
         return replace(result, host=host, error=error, attempts=task.attempt)
 
     def close(self) -> None:
@@ -184,8 +190,17 @@ class RemoteExecutor(ResilientExecutor):
         self._loop = None
 
 
-def _abandon(dispatch: Dispatch, future: concurrent.futures.Future[Any]) -> None:
-    dispatch.abandoned = True
+def _settings(config: ParallelConfig) -> RemoteSettings:
+    if isinstance(config.options, RemoteSettings):
+        return config.options
+    raise RemoteSetupError(
+        "the remote strategy was given no parsed settings (ParallelConfig.options)",
+        hint="load the workflow with tea.load, or pass options=RemoteExecutor.parse_options(...)",
+    )
+
+
+def _abandon(attempt: RemoteAttempt, future: concurrent.futures.Future[Any]) -> None:
+    attempt.abandoned = True
     future.cancel()
 
 
@@ -201,7 +216,7 @@ def _stopped(ctx: AttemptContext, host: str | None, avoid: set[str]) -> BranchRe
 
 def _whole_story(exc: BranchError) -> ErrorInfo:
     """The error with its hint and stderr in the message; the driver's traceback says nothing."""
-    return replace(ErrorInfo.from_exception(exc), message=str(exc), traceback=None)
+    return replace(error_info(exc, traceback=False), message=str(exc))
 
 
 async def _cancel_all() -> None:
@@ -212,6 +227,6 @@ async def _cancel_all() -> None:
     await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def _make_cluster(settings: RemoteSettings, config: ParallelConfig,
-                        warned: set[str]) -> Cluster:  # fmt: skip
-    return Cluster(settings, config, warned)
+async def _in_loop(make: partial[Cluster]) -> Cluster:
+    """``make()`` on the loop's thread (a cluster's asyncio objects belong to that loop)."""
+    return make()

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from remote.hosts import HostSpec
+from remote.config import HostSpec
 
 __all__ = [
     "JobRow",
@@ -83,7 +83,7 @@ def ssh_login(host: HostSpec, cmd: ParallelCommand) -> str:
         "-o", f"ConnectTimeout={max(1, round(cmd.connect_timeout))}",
         "-o", f"ServerAliveInterval={max(1, round(cmd.keepalive_seconds))}",
         "-o", "ServerAliveCountMax=3",
-    ]  # fmt: skip
+    ]
     if host.port:
         ssh += ["-p", str(host.port)]
     target = f"{host.user}@{host.hostname}" if host.user else host.hostname
@@ -114,7 +114,7 @@ def build_command(cmd: ParallelCommand) -> list[str]:
         "--return", "{.}" + RESULT_SUFFIX,
         "--return", "{.}" + STDERR_SUFFIX,
         "--joblog", cmd.joblog,
-    ]  # fmt: skip
+    ]
     if cmd.timeout_seconds is not None:
         argv += ["--timeout", f"{cmd.timeout_seconds:g}"]
     if cmd.retries > 1:

@@ -4,7 +4,9 @@
 
     connect (host key checked against known_hosts; keepalive on)
       └─ one shell round trip: mkdir cache, mktemp -d workdir (mode 700), uname -m,
-         sha256 of the cached binary
+         sha256 of the cached binary; both directories made absolute (a relative
+         ``cache_dir`` or ``workdir`` is relative to the remote home, where the
+         session starts, not to the workdir the worker later runs in)
            └─ SFTP upload of the binary only when that hash differs (temp name, then rename)
                 └─ exec <binary> worker  ◄─ hello line (protocol, version, build, pgid)
 
@@ -25,100 +27,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import os
 import secrets
 import shlex
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
-from remote.bundle import default_basefile
-from remote.channel import HostDown, RemoteSetupError, WorkerChannel
-from remote.config import RemoteSettings
-from remote.hosts import HostSpec
+from remote.channel import WorkerChannel
+from remote.config import HostSpec, RemoteSettings
+from remote.errors import HostDown, RemoteSetupError
+from remote.local_files import Basefile
+from remote.payload import Traffic
 
-__all__ = ["Basefile", "HostSession", "check_key_files", "resolve_basefile"]
+__all__ = ["HostSession"]
 
-_ELF_MACHINES = {0x03: "i686", 0x28: "arm", 0x3E: "x86_64", 0xB7: "aarch64", 0xF3: "riscv64"}
 _ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "i686", "i586": "i686"}
-
-
-@dataclass(frozen=True, slots=True)
-class Basefile:
-    """The local binary to ship, with its SHA-256 and target architecture."""
-
-    path: Path
-    sha256: str
-    arch: str | None
-
-    @classmethod
-    def from_path(cls, path: Path) -> Basefile:
-        if not path.is_file():
-            what = "is a directory, not a file" if path.is_dir() else "does not exist"
-            raise RemoteSetupError(
-                f"basefile {path} {what}",
-                hint="build the binary with `tea bundle -o dist/tea` and set "
-                "settings.parallel.remote.basefile to the file",
-            )
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            head = handle.read(20)
-            digest.update(head)
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        arch = None
-        if head[:4] == b"\x7fELF":
-            machine = int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
-            arch = _ELF_MACHINES.get(machine, "unknown")
-        return cls(path, digest.hexdigest(), arch)
-
-    @property
-    def remote_name(self) -> str:
-        return f"tea-{self.sha256[:16]}"
-
-
-def resolve_basefile(settings: RemoteSettings) -> Basefile:
-    """The binary to ship: ``basefile``, or the running one when tea is frozen."""
-    path = Path(settings.basefile).expanduser() if settings.basefile else default_basefile()
-    if path is None:
-        raise RemoteSetupError(
-            "the remote strategy needs a tea binary to ship, and this tea is not one",
-            hint="build one with `tea bundle -o dist/tea` and set "
-            "settings.parallel.remote.basefile: dist/tea",
-        )
-    return Basefile.from_path(path)
 
 
 def _q(word: str) -> str:
     return shlex.quote(word)
 
 
-def check_key_files(settings: RemoteSettings) -> None:
-    """``identity_file`` and ``known_hosts`` must be readable files: say so before connecting."""
-    for key in ("identity_file", "known_hosts"):
-        value = getattr(settings, key)
-        if value is None:
-            continue
-        path = Path(value).expanduser()
-        if path.is_dir():
-            problem = "is a directory, not a file"
-        elif not path.exists():
-            problem = "does not exist"
-        elif not os.access(path, os.R_OK):
-            problem = "cannot be read"
-        else:
-            continue
-        hint = (
-            "point it at your private key, or leave it out to use ssh's defaults"
-            if key == "identity_file"
-            else f"trust each host once, after checking its fingerprint: "
-            f"ssh-keyscan -p PORT HOST >> {path}"
-        )
-        raise RemoteSetupError(f"settings.parallel.remote.{key}: {path} {problem}", hint=hint)
+def _from_home(path: str) -> str:
+    """``path`` for a shell started in the remote home: ``~/x`` is ``x`` (quoting would
+    keep the tilde from expanding)."""
+    if path == "~":
+        return "."
+    return (path[2:] or ".") if path.startswith("~/") else path
 
 
 class HostSession:
@@ -128,13 +65,18 @@ class HostSession:
     gone; a new session is then needed for that host.
     """
 
-    def __init__(self, spec: HostSpec, settings: RemoteSettings, basefile: Basefile,
-                 env: dict[str, str]) -> None:  # fmt: skip
+    def __init__(
+        self, spec: HostSpec, settings: RemoteSettings, basefile: Basefile, env: dict[str, str], traffic: Traffic
+    ) -> None:
         self.spec = spec
         self.settings = settings
         self.basefile = basefile
         self.env = env
+        self.traffic = traffic
         self.workdir: str | None = None
+        """The run's private directory on the host (absolute), once prepared."""
+        self.binary: str | None = None
+        """Where the tea binary sits on the host (absolute), once prepared."""
         self.uploaded = False
         self.dead: HostDown | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
@@ -146,10 +88,6 @@ class HostSession:
     @property
     def name(self) -> str:
         return self.spec.name
-
-    @property
-    def binary(self) -> str:
-        return f"{self.settings.cache_dir.rstrip('/')}/{self.basefile.remote_name}"
 
     @property
     def _timeout(self) -> float:
@@ -219,26 +157,33 @@ class HostSession:
         return str(exc) or type(exc).__name__
 
     async def _prepare(self) -> dict[str, str]:
-        s = self.settings
-        binary = _q(self.binary)
+        """Create the directories and learn the host's facts (``wd``, ``bin``, ``arch``, ``sha``)."""
+        workdir, cache = _from_home(self.settings.workdir), _from_home(self.settings.cache_dir)
         script = (
-            f"umask 077; mkdir -p -- {_q(s.workdir)} {_q(s.cache_dir)} || exit 3; "
-            f"wd=$(mktemp -d {_q(s.workdir.rstrip('/') + '/tea-run.XXXXXXXXXX')}) || exit 4; "
-            'printf "wd=%s\\narch=%s\\n" "$wd" "$(uname -m)"; '
-            f"if [ -f {binary} ]; then printf 'sha=%s\\n' "
-            f'"$( (sha256sum {binary} 2>/dev/null || shasum -a 256 {binary}) | cut -d" " -f1)"; fi'
+            f"umask 077; mkdir -p -- {_q(workdir)} {_q(cache)} || exit 3; "
+            f"cache=$(cd -- {_q(cache)} && pwd -P) || exit 3; "
+            f"wd=$(mktemp -d {_q(workdir.rstrip('/') + '/tea-run.XXXXXXXXXX')}) && "
+            'wd=$(cd -- "$wd" && pwd -P) || exit 4; '
+            f'bin="$cache"/{_q(self.basefile.remote_name)}; '
+            'printf "wd=%s\\nbin=%s\\narch=%s\\n" "$wd" "$bin" "$(uname -m)"; '
+            """if [ -f "$bin" ]; then printf 'sha=%s\\n' """
+            """"$( (sha256sum "$bin" 2>/dev/null || shasum -a 256 "$bin") | cut -d" " -f1)"; fi"""
         )
         assert self._conn is not None
         done = await self._conn.run(script, check=False, timeout=self._timeout)
         stdout, stderr = str(done.stdout or ""), str(done.stderr or "").strip()
         if done.exit_status != 0:
-            what = {3: f"cannot create {s.workdir} or {s.cache_dir}",
-                    4: f"cannot create a private workdir under {s.workdir}"}  # fmt: skip
-            message = what.get(done.exit_status or 0, f"preparing the host failed "
-                               f"(exit {done.exit_status})")  # fmt: skip
-            raise HostDown(f"{message}: {stderr}", host=self.name, stderr_tail=stderr)
+            s = self.settings
+            what = {
+                3: f"cannot create {s.workdir} or {s.cache_dir}",
+                4: f"cannot create a private workdir under {s.workdir}",
+            }
+            message = what.get(done.exit_status or 0, f"preparing the host failed (exit {done.exit_status})")
+            # A directory that cannot be created will not appear later in the run.
+            permanent = done.exit_status in what
+            raise HostDown(f"{message}: {stderr}", host=self.name, stderr_tail=stderr, permanent=permanent)
         facts = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
-        self.workdir = facts["wd"]
+        self.workdir, self.binary = facts["wd"], facts["bin"]
         return facts
 
     def _check_arch(self, remote: str) -> None:
@@ -252,7 +197,7 @@ class HostSession:
             )
 
     async def _upload_binary(self) -> None:
-        assert self._conn is not None
+        assert self._conn is not None and self.binary is not None
         final = self.binary
         partial = f"{final}.{secrets.token_hex(4)}.part"
         async with self._conn.start_sftp_client() as sftp:
@@ -268,14 +213,18 @@ class HostSession:
         self.uploaded = True
 
     async def _start_worker(self) -> WorkerChannel:
-        assert self._conn is not None and self.workdir is not None
-        command = (
-            f"cd {_q(self.workdir)} && exec {_q(self.binary)} worker --slots {self.spec.slots}"
-        )
+        assert self._conn is not None and self.workdir is not None and self.binary is not None
+        command = f"cd {_q(self.workdir)} && exec {_q(self.binary)} worker --slots {self.spec.slots}"
         try:
-            worker = await WorkerChannel.start(self._conn, self.name, command,
-                                               binary=self.binary, env=self.env,
-                                               timeout=self._timeout)  # fmt: skip
+            worker = await WorkerChannel.start(
+                self._conn,
+                self.name,
+                command,
+                binary=self.binary,
+                env=self.env,
+                timeout=self._timeout,
+                traffic=self.traffic,
+            )
         except (OSError, asyncssh.Error) as exc:
             raise HostDown(f"cannot start the worker: {self._why(exc)}", host=self.name) from exc
         self._workers.append(worker)
@@ -344,7 +293,7 @@ class HostSession:
         words = []
         if remove and self.workdir:
             words.append(_q(self.workdir))
-        if remove and not self.settings.keep_binary:
+        if remove and not self.settings.keep_binary and self.binary:
             words.append(_q(self.binary))
         commands = [c for c in (w.kill_command() for w in self._workers) if c is not None]
         if words:

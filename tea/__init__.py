@@ -9,14 +9,16 @@ The public API::
     workflow.invoke({"ok": True}, checkpoint="ckpt.json")   # resume
 
 ``tea.StateGraph`` builds a graph in Python; ``tea.register_action`` adds an
-action for ``uses:``. Imports are lazy so that ``tea --version`` stays fast.
+action for ``uses:``. What a command line needs besides (signals, secrets,
+checkpoints, validation, diagrams) is here too, so ``tea.cli`` and other front
+ends use only this module. Imports are lazy so that ``tea --version`` stays fast.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from tea.version import __version__
 
 __all__ = [
     "END",
@@ -26,23 +28,32 @@ __all__ = [
     "CheckpointError",
     "LoadError",
     "ParallelConfig",
+    "RedactingFilter",
     "Run",
     "RunError",
+    "Secrets",
     "StateGraph",
     "TeaError",
     "Workflow",
     "__version__",
+    "collect_errors",
+    "graceful_signals",
     "load",
+    "load_checkpoint",
     "loads",
+    "parse_secrets_arg",
     "register_action",
     "register_reducer",
+    "render_diagram",
+    "secrets_from_env",
 ]
 
+# name -> "module" (same name there) or "module:name"
 _LAZY = {
     "END": "tea.graph",
     "START": "tea.graph",
-    "STREAM_MODES": "tea.runner",
-    "Run": "tea.runner",
+    "STREAM_MODES": "tea.run",
+    "Run": "tea.run",
     "StateGraph": "tea.builder",
     "Workflow": "tea.workflow",
     "load": "tea.workflow",
@@ -55,26 +66,40 @@ _LAZY = {
     "LoadError": "tea.errors",
     "RunError": "tea.errors",
     "CheckpointError": "tea.errors",
+    "Secrets": "tea.secrets",
+    "RedactingFilter": "tea.secrets",
+    "parse_secrets_arg": "tea.secrets",
+    "secrets_from_env": "tea.secrets",
+    "graceful_signals": "tea.signals",
+    "load_checkpoint": "tea.checkpoint",
+    "collect_errors": "tea.loader",
+    "render_diagram": "tea.diagram:render",
 }
 
 if TYPE_CHECKING:
     from executors.base import BranchResult, ParallelConfig
     from tea.actions import register_action
     from tea.builder import StateGraph
+    from tea.checkpoint import load_checkpoint
+    from tea.diagram import render as render_diagram
     from tea.errors import CheckpointError, LoadError, RunError, TeaError
     from tea.graph import END, START
-    from tea.runner import STREAM_MODES, Run
+    from tea.loader import collect_errors
+    from tea.run import STREAM_MODES, Run
+    from tea.secrets import RedactingFilter, Secrets, parse_secrets_arg, secrets_from_env
+    from tea.signals import graceful_signals
     from tea.state import register_reducer
     from tea.workflow import Workflow, load, loads
 
 
 def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
+    target = _LAZY.get(name)
+    if target is None:
         raise AttributeError(f"module 'tea' has no attribute '{name}'")
     import importlib
 
-    value = getattr(importlib.import_module(module_name), name)
+    module_name, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module_name), attr or name)
     globals()[name] = value
     return value
 

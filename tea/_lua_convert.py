@@ -66,8 +66,9 @@ def plain(value: Any, where: str, depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return _plain_sequence(value, where, depth)
     if isinstance(value, BranchResult):
-        merged = dict(value.state)
-        merged.update(value.to_dict())
+        state = value.state
+        record = {k: v for k, v in value.to_dict().items() if k != "update"}
+        merged = {**state, **record, "state": state}
         return _plain_mapping(merged, where, depth)
     if isinstance(value, int):  # IntEnum and other int subclasses
         _check_int(value, where)

@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from executors.base import ParallelConfig
-from tea.errors import RunError, SchemaError
+from tea.errors import SchemaError
 from tea.graph import END, START, Edge, FanOut, Graph, Node, Route
 from tea.nodes import CallableBody
 from tea.workflow import Workflow
@@ -49,7 +49,7 @@ class StateGraph:
         self.name = name
         self._nodes: dict[str, Node] = {}
         self._entry: str | None = None
-        self._edges: list[tuple[str, Edge | _DynamicEdge]] = []
+        self._edges: list[tuple[str, Edge]] = []
         self._fanouts: list[FanOut] = []
         self._reducers = dict(reducers or {})
 
@@ -80,10 +80,10 @@ class StateGraph:
     ) -> StateGraph:
         condition = _FunctionCondition(path)
         if path_map is None:
-            self._edges.append((source, _DynamicEdge(condition, source)))
+            self._edges.append((source, Edge("<dynamic>", condition, dynamic=True)))
         else:
             for value, target in path_map.items():
-                self._edges.append((source, Edge(target, condition, value, True)))  # type: ignore[arg-type]
+                self._edges.append((source, Edge(target, condition, value, True)))
         return self
 
     def add_parallel_edges(
@@ -94,7 +94,9 @@ class StateGraph:
         fan_in: str,
         config: ParallelConfig | None = None,
     ) -> StateGraph:
-        self._fanouts.append(FanOut(source, tuple(targets), fan_in, config or ParallelConfig()))
+        self._fanouts.append(
+            FanOut(source=source, fan_in=fan_in, config=config or ParallelConfig(), targets=tuple(targets))
+        )
         return self
 
     def compile(self, *, parallel: ParallelConfig | None = None, recursion_limit: int = 10_000) -> Workflow:
@@ -110,9 +112,9 @@ class StateGraph:
         for source, edge in self._edges:
             if source not in nodes:
                 raise SchemaError(f"edge from unknown node '{source}'")
-            if isinstance(edge, Edge) and edge.target not in known:
+            if not edge.dynamic and edge.target not in known:
                 raise SchemaError(f"edge to unknown node '{edge.target}'")
-            nodes[source].route.edges.append(edge)  # type: ignore[arg-type]
+            nodes[source].route.edges.append(edge)
         for fan in self._fanouts:
             for target in (fan.source, *fan.targets, fan.fan_in):
                 if target not in known:
@@ -141,21 +143,3 @@ class StateGraph:
         return Workflow(graph)
 
 
-class _DynamicEdge:
-    """An edge whose target is whatever the routing function returns."""
-
-    target = "<dynamic>"
-
-    def __init__(self, condition: _FunctionCondition, source: str) -> None:
-        self.condition = condition
-        self.source = source
-
-    def pick(self, state: Mapping[str, Any], scope: Any) -> str:
-        target = str(self.condition.evaluate(state, scope))
-        if target != END and target not in scope.graph.nodes:
-            raise RunError(
-                f"the routing function returned '{target}', which is not a node",
-                node=self.source,
-                hint=f"known nodes: {', '.join(scope.graph.nodes)}, {END}",
-            )
-        return target

@@ -13,10 +13,8 @@ written, flushed and fsynced, renamed over the final name, and the directory is
 fsynced, so a process killed at any moment leaves either no file or a whole one
 under ``<node>-<position>-<utc ms>-<random>.json``.
 
-A fan-out in progress journals each finished branch as one JSON line in a file
-beside its checkpoint (``*.journal.jsonl``), fsynced per line; a resumed fan-out
-runs only the branches the journal does not hold. A torn last line (the process
-died mid-append) is ignored and cut off before the next append.
+A fan-out in progress journals its finished branches beside its checkpoint
+(``tea.journal``).
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ import json
 import os
 import re
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -34,19 +31,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from executors.base import BranchResult
 from tea.errors import CheckpointError
 
 __all__ = [
     "FORMAT_VERSION",
     "POSITIONS",
     "REASONS",
-    "BranchJournal",
     "Checkpoint",
+    "dump_json",
     "ensure_same_workflow",
+    "fsync_dir",
     "latest_checkpoint",
     "load_checkpoint",
     "save_checkpoint",
+    "unique_name",
     "workflow_hash",
 ]
 
@@ -137,15 +135,16 @@ def save_checkpoint(
         "error": error,
         "created_at": created,
     }
-    plain = json.loads(_dumps(body, "checkpoint"))
+    plain = json.loads(dump_json(body, "checkpoint"))
     plain["checksum"] = _checksum(plain)
     Path(directory).mkdir(parents=True, exist_ok=True)
-    path = Path(directory) / f"{name or _unique_name(ckpt.node, ckpt.position)}.json"
-    _atomic_write(path, json.dumps(plain, indent=1, ensure_ascii=False).encode("utf-8"), sync=sync)
+    path = Path(directory) / f"{name or unique_name(ckpt.node, ckpt.position)}.json"
+    # One line: the C encoder writes a large state many times faster than an indented one.
+    _atomic_write(path, json.dumps(plain, ensure_ascii=False).encode("utf-8"), sync=sync)
     return path
 
 
-def _dumps(value: Any, what: str) -> str:
+def dump_json(value: Any, what: str) -> str:
     """JSON text of ``value``; objects go through ``to_dict()`` or fail naming their key."""
     try:
         return json.dumps(value, default=_to_json, ensure_ascii=False)
@@ -200,7 +199,7 @@ def _checksum(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _unique_name(node: str, *parts: str) -> str:
+def unique_name(node: str, *parts: str) -> str:
     """``<node>-<parts>-<utc ms>-<random>``, with the node name made safe for a file name."""
     safe = _UNSAFE_NAME.sub("_", node).strip("._")[:80] or "node"
     return "-".join([safe, *parts, str(time.time_ns() // 1_000_000), os.urandom(4).hex()])
@@ -226,10 +225,10 @@ def _atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     if sync:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     # The rename (or a new journal) is durable only once the directory entry is.
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -318,96 +317,3 @@ def latest_checkpoint(directory: Path) -> Path | None:
         if best is None or key > best:
             best, found = key, path
     return found
-
-
-# -- the branch journal ----------------------------------------------------------
-
-
-class BranchJournal:
-    """The results of the finished branches of one fan-out, one fsynced JSON line each.
-
-    Safe to call from several threads; meant for one process at a time.
-    """
-
-    SUFFIX = ".journal.jsonl"
-
-    def __init__(self, path: Path, *, redact: Callable[[Any], Any] | None = None) -> None:
-        self.path = Path(path)
-        self._redact = redact
-        self._lock = threading.Lock()
-        self._tail_checked = False
-
-    @classmethod
-    def new(cls, directory: Path, node: str, *, redact: Callable[[Any], Any] | None = None) -> BranchJournal:
-        """A journal with a fresh name in ``directory`` for a fan-out at ``node``."""
-        return cls(Path(directory) / f"{_unique_name(node)}{cls.SUFFIX}", redact=redact)
-
-    def record(self, result: BranchResult) -> None:
-        """Append ``result``; it is on disk (fsynced) when this returns."""
-        data = result.to_dict()
-        if self._redact is not None:
-            data["state"] = self._redact(data["state"])
-            if data.get("error") is not None:
-                data["error"] = self._redact(data["error"])
-        line = (_dumps(data, f"result of branch {result.branch_id}") + "\n").encode("utf-8")
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            created = not self.path.exists()
-            with open(self.path, "ab") as out:
-                if not self._tail_checked:
-                    self._cut_torn_tail(out)
-                    self._tail_checked = True
-                out.write(line)
-                out.flush()
-                os.fsync(out.fileno())
-            if created:
-                _fsync_dir(self.path.parent)
-
-    def _cut_torn_tail(self, out: Any) -> None:
-        # A line torn by a kill would otherwise glue itself to the next record
-        # and turn into a damaged line in the middle of the journal.
-        if out.seek(0, os.SEEK_END) == 0:
-            return
-        content = self.path.read_bytes()
-        body = content[:-1] if content.endswith(b"\n") else content
-        start = body.rfind(b"\n") + 1
-        if not content.endswith(b"\n") or self._parse(body[start:]) is None:
-            out.truncate(start)
-            out.seek(0, os.SEEK_END)
-
-    def load(self) -> dict[str, BranchResult]:
-        """The recorded results by branch id (a later record of a branch wins).
-
-        A missing journal holds nothing; a torn last line is ignored; a damaged
-        line before it is a ``CheckpointError``.
-        """
-        try:
-            content = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise CheckpointError(f"cannot read journal {self.path}: {exc}") from exc
-        lines = content.split(b"\n")
-        if lines[-1] == b"":
-            lines.pop()
-        results: dict[str, BranchResult] = {}
-        for number, line in enumerate(lines, start=1):
-            result = self._parse(line)
-            if result is None:
-                if number == len(lines):
-                    break
-                raise CheckpointError(f"journal {self.path} is corrupt at line {number}")
-            results[result.branch_id] = result
-        return results
-
-    @staticmethod
-    def _parse(line: bytes) -> BranchResult | None:
-        try:
-            data = json.loads(line.decode("utf-8"))
-            return BranchResult.from_dict(data) if isinstance(data, dict) else None
-        except (UnicodeDecodeError, ValueError, TypeError):
-            return None
-
-    def remove(self) -> None:
-        """Delete the journal (the fan-out is over and its fan-in has run)."""
-        self.path.unlink(missing_ok=True)

@@ -1,5 +1,10 @@
 """The ``tea`` command line. Calls only the public API (and the remote entry points).
 
+It uses ``tea``'s top level (including what a front end needs besides
+running: signals, secrets, checkpoints, validation, diagrams), ``tea.errors``
+and ``tea.version``, and the ``remote`` package for ``tea worker`` and
+``tea bundle``.
+
 Exit codes: 0 success; 1 the workflow failed (a checkpoint path is printed);
 2 invalid workflow, input or checkpoint; 3 stopped at an interrupt (checkpoint
 saved); 130 / 143 stopped by SIGINT / SIGTERM (checkpoint saved). No Python
@@ -11,20 +16,21 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
-from tea import __version__
-from tea._entry import version_text
+import tea
+from tea.errors import InputError, RunError, TeaError
+from tea.version import __version__, version_text
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3
 log = logging.getLogger("tea")
-
-
 
 
 def _json_default(value: Any) -> Any:
@@ -61,9 +67,7 @@ def _setup_logging(verbose: int, quiet: bool, secrets: Mapping[str, Any] | None 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     if secrets:
-        from tea.secrets import RedactingFilter, Secrets
-
-        handler.addFilter(RedactingFilter(Secrets(dict(secrets))))
+        handler.addFilter(tea.RedactingFilter(tea.Secrets(dict(secrets))))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -71,12 +75,8 @@ def _setup_logging(verbose: int, quiet: bool, secrets: Mapping[str, Any] | None 
 
 def _fail(exc: BaseException, verbose: int, code: int | None = None, secrets: Any = None) -> NoReturn:
     """Print ``exc`` for a person (a traceback only with ``-v``), redacted, and exit."""
-    from tea.errors import TeaError
-
     redact = secrets.redact_text if secrets is not None else (lambda text: text)
     if verbose:
-        import traceback
-
         click.echo(redact("".join(traceback.format_exception(exc))), err=True, nl=False)
         details = getattr(exc, "details", None)
         if details:
@@ -93,8 +93,6 @@ def _fail(exc: BaseException, verbose: int, code: int | None = None, secrets: An
 
 def _read_object(text: str, what: str, cwd: Path) -> dict[str, Any]:
     """``JSON`` or ``@file.json`` / ``@file.yaml`` that must hold an object."""
-    from tea.errors import InputError
-
     source = what
     if not text.strip() or text.strip() == "@":
         raise InputError(f"{what} is empty", hint="""pass a JSON object, e.g. -i '{"key": "value"}', or @file.json""")
@@ -127,8 +125,6 @@ def _read_object(text: str, what: str, cwd: Path) -> dict[str, Any]:
 
 
 def _must_be_object(value: Any, source: str) -> dict[str, Any]:
-    from tea.errors import InputError
-
     if not isinstance(value, dict):
         raise InputError(f"{source} must be a JSON object, not {type(value).__name__}",
                          hint="""wrap it in an object, e.g. {"value": ...}""")
@@ -140,15 +136,11 @@ def _names(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _secrets(secrets: str | None, secrets_env: str | None) -> dict[str, Any]:
-    import os
-
-    from tea.secrets import parse_secrets_arg, secrets_from_env
-
     values: dict[str, Any] = {}
     if secrets_env:
-        values.update(secrets_from_env(secrets_env, os.environ))
+        values.update(tea.secrets_from_env(secrets_env, os.environ))
     if secrets:
-        values.update(parse_secrets_arg(secrets, cwd=Path.cwd()))
+        values.update(tea.parse_secrets_arg(secrets, cwd=Path.cwd()))
     return values
 
 
@@ -181,22 +173,17 @@ def run_options(fn: Any) -> Any:
     return fn
 
 
-def _execute(workflow: Any, opts: dict[str, Any], *, state: dict[str, Any] | None,
+def _execute(workflow: tea.Workflow, opts: dict[str, Any], *, state: dict[str, Any] | None,
              checkpoint: str | None = None, force: bool = False) -> None:
-    from tea.durable import durable_run
-    from tea.errors import InputError, RunError, TeaError
-    from tea.secrets import Secrets
-    from tea.signals import graceful_signals
-
-    secrets = Secrets(opts["secrets_values"])
+    secrets = tea.Secrets(opts["secrets_values"])
     output = Path(opts["output"]) if opts["output"] else None
     if output is not None and not output.parent.is_dir():
         _fail(InputError(f"--output {output}: the directory {output.parent} does not exist",
                          hint="create it first, or write the output elsewhere"), opts["verbose"])
-    with graceful_signals() as stop:
+    with tea.graceful_signals() as stop:
         try:
-            run = durable_run(
-                workflow.graph, state, secrets=secrets, stream_mode=opts["stream_mode"],
+            run = workflow.run(
+                state, secrets=secrets, stream_mode=opts["stream_mode"],
                 checkpoint=checkpoint, checkpoint_dir=opts["checkpoint_dir"],
                 interrupt_before=_names(opts["interrupt_before"]),
                 interrupt_after=_names(opts["interrupt_after"]),
@@ -209,23 +196,31 @@ def _execute(workflow: Any, opts: dict[str, Any], *, state: dict[str, Any] | Non
                 if opts["stream"]:
                     click.echo(_dumps(event))
         except TeaError as exc:
-            path = getattr(run, "checkpoint_path", None)
-            if path is not None:
-                click.echo(f"checkpoint: {path}", err=True)
+            if run.checkpoint_path is not None:
+                click.echo(f"checkpoint: {run.checkpoint_path}", err=True)
             _fail(exc, opts["verbose"], EXIT_FAILED if isinstance(exc, RunError) else None, secrets)
+    if run.stopped is not None:
+        _stopped(run, opts["quiet"])
+    _write_final(secrets.redact(run.state), output, opts)
+
+
+def _stopped(run: tea.Run, quiet: bool) -> NoReturn:
+    """Report a run that stopped at an interrupt or a signal (its checkpoint saved) and exit."""
     stopped = run.stopped
-    if stopped is not None:
-        click.echo(f"checkpoint: {run.checkpoint_path}", err=True)
-        if stopped.reason.startswith("signal:"):
-            signum = int(stopped.reason.split(":")[1])
-            if not opts["quiet"]:
-                click.echo(f"stopped by signal {signum} before node '{stopped.node}'", err=True)
-            sys.exit(128 + signum)
-        if not opts["quiet"]:
-            click.echo(f"interrupted {stopped.position} node '{stopped.node}'; resume with: "
-                       f"tea resume {run.checkpoint_path}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    final = secrets.redact(run.state)
+    assert stopped is not None
+    click.echo(f"checkpoint: {run.checkpoint_path}", err=True)
+    if stopped.signum is not None:
+        if not quiet:
+            click.echo(f"stopped by signal {stopped.signum} before node '{stopped.node}'", err=True)
+        sys.exit(128 + stopped.signum)
+    if not quiet:
+        click.echo(f"interrupted {stopped.position} node '{stopped.node}'; resume with: "
+                   f"tea resume {run.checkpoint_path}", err=True)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def _write_final(final: dict[str, Any], output: Path | None, opts: dict[str, Any]) -> None:
+    """Print the final state, or write it to ``--output`` (printed instead if that fails)."""
     if output is not None:
         try:
             output.write_text(_dumps(final, indent=2) + "\n", encoding="utf-8")
@@ -247,9 +242,6 @@ def _prepare(opts: dict[str, Any]) -> None:
 @run_options
 def run(file: str, input_: str | None, **opts: Any) -> None:
     """Run a workflow and print its final state as JSON."""
-    import tea
-    from tea.errors import TeaError
-
     try:
         _prepare(opts)
         workflow = tea.load(file)
@@ -267,13 +259,9 @@ def run(file: str, input_: str | None, **opts: Any) -> None:
 @run_options
 def resume(checkpoint: str, workflow_file: str | None, force: bool, input_: str | None, **opts: Any) -> None:
     """Continue a run from a checkpoint, with an optional update merged into its state."""
-    import tea
-    from tea.checkpoint import load_checkpoint
-    from tea.errors import InputError, TeaError
-
     try:
         _prepare(opts)
-        ckpt = load_checkpoint(Path(checkpoint))
+        ckpt = tea.load_checkpoint(Path(checkpoint))
         path = workflow_file or ckpt.workflow_path
         if not path:
             raise InputError("the checkpoint does not record its workflow",
@@ -298,20 +286,18 @@ def resume(checkpoint: str, workflow_file: str | None, force: bool, input_: str 
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
 def validate(files: tuple[str, ...], quiet: bool) -> None:
     """Check workflows without running them; print every problem as file:line:col: message."""
-    from tea.loader import collect_errors, load_graph
-
     failed = False
     for file in files:
-        errors = collect_errors(file)
+        errors = tea.collect_errors(file)
         if errors:
             failed = True
             for error in errors:
                 click.echo(str(error), err=True)
             continue
         if not quiet:
-            graph = load_graph(file)
-            edges = sum(len(n.route.targets()) for n in graph.nodes.values())
-            click.echo(f"OK: {file} ({len(graph.nodes)} nodes, {edges} routes)")
+            nodes = tea.load(file).graph.nodes
+            edges = sum(len(n.route.targets()) for n in nodes.values())
+            click.echo(f"OK: {file} ({len(nodes)} nodes, {edges} routes)")
     sys.exit(EXIT_INVALID if failed else EXIT_OK)
 
 
@@ -321,18 +307,14 @@ def validate(files: tuple[str, ...], quiet: bool) -> None:
               default="text", show_default=True)
 def inspect(file: str, fmt: str) -> None:
     """Show a workflow's nodes, routes and fan-outs."""
-    import tea
-    from tea.diagram import render
-    from tea.errors import TeaError
-
     try:
         workflow = tea.load(file)
     except TeaError as exc:
         _fail(exc, 0)
-    click.echo(render(workflow.graph, fmt))
+    click.echo(tea.render_diagram(workflow.graph, fmt))
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@cli.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def worker(ctx: click.Context) -> None:
     """Run branch tasks from stdin (used on remote hosts; not for direct use)."""
@@ -346,7 +328,6 @@ def worker(ctx: click.Context) -> None:
 def bundle(output: str) -> None:
     """Build the frozen one-file binary shipped to remote hosts (needs PyInstaller)."""
     from remote.bundle import build_bundle
-    from tea.errors import TeaError
 
     try:
         path = build_bundle(Path(output))
@@ -364,8 +345,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug of ours: say so plainly, traceback only with -v
         verbose = any(a in ("-v", "--verbose") or a.startswith("-vv") for a in args)
         if verbose:
-            import traceback
-
             traceback.print_exception(exc, file=sys.stderr)
         click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
         click.echo("  hint: run again with -v for the traceback, and report it", err=True)

@@ -31,7 +31,8 @@ def _edges(graph: Graph) -> list[tuple[str, str, str]]:
             for target in fan.targets:
                 out.append((name, target, f"parallel ({fan.config.strategy})"))
             out.append((name, fan.fan_in, "fan-in"))
-        fan_in = getattr(graph.nodes[name].body, "fan_in", None) if name in graph.nodes else None
+        dynamic = graph.nodes[name].fanout if name in graph.nodes else None
+        fan_in = dynamic.fan_in if dynamic is not None else None
         after = route.default_after_fanout or route.next
         if not (route.goto or route.rules or route.edges or route.fanouts) and after != fan_in:
             out.append((name, after, ""))

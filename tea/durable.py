@@ -1,6 +1,6 @@
 """Runs that lose nothing: interrupts, checkpoints, journaled fan-outs and resume.
 
-A ``DurableRun`` is a ``Run`` whose hooks save a checkpoint (``tea.checkpoint``)
+A durable run is a ``Run`` whose observer (``DurableObserver``) saves a checkpoint (``tea.checkpoint``)
 when it stops at an interrupt, fails, or is asked to stop by a signal, and that
 journals every finished branch of a fan-out, so that ``resume`` continues where
 the run left off and re-runs only the branches that had not finished.
@@ -16,20 +16,22 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from executors.base import BranchResult
+from tea.checkpoint import Checkpoint, ensure_same_workflow, load_checkpoint, save_checkpoint
 from tea.errors import CheckpointError, InputError, RunError, TeaError
 from tea.graph import Graph
-from tea.runner import Cursor, Event, Hooks, Run, Stop
+from tea.journal import BranchJournal
+from tea.run import Run, RunObserver
+from tea.runner import Cursor, Event, Stop
 
 if TYPE_CHECKING:
-    from executors.base import BranchResult
-    from tea.checkpoint import Checkpoint
     from tea.signals import StopFlag
 
-__all__ = ["DEFAULT_DIR_NAME", "DurableRun", "default_checkpoint_dir", "durable_run"]
+__all__ = ["DEFAULT_DIR_NAME", "DurableObserver", "default_checkpoint_dir", "durable_run"]
 
 log = logging.getLogger("tea.checkpoint")
 
@@ -48,47 +50,22 @@ def default_checkpoint_dir(graph: Graph, override: str | Path | None = None) -> 
     return base / DEFAULT_DIR_NAME
 
 
-class DurableHooks(Hooks):
-    def __init__(self, run: DurableRun, before: frozenset[str], after: frozenset[str]) -> None:
-        self.run = run
-        self.interrupt_before = before
-        self.interrupt_after = after
-
-    def stop_requested(self) -> int | None:
-        flag = self.run.stop_flag
-        return flag.requested if flag is not None else None
-
-    def node_done(self, node: str) -> None:
-        run = self.run
-        if run.autosave and time.monotonic() - run.saved_at >= run.interval:
-            run.autosave_after(node)
-
-    def journal(
-        self, fanout: str
-    ) -> tuple[dict[str, BranchResult], Callable[[BranchResult], None] | None]:
-        return self.run.journal_for(fanout)
-
-    def fanout_done(self, fanout: str) -> None:
-        self.run.fanout_pending = None
-
-
-class DurableRun(Run):
-    """A run that checkpoints where it stops and journals its fan-outs."""
+class DurableObserver(RunObserver):
+    """Checkpoints where the run stops or fails, saves progress, and journals fan-outs."""
 
     def __init__(
         self,
         graph: Graph,
-        state: Mapping[str, Any] | None,
         *,
         checkpoint_dir: Path,
         before: frozenset[str],
         after: frozenset[str],
-        cursor: Cursor | None = None,
         resumed_from: Checkpoint | None = None,
-        stop_flag: StopFlag | None = None,
         autosave: bool = False,
-        **options: Any,
     ) -> None:
+        self.graph = graph
+        self.interrupt_before = before
+        self.interrupt_after = after
         self.checkpoint_dir = checkpoint_dir
         self._owns_dir = not checkpoint_dir.exists() or checkpoint_dir.name == DEFAULT_DIR_NAME
         self.autosave = autosave
@@ -96,41 +73,79 @@ class DurableRun(Run):
         self.saved_at = float("-inf")
         self.resumed_from = resumed_from
         self.checkpoint_path: Path | None = None
-        self._journals: dict[str, Any] = {}
+        self._journals: dict[str, BranchJournal] = {}
         self.fanout_pending: dict[str, Any] | None = None
         """The fan-out in progress (its node and journal), for a checkpoint saved during it."""
         self._warned = False
         self.resumed_dir = checkpoint_dir
         """Where the checkpoint this run resumes lives (its fan-out journal is beside it)."""
         self.run_id = uuid.uuid4().hex[:12]
-        super().__init__(graph, state, cursor=cursor, hooks=DurableHooks(self, before, after),
-                         stop_flag=stop_flag, **options)
+        self._run: Run | None = None
+
+    @property
+    def run(self) -> Run:
+        assert self._run is not None, "DurableObserver.bind(run) first"
+        return self._run
+
+    def bind(self, run: Run) -> None:
+        self._run = run
+
+    def stop_requested(self) -> int | None:
+        flag = self.run.stop_flag
+        return flag.requested if flag is not None else None
+
+    def node_done(self, node: str) -> None:
+        if self.autosave and time.monotonic() - self.saved_at >= self.interval:
+            self.try_save(node, "after", "progress")
+
+    def journal(self, fanout: str) -> BranchJournal | None:
+        resumed = self.resumed_from
+        journal: BranchJournal | None = None
+        redact = self.run.secrets.redact
+        if resumed is not None and resumed.pending_fanout and resumed.pending_fanout.get("node") == fanout:
+            journal = BranchJournal(self.resumed_dir / resumed.pending_fanout["journal"], redact=redact)
+            self.resumed_from = None
+        if journal is None:
+            if not self.autosave:
+                return None  # nothing could resume this fan-out: no journal to keep
+            journal = BranchJournal.new(self.checkpoint_dir, fanout, redact=redact)
+        pending = {"node": fanout, "journal": journal.path.name}
+        if self.autosave:
+            position = "before" if self.run.cursor.position == "before" else "after"
+            self.try_save(fanout, position, "fanout", pending=pending)
+        journal.on_error = lambda exc: self._warn(fanout, exc)
+        self._journals[fanout] = journal
+        self.fanout_pending = pending
+        return journal
+
+    def fanout_done(self, fanout: str) -> None:
+        self.fanout_pending = None
 
     def save(self, node: str, position: str, reason: str, error: dict[str, Any] | None = None,
              pending: dict[str, Any] | None = None) -> Path:
         """Save where the run is; the run's previous checkpoint is replaced."""
-        from tea.checkpoint import Checkpoint, save_checkpoint
-
+        run = self.run
         ckpt = Checkpoint(
             workflow_hash=self.graph.key,
             workflow_path=str(self.graph.path) if self.graph.path else None,
             node=node,
             position=position,
             reason=reason,
-            state=dict(self.state),
-            step=self.cursor.step,
+            state=dict(run.state),
+            step=run.cursor.step,
             pending_fanout=pending,
             error=error,
             extra={
-                "pending": {k: [r.to_dict() for r in v] for k, v in self.cursor.pending.items()},
+                # results as deltas: a checkpoint does not grow with the fan-out's width
+                "pending": {k: [r.to_dict() for r in v] for k, v in run.cursor.pending.items()},
                 # a resumed run keeps the interrupts this run was started with
-                "interrupt_before": sorted(self.hooks.interrupt_before),
-                "interrupt_after": sorted(self.hooks.interrupt_after),
+                "interrupt_before": sorted(self.interrupt_before),
+                "interrupt_after": sorted(self.interrupt_after),
             },
         )
         progress = reason == "progress"
         path = save_checkpoint(
-            self.checkpoint_dir, ckpt, redact=self.secrets.redact,
+            self.checkpoint_dir, ckpt, redact=run.secrets.redact,
             name=f"run-{self.run_id}-progress" if progress else None, sync=not progress,
         )
         self.saved_at = time.monotonic()
@@ -140,65 +155,34 @@ class DurableRun(Run):
             previous.unlink(missing_ok=True)
         return path
 
-    def journal_for(
-        self, fanout: str
-    ) -> tuple[dict[str, BranchResult], Callable[[BranchResult], None] | None]:
-        from tea.checkpoint import BranchJournal
-
-        done: dict[str, BranchResult] = {}
-        resumed = self.resumed_from
-        journal: BranchJournal | None = None
-        if resumed is not None and resumed.pending_fanout and resumed.pending_fanout.get("node") == fanout:
-            journal = BranchJournal(self.resumed_dir / resumed.pending_fanout["journal"],
-                                    redact=self.secrets.redact)
-            done = journal.load()
-            self.resumed_from = None
-        if journal is None:
-            if not self.autosave:
-                return done, None  # nothing could resume this fan-out: no journal to keep
-            journal = BranchJournal.new(self.checkpoint_dir, fanout, redact=self.secrets.redact)
-        if self.autosave:
-            position = "before" if self.cursor.position == "before" else "after"
-            self.try_save(fanout, position, "fanout", pending={"node": fanout, "journal": journal.path.name})
-        self._journals[fanout] = journal
-        self.fanout_pending = {"node": fanout, "journal": journal.path.name}
-
-        def record(result: BranchResult) -> None:
-            if result.error is not None and result.error.type == "Cancelled":
-                return  # stopped, not finished: it runs again on resume
-            try:
-                journal.record(result)
-            except CheckpointError as exc:
-                self._warn(fanout, exc)
-
-        return done, record
-
-    def on_stop(self, stop: Stop) -> Iterator[Event]:
-        reason = "signal" if stop.reason.startswith("signal") else stop.reason
+    def stopped(self, run: Run, stop: Stop) -> Event:
+        reason = "signal" if stop.reason == "signal" else stop.reason
         try:
             path = self.save(stop.node, stop.position, reason, pending=self.fanout_pending)
         except CheckpointError as exc:
             raise RunError(f"stopped {stop.position} node '{stop.node}' but {exc.message}", node=stop.node,
                            hint="keep the state to plain JSON data (dicts, lists, strings, numbers)") from exc
-        yield {"type": "interrupt", "node": stop.node, "position": stop.position,
-               "reason": stop.reason, "checkpoint": str(path), "state": dict(self.state)}
+        return {"type": "interrupt", "node": stop.node, "position": stop.position,
+                "reason": stop.label, "checkpoint": str(path), "state": dict(run.state)}
 
-    def on_error(self, exc: TeaError) -> Iterator[Event]:
-        node = self.cursor.node
+    def failed(self, run: Run, exc: TeaError) -> Event:
+        node = run.cursor.node
         # When the state cannot be saved here, the last checkpoint that could is the resume point.
-        self.try_save(node, self.cursor.position, "error", error=exc.to_dict())
+        self.try_save(node, run.cursor.position, "error", error=exc.to_dict())
         path = self.checkpoint_path
-        yield {"type": "error", "node": getattr(exc, "node", None) or node, "error": exc.to_dict(),
-               "checkpoint": str(path) if path else None, "state": dict(self.state)}
+        return {"type": "error", "node": getattr(exc, "node", None) or node, "error": exc.to_dict(),
+                "checkpoint": str(path) if path else None, "state": dict(run.state)}
 
-    def stream(self) -> Iterator[Event]:
-        yield from super().stream()
-        if self.stopped is None:
-            self._cleanup()
-
-    def autosave_after(self, node: str) -> None:
-        """Replace the run's last checkpoint with one saved after ``node``."""
-        self.try_save(node, "after", "progress")
+    def finished(self, run: Run) -> None:
+        """A finished run leaves nothing behind: its checkpoints and journals go."""
+        for journal in self._journals.values():
+            journal.remove()
+        if self.checkpoint_path is not None:
+            self.checkpoint_path.unlink(missing_ok=True)
+            self.checkpoint_path = None
+        if self._owns_dir:
+            with contextlib.suppress(OSError):
+                self.checkpoint_dir.rmdir()  # only when empty
 
     def try_save(self, node: str, position: str, reason: str, **extra: Any) -> Path | None:
         """``save``, but a state that cannot be saved only costs resumability: warn once."""
@@ -214,17 +198,6 @@ class DurableRun(Run):
             log.warning("cannot checkpoint this run at node '%s' (%s); it goes on, but cannot "
                         "be resumed from here until its state is plain JSON data", node, exc.message)
 
-    def _cleanup(self) -> None:
-        """A finished run leaves nothing behind: its checkpoints and journals go."""
-        for journal in self._journals.values():
-            journal.remove()
-        if self.checkpoint_path is not None:
-            self.checkpoint_path.unlink(missing_ok=True)
-            self.checkpoint_path = None
-        if self._owns_dir:
-            with contextlib.suppress(OSError):
-                self.checkpoint_dir.rmdir()  # only when empty
-
 
 def durable_run(
     graph: Graph,
@@ -238,7 +211,7 @@ def durable_run(
     stop_flag: StopFlag | None = None,
     autosave: bool = False,
     **options: Any,
-) -> DurableRun:
+) -> Run:
     """A run of ``graph``; from ``checkpoint`` when given, with ``state`` merged as the update."""
     for name in (*interrupt_before, *interrupt_after):
         if name not in graph.nodes:
@@ -248,11 +221,9 @@ def durable_run(
     after = graph.interrupt_after | frozenset(interrupt_after)
     directory = default_checkpoint_dir(graph, checkpoint_dir)
     if checkpoint is None:
-        return DurableRun(graph, state, checkpoint_dir=directory, before=before, after=after,
-                          stop_flag=stop_flag, autosave=autosave, **options)
-    from executors.base import BranchResult
-    from tea.checkpoint import ensure_same_workflow, load_checkpoint
-
+        observer = DurableObserver(graph, checkpoint_dir=directory, before=before, after=after,
+                                   autosave=autosave)
+        return _bound(Run(graph, state, observer=observer, stop_flag=stop_flag, **options), observer)
     ckpt = load_checkpoint(Path(checkpoint))
     ensure_same_workflow(ckpt, graph.source_text, force=force)
     if ckpt.node not in graph.nodes and ckpt.node != "__start__":
@@ -263,7 +234,7 @@ def durable_run(
     before |= frozenset(n for n in ckpt.extra.get("interrupt_before", ()) if n in graph.nodes)
     after |= frozenset(n for n in ckpt.extra.get("interrupt_after", ()) if n in graph.nodes)
     pending = {
-        k: [BranchResult.from_dict(r) for r in v]
+        k: [BranchResult.from_dict(r, base=merged) for r in v]
         for k, v in (ckpt.extra.get("pending") or {}).items()
     }
     cursor = Cursor(ckpt.node, ckpt.position, ckpt.step, pending, skip_interrupt=ckpt.position == "before")
@@ -273,11 +244,17 @@ def durable_run(
     resume_dir = Path(checkpoint).parent
     if checkpoint_dir is not None:
         resume_dir = default_checkpoint_dir(graph, checkpoint_dir)
-    run = DurableRun(graph, merged, checkpoint_dir=resume_dir, before=before, after=after,
-                     cursor=cursor, resumed_from=ckpt, stop_flag=stop_flag, autosave=autosave, **options)
-    run.resumed_dir = Path(checkpoint).parent
+    observer = DurableObserver(graph, checkpoint_dir=resume_dir, before=before, after=after,
+                               resumed_from=ckpt, autosave=autosave)
+    observer.resumed_dir = Path(checkpoint).parent
     if ckpt.reason in ("progress", "fanout"):
         # An automatic checkpoint is taken over: the resumed run's next one replaces it.
         # Interrupt, error and signal checkpoints stay, so a resume can be tried again.
-        run.checkpoint_path = Path(checkpoint)
+        observer.checkpoint_path = Path(checkpoint)
+    run = Run(graph, merged, observer=observer, cursor=cursor, stop_flag=stop_flag, **options)
+    return _bound(run, observer)
+
+
+def _bound(run: Run, observer: DurableObserver) -> Run:
+    observer.bind(run)
     return run

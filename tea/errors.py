@@ -2,24 +2,34 @@
 
 ::
 
-    TeaError
-    ├── LoadError                 a workflow or its input cannot be used (exit code 2)
-    │   │                         carries file, line, column and the YAML path
-    │   ├── WorkflowSyntaxError   YAML, Python, Lua or Jinja syntax
-    │   ├── SchemaError           unknown keys, missing keys, wrong types
-    │   ├── ReferenceError_       a goto, edge or fan_in names a missing node
-    │   └── InputError            --input, --secrets, update or checkpoint argument is unusable
-    ├── RunError                  the workflow failed while running (exit code 1)
-    │   │                         carries node, branch, host, exit status and stderr tail
-    │   ├── NodeError             an exception inside a node body
-    │   ├── RecursionLimitError   too many steps; names the nodes of the cycle
-    │   ├── BranchError           a parallel branch failed (see executors for backend errors)
-    │   │   ├── BranchTimeout     (also a TimeoutError)
-    │   │   ├── WorkerDied        a process or remote worker died mid-branch
-    │   │   └── CircuitOpen       the breaker of a branch target or host is open
-    │   └── SerializationError    state cannot cross a process or host boundary
-    ├── CheckpointError           a checkpoint is unreadable, corrupt, or of another workflow
-    └── Interrupted               a signal asked the run to stop (not a failure of the workflow)
+    TeaError                          category: what kind of failure (decides retries
+    │                                 and hints, never the class name)
+    ├── LoadError                     a workflow or its input cannot be used (exit code 2)
+    │   │                             carries file, line, column and the YAML path
+    │   ├── WorkflowSyntaxError       YAML, Python, Lua or Jinja syntax
+    │   ├── SchemaError               unknown keys, missing keys, wrong types
+    │   ├── ReferenceError_           a goto, edge or fan_in names a missing node
+    │   ├── InputError                --input, --secrets, update or checkpoint argument is unusable
+    │   └── LoadErrors                several of the above at once
+    ├── RunError                      the workflow failed while running (exit code 1)
+    │   │                             carries node, branch, host, exit status and stderr tail
+    │   ├── NodeError                 an exception inside a node body
+    │   ├── RecursionLimitError       too many steps; names the nodes of the cycle
+    │   ├── BranchError               a parallel branch failed
+    │   │   ├── BranchTimeout         "timeout" (also a TimeoutError)
+    │   │   ├── WorkerDied            "worker_died": a process or remote worker died mid-branch
+    │   │   ├── CircuitOpen           "circuit_open": the breaker of a branch target or host is open
+    │   │   ├── Cancelled             "cancelled": fail_fast or a stop ended the branch first
+    │   │   └── (remote.errors)       the remote backend's own errors
+    │   └── SerializationError        "setup": state cannot cross a process or host boundary
+    ├── CheckpointError               a checkpoint is unreadable, corrupt, or of another workflow
+    └── Interrupted                   "cancelled": a signal asked the run to stop (not a failure)
+
+Every other error's category is ``"error"`` (the branch's or node's own code
+failed). ``executors.base.ERROR_CATEGORIES`` lists the categories;
+``ErrorInfo.from_exception`` copies ``category`` into a branch's result, and
+the retry core (``executors.retry``) never retries ``cancelled``,
+``circuit_open`` or ``setup``.
 
 Load-time errors format as ``file:line:col: message`` so editors can jump there.
 """
@@ -32,6 +42,7 @@ from typing import Any
 __all__ = [
     "BranchError",
     "BranchTimeout",
+    "Cancelled",
     "CheckpointError",
     "CircuitOpen",
     "InputError",
@@ -67,17 +78,13 @@ class Location:
                 parts.append(str(self.column))
         return ":".join(parts)
 
-    def shifted(self, lines: int) -> Location:
-        """The location ``lines`` further down (for code blocks inside YAML)."""
-        if self.line is None:
-            return self
-        return Location(self.file, self.line + lines, None)
-
 
 class TeaError(Exception):
     """Base of every error tea raises on purpose."""
 
     exit_code = 1
+    category = "error"
+    """One of ``executors.base.ERROR_CATEGORIES``; subclasses say which."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -214,17 +221,31 @@ class BranchError(RunError):
 class BranchTimeout(BranchError, TimeoutError):
     """A branch ran longer than its ``timeout_seconds``."""
 
+    category = "timeout"
+
 
 class WorkerDied(BranchError):
     """The process or host running a branch died before answering."""
+
+    category = "worker_died"
 
 
 class CircuitOpen(BranchError):
     """The circuit breaker for a branch target or host is open."""
 
+    category = "circuit_open"
+
+
+class Cancelled(BranchError):
+    """A branch stopped before it finished: fail_fast, or the run was stopped."""
+
+    category = "cancelled"
+
 
 class SerializationError(RunError):
     """State that cannot cross a process or host boundary."""
+
+    category = "setup"
 
 
 class CheckpointError(TeaError):
@@ -235,6 +256,8 @@ class CheckpointError(TeaError):
 
 class Interrupted(TeaError):
     """A signal (SIGINT, SIGTERM) asked the run to stop at the next safe point."""
+
+    category = "cancelled"
 
     def __init__(self, signum: int) -> None:
         super().__init__(f"stopped by signal {signum}")

@@ -1,181 +1,210 @@
-"""Fan-out dispatch: tasks to an executor, results back in declaration order.
+"""All fan-out: a ``FanOut`` and a state become tasks, an executor runs them, and
+the results come back in declaration order, ready for the fan-in.
 
 Static fan-outs (``to: [a, b]`` + ``fan_in``) and ``type: dynamic_parallel``
-nodes both end here. The runner never talks to a backend in any other way.
+nodes take the same path::
+
+    FanOut + state ─► tasks: one shared input (a shallow snapshot of the state,
+                      the same object for every branch) + each branch's overrides
+                   ─► journal: branches finished by an earlier attempt are not run again
+                   ─► scope.executor(strategy).run(program, tasks, config)
+                   ─► results (deltas) journaled as they finish, put back in
+                      declaration order, each reading through to the shared input
+
+A branch costs what it reads and writes, not what the state holds: nothing is
+copied per branch, and a result carries only the branch's own updates.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 from executors.base import BranchResult, BranchTask, ParallelConfig
 from tea.errors import BranchError, NodeError
-from tea.state import fast_copy
-from tea.templates import Template, render_value
+from tea.graph import FanOut, ItemSpec
+from tea.nodes import StepsBody
+from tea.templates import Template, TemplateError, render_value
 
 if TYPE_CHECKING:
-    from tea.graph import Graph
-    from tea.nodes import ActionBody, StepsBody
     from tea.scope import Scope
 
-__all__ = ["DynamicParallelBody", "dispatch", "static_tasks"]
-
-# Failures no retry or fan-in can help with: the message itself says what to fix.
-_SETUP_ERRORS = frozenset({"RemoteSetupError", "AllHostsDown", "SerializationError"})
+__all__ = ["Journal", "run_fanout"]
 
 Emit = Callable[[dict[str, Any]], None]
 
 
-def static_tasks(source: str, targets: tuple[str, ...], fan_in: str, state: dict[str, Any]) -> list[BranchTask]:
-    """One task per target, sharing one deep copy of ``state`` (executors copy it again
-    for each attempt, or serialise it, so a branch never sees another's writes)."""
-    snapshot = fast_copy(state)
-    return [
-        BranchTask(
-            branch_id=f"{source}[{target}]",
-            entry=target,
-            exit=fan_in,
-            state=snapshot,
-            index=index,
-            target=target,
-        )
-        for index, target in enumerate(targets)
-    ]
+class Journal(Protocol):
+    """Where a durable run keeps the finished branches of one fan-out."""
+
+    def done(self) -> Mapping[str, BranchResult]:
+        """Results an earlier, interrupted attempt of this fan-out recorded."""
+        ...
+
+    def record(self, result: BranchResult) -> None:
+        """Keep ``result`` (durable by the next ``commit``)."""
+        ...
+
+    def commit(self) -> None:
+        """Make every recorded result durable."""
+        ...
 
 
-def dispatch(
+def run_fanout(
+    fan: FanOut,
+    state: Mapping[str, Any],
     scope: Scope,
-    fanout: str,
-    tasks: list[BranchTask],
-    config: ParallelConfig,
     emit: Emit,
-    *,
-    done: Mapping[str, BranchResult] | None = None,
-    on_result: Callable[[BranchResult], None] | None = None,
+    journal: Journal | None = None,
 ) -> list[BranchResult]:
-    """Run ``tasks`` on ``config.strategy``; results come back in declaration order.
+    """Run the branches of ``fan`` from ``state``; results in declaration order.
 
-    ``done`` holds results journaled by an earlier, interrupted attempt: those
-    branches are not run again. A failed branch raises ``BranchError`` when
-    ``on_branch_failure`` is ``fail``; with ``continue`` it reaches the fan-in.
+    A failed branch raises ``BranchError`` when ``on_branch_failure`` is ``fail``;
+    with ``continue`` it reaches the fan-in as a failed result.
     """
-    finished: dict[str, BranchResult] = dict(done or {})
+    shared = dict(state)
+    tasks, config = _tasks(fan, shared, scope)
+    finished: dict[str, BranchResult] = dict(journal.done()) if journal is not None else {}
     todo = [t for t in tasks if t.branch_id not in finished]
-    if todo:
-        executor = scope.executor(config.strategy)
-        program = scope.graph.with_secrets(scope.secrets)
-        # The executor only reads ``cancel``: the scope's own event stops this fan-out
-        # when the branch it runs in is cancelled. Calling ``run`` checks the whole batch
-        # (a state that cannot be shipped fails here, before any branch_start).
-        results = executor.run(program, todo, config, scope.cancel)
-        for task in todo:
-            emit({"type": "branch_start", "fanout": fanout, "branch": task.branch_id,
-                  "strategy": config.strategy})
-        for result in results:
-            finished[result.branch_id] = result
-            if on_result is not None:
-                on_result(result)
-            event: dict[str, Any] = {
-                "type": "branch_end", "fanout": fanout, "branch": result.branch_id,
-                "success": result.success, "attempts": result.attempts,
-                "duration_ms": round(result.duration_ms, 3),
-            }
-            if result.host:
-                event["host"] = result.host
-            if result.error is not None:
-                event["error"] = {"type": result.error.type, "message": result.error.message}
-            emit(event)
-    ordered = [finished[t.branch_id] for t in tasks if t.branch_id in finished]
-    failed = [r for r in ordered if not r.success]
-    if failed and config.on_branch_failure != "continue":
-        first = failed[0]
-        assert first.error is not None
-        error = BranchError(
-            f"{len(failed)} of {len(tasks)} branches failed; first: {first.branch_id}: "
-            f"{first.error.type}: {first.error.message}",
-            node=first.error.node,
-            branch=first.branch_id,
-            host=first.host,
-            exit_status=first.error.exit_status,
-            stderr_tail=first.error.stderr_tail,
-            hint=None if first.error.type in _SETUP_ERRORS else
-            "set settings.parallel.on_branch_failure: continue to let the fan-in see "
-            "failed branches, or retry: {max_attempts: N} to retry them",
-        )
-        error.details = first.error.traceback
-        raise error
+    try:
+        if todo:
+            _dispatch(scope, fan.source, todo, config, emit, finished, journal)
+    finally:
+        if journal is not None:
+            journal.commit()
+    # A branch result reads through to the shared input, except an action's or a
+    # subgraph's item result, which holds only what that body returned (the dialect's).
+    base = shared if fan.each is None or isinstance(fan.each.body, StepsBody) else None
+    ordered = [finished[t.branch_id].with_base(base) for t in tasks if t.branch_id in finished]
+    _raise_failures(ordered, len(tasks), config)
     return ordered
 
 
-@dataclass
-class DynamicParallelBody:
-    """``type: dynamic_parallel``: one branch per item, merged at ``fan_in``."""
+def _dispatch(
+    scope: Scope,
+    source: str,
+    todo: list[BranchTask],
+    config: ParallelConfig,
+    emit: Emit,
+    finished: dict[str, BranchResult],
+    journal: Journal | None,
+) -> None:
+    executor = scope.executor(config.strategy)
+    # The executor only reads ``cancel``: the scope's own event stops this fan-out when
+    # the walk it runs in is cancelled. Calling ``run`` checks the whole batch (a state
+    # that cannot be shipped fails here, before any branch_start).
+    results = executor.run(scope.program, todo, config, scope.cancel)
+    for task in todo:
+        emit({"type": "branch_start", "fanout": source, "branch": task.branch_id,
+              "strategy": config.strategy})
+    for result in results:
+        finished[result.branch_id] = result
+        # A cancelled branch did not finish: it is not journaled, so a resume runs it again.
+        if journal is not None and (result.error is None or result.error.category != "cancelled"):
+            journal.record(result)
+        emit(_branch_end(source, result))
 
-    items: Any
-    item_var: str
-    index_var: str
-    max_concurrency: Any
-    fail_fast: bool | None
-    fan_in: str
-    config: ParallelConfig
-    action: ActionBody | None = None
-    steps: StepsBody | None = None
-    subgraph: Graph | None = None
-    subgraph_input: Any = None
 
-    def tasks(self, state: dict[str, Any], scope: Scope, node: str) -> tuple[list[BranchTask], ParallelConfig]:
-        context = scope.template_context(state)
-        items = render_value(self.items, context)
-        if isinstance(items, Mapping):
-            items = list(items.items())
-        if isinstance(items, str) or not hasattr(items, "__iter__"):
-            raise NodeError(
-                f"items must be a list, got {type(items).__name__}: {items!r:.80}", node=node
-            )
-        config = self.config
-        limit = self.max_concurrency
-        if isinstance(limit, Template):
-            limit = limit.render(context)
-        if limit is not None:
-            if isinstance(limit, bool) or not str(limit).strip().isdigit() or int(limit) < 1:
-                raise NodeError(f"max_concurrency must be a positive integer, got {limit!r}", node=node)
-            config = replace(config, max_workers=int(limit))
-        if self.fail_fast is not None:
-            config = replace(config, fail_fast=self.fail_fast)
+def _branch_end(source: str, result: BranchResult) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "branch_end", "fanout": source, "branch": result.branch_id,
+        "success": result.success, "attempts": result.attempts,
+        "duration_ms": round(result.duration_ms, 3),
+    }
+    if result.host:
+        event["host"] = result.host
+    if result.error is not None:
+        event["error"] = {"type": result.error.type, "message": result.error.message}
+    return event
+
+
+def _raise_failures(ordered: list[BranchResult], total: int, config: ParallelConfig) -> None:
+    failed = [r for r in ordered if not r.success]
+    if not failed or config.on_branch_failure == "continue":
+        return
+    first = failed[0]
+    assert first.error is not None
+    error = BranchError(
+        f"{len(failed)} of {total} branches failed; first: {first.branch_id}: "
+        f"{first.error.type}: {first.error.message}",
+        node=first.error.node,
+        branch=first.branch_id,
+        host=first.host,
+        exit_status=first.error.exit_status,
+        stderr_tail=first.error.stderr_tail,
+        # A setup failure's own message says what to fix; no retry or fan-in can help.
+        hint=None if first.error.category == "setup" else
+        "set settings.parallel.on_branch_failure: continue to let the fan-in see "
+        "failed branches, or retry: {max_attempts: N} to retry them",
+    )
+    error.details = first.error.traceback
+    raise error
+
+
+def _tasks(fan: FanOut, shared: dict[str, Any], scope: Scope) -> tuple[list[BranchTask], ParallelConfig]:
+    if fan.each is None:
         tasks = [
-            BranchTask(
-                branch_id=f"{node}[{index}]",
-                entry=node,
-                exit=None,
-                state={**fast_copy(state), self.item_var: item, self.index_var: index},
-                index=index,
-                target=node,
-                scope=node,
-            )
-            for index, item in enumerate(items)
+            BranchTask(branch_id=f"{fan.source}[{target}]", entry=target, exit=fan.fan_in,
+                       state=shared, index=index, target=target)
+            for index, target in enumerate(fan.targets)
         ]
-        return tasks, config
+        return tasks, fan.config
+    try:
+        return _item_tasks(fan, fan.each, shared, scope)
+    except TemplateError as exc:
+        raise NodeError(str(exc), node=fan.source, location=fan.location) from exc
+    except NodeError as exc:
+        if exc.location is None:
+            exc.location = fan.location
+        raise
 
-    def run(self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None) -> None:
-        raise NodeError("dynamic_parallel runs through the runner's fan-out", node=node)
 
-    def run_item(self, state: dict[str, Any], scope: Scope, node: str) -> dict[str, Any]:
-        """Run the body for one item (inside a branch) and return the branch state."""
-        from tea.nodes import run_body
+def _item_tasks(
+    fan: FanOut, each: ItemSpec, shared: dict[str, Any], scope: Scope
+) -> tuple[list[BranchTask], ParallelConfig]:
+    node = fan.source
+    context = scope.template_context(shared)
+    items = _items(render_value(each.items, context), node, scope.graph.max_branches)
+    config = fan.config
+    limit = each.max_concurrency
+    if isinstance(limit, Template):
+        limit = limit.render(context)
+    if limit is not None:
+        if isinstance(limit, bool) or not str(limit).strip().isdigit() or int(limit) < 1:
+            raise NodeError(f"max_concurrency must be a positive integer, got {limit!r}", node=node)
+        config = replace(config, max_workers=int(limit))
+    if each.fail_fast is not None:
+        config = replace(config, fail_fast=each.fail_fast)
+    item_var, index_var = each.item_var, each.index_var
+    tasks = [
+        BranchTask(branch_id=f"{node}[{index}]", entry=node, exit=None, state=shared,
+                   index=index, target=node, fanout=node,
+                   overrides={item_var: item, index_var: index})
+        for index, item in enumerate(items)
+    ]
+    return tasks, config
 
-        if self.steps is not None:
-            update = self.steps.run(state, scope, node)
-            return {**state, **(update or {})}
-        if self.action is not None:
-            update = run_body(self.action, state, scope, node) or {}
-            return {self.item_var: state[self.item_var], self.index_var: state[self.index_var], **update}
-        assert self.subgraph is not None
-        from tea.runner import run_to_end
 
-        context = scope.template_context(state)
-        sub_input = render_value(self.subgraph_input, context) if self.subgraph_input else {}
-        sub_state = {**fast_copy(self.subgraph.initial_state), **(sub_input or {})}
-        final = run_to_end(self.subgraph.with_secrets(scope.secrets), sub_state, scope.cancel)
-        return {self.item_var: state[self.item_var], self.index_var: state[self.index_var], **final}
+_SEQUENCES = (list, tuple, range)
+
+
+def _items(value: Any, node: str, limit: int) -> list[Any]:
+    """The items of a dynamic fan-out: a list (a mapping gives its ``(key, value)`` pairs)."""
+    items: list[Any]
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, _SEQUENCES):
+        items = list(value)
+    else:
+        raise NodeError(
+            f"items must be a list, got {type(value).__name__}: {value!r:.80}", node=node,
+            hint="items: \"{{ state.things }}\" where state.things is a list",
+        )
+    if len(items) > limit:
+        raise NodeError(
+            f"items has {len(items):,} entries, more than settings.parallel.max_branches ({limit:,})",
+            node=node,
+            hint="split the work, or raise settings.parallel.max_branches",
+        )
+    return items

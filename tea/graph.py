@@ -1,74 +1,93 @@
-"""The compiled graph: nodes, their routes and fan-outs. Immutable once built.
+"""The compiled workflow as data: nodes, their routes and fan-outs.
 
-A ``Graph`` is also the ``BranchProgram`` every executor runs: it pickles with
-cloudpickle (compiled code is rebuilt from source on the other side), and
-``run_branch`` walks one branch of a fan-out wherever it lands.
+Built by the loader (``tea.loader``) or by ``StateGraph``, then never changed.
+Nothing here runs anything: the runner walks a ``Graph`` (``tea.runner``),
+``tea.fanout`` turns its ``FanOut`` records into branches, and ``tea.program``
+adapts it to the executors' ``BranchProgram``. Bodies and conditions are
+opaque objects to this module (``tea.nodes``, ``tea.conditions`` define them).
 """
 
 from __future__ import annotations
 
-import copy
-import functools
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tea.errors import Location, RunError
+from tea.errors import Location
 
 if TYPE_CHECKING:
-    from executors.base import BranchTask, ParallelConfig
-    from tea.conditions import Condition
-    from tea.lua import LuaSettings
-    from tea.nodes import Body
-    from tea.scope import Scope
-    from tea.state import Reducer
+    from executors.base import ParallelConfig
 
-__all__ = ["END", "START", "Edge", "FanOut", "Graph", "Node", "Route"]
+__all__ = ["END", "START", "Edge", "FanOut", "Graph", "ItemSpec", "Node", "Route"]
 
 START = "__start__"
 END = "__end__"
 
 
 @dataclass(frozen=True, slots=True)
+class ItemSpec:
+    """The per-item half of a dynamic fan-out (``type: dynamic_parallel``).
+
+    ``items`` and ``max_concurrency`` are compiled values (templates or plain data),
+    rendered against the state when the fan-out starts. ``body`` is what one item
+    runs: an action or steps body (``tea.nodes``), or a ``Graph`` (a subgraph,
+    started from ``subgraph_input``).
+    """
+
+    items: Any
+    item_var: str
+    index_var: str
+    body: Any
+    max_concurrency: Any = None
+    fail_fast: bool | None = None
+    subgraph_input: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class FanOut:
-    """Branches ``targets`` run in parallel from ``source``; they meet at ``fan_in``."""
+    """Branches that run in parallel from ``source`` and meet at ``fan_in``.
+
+    Static (``targets``: one branch per target node, each walking the graph up to
+    ``fan_in``) or dynamic (``each``: one branch per item, each running the item
+    body). ``config`` is the fan-out's parallel configuration, settings and
+    overrides already merged.
+    """
 
     source: str
-    targets: tuple[str, ...]
     fan_in: str
     config: ParallelConfig
+    targets: tuple[str, ...] = ()
+    each: ItemSpec | None = None
     location: Location = field(default_factory=Location)
+
+    @property
+    def dynamic(self) -> bool:
+        return self.each is not None
 
 
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """A legacy edge; ``when`` set means ``condition`` must evaluate equal to it."""
+    """A legacy edge; ``has_match`` means ``condition`` must evaluate equal to ``match``;
+    ``dynamic`` means the condition's value is the target (``StateGraph``'s routing functions)."""
 
     target: str
-    condition: Condition | None = None
+    condition: Any = None
     match: Any = None
     has_match: bool = False
-
-    def pick(self, state: Mapping[str, Any], scope: Scope) -> str | None:
-        """The target when the edge holds for ``state``, else ``None``."""
-        if self.condition is None:
-            return self.target
-        if self.has_match:
-            value = self.condition.evaluate(state, scope)
-            holds = value == self.match or str(value).lower() == str(self.match).lower()
-        else:
-            holds = self.condition.test(state, scope)
-        return self.target if holds else None
+    dynamic: bool = False
 
 
 @dataclass(slots=True)
 class Route:
-    """Where to go after a node: goto, then legacy edges, then the next node in the list."""
+    """Where to go after a node: goto, then legacy edges, then the next node in the list.
+
+    Filled in by the loader; not changed once the graph is built.
+    """
 
     goto: str | None = None
-    rules: list[tuple[Condition | None, str]] | None = None
+    rules: list[tuple[Any, str]] | None = None
+    """``goto: [{if, to}]`` rules: a compiled condition (``None``: always) and a target."""
     edges: list[Edge] = field(default_factory=list)
     fanouts: list[FanOut] = field(default_factory=list)
     next: str = END
@@ -88,138 +107,77 @@ class Route:
             out.append(self.default_after_fanout or self.next)
         return out
 
-    def resolve(self, state: Mapping[str, Any], scope: Scope) -> str:
-        if self.goto is not None:
-            return self.goto
-        if self.rules is not None:
-            for condition, target in self.rules:
-                if condition is None or condition.test(state, scope):
-                    return target
-            return END
-        if self.edges:
-            for edge in self.edges:
-                picked = edge.pick(state, scope)
-                if picked is not None:
-                    return picked
-            return END
-        if self.default_after_fanout is not None:
-            return self.default_after_fanout
-        return self.next
-
 
 @dataclass(slots=True)
 class Node:
+    """One node: its body (``None``: a no-op), its route, and what surrounds the body.
+
+    ``fanout`` is set on a ``type: dynamic_parallel`` node: the node's work *is*
+    the fan-out. ``error_policy`` is the node's retry/fallback policy
+    (``tea.policy``), ``None`` when it has none.
+    """
+
     name: str
-    body: Body | None
+    body: Any
     location: Location = field(default_factory=Location)
     route: Route = field(default_factory=Route)
     fan_in: bool = False
     interrupt: str | None = None
     error_policy: Any = None
     kind: str = "python"
+    fanout: FanOut | None = None
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
 class Graph:
-    """An immutable, runnable workflow graph. Safe to run from many threads at once."""
+    """A compiled workflow. Immutable; safe to run from many threads at once.
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        nodes: dict[str, Node],
-        entry: str,
-        start_route: Route | None = None,
-        variables: Mapping[str, Any] | None = None,
-        settings: Mapping[str, Any] | None = None,
-        data: Mapping[str, Any] | None = None,
-        reducers: Mapping[str, Reducer] | None = None,
-        parallel: ParallelConfig,
-        lua_settings: LuaSettings | None = None,
-        recursion_limit: int = 10_000,
-        interrupt_before: frozenset[str] = frozenset(),
-        interrupt_after: frozenset[str] = frozenset(),
-        initial_state: Mapping[str, Any] | None = None,
-        source: Mapping[str, Any] | None = None,
-        source_text: str = "",
-        path: Path | None = None,
-        key: str = "",
-        config: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.name = name
-        self.nodes = nodes
-        self.entry = entry
-        self.start_route = start_route
-        self.variables = dict(variables or {})
-        self.settings = dict(settings or {})
-        self.data = dict(data or {})
-        self.reducers = dict(reducers or {})
-        self.parallel = parallel
-        self._lua_settings = lua_settings
-        self.recursion_limit = recursion_limit
-        self.interrupt_before = interrupt_before
-        self.interrupt_after = interrupt_after
-        self.initial_state = dict(initial_state or {})
-        self.source = source or {}
-        self.source_text = source_text
-        self.path = path
-        self.key = key
-        self.config = dict(config or {})
-        self.secrets: Mapping[str, Any] = {}
-        """Bound by ``with_secrets`` (a ``tea.secrets.Secrets``) for the branches of one run."""
+    ``source`` is the YAML document as plain data and ``source_text`` its text
+    (``""`` for graphs built in Python); ``key`` identifies the program (a hash of
+    the text), so workers can cache it.
+    """
+
+    name: str
+    nodes: dict[str, Node]
+    entry: str
+    parallel: ParallelConfig
+    start_route: Route | None = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    reducers: Mapping[str, Any] = field(default_factory=dict)
+    lua_settings: Any = None
+    """``settings.lua`` checked at load (a ``tea.lua.LuaSettings``); ``None``: the defaults."""
+    recursion_limit: int = 10_000
+    max_branches: int = 1_000_000
+    interrupt_before: frozenset[str] = frozenset()
+    interrupt_after: frozenset[str] = frozenset()
+    initial_state: Mapping[str, Any] = field(default_factory=dict)
+    source: Mapping[str, Any] = field(default_factory=dict)
+    source_text: str = ""
+    path: Path | None = None
+    key: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def workflow_dir(self) -> Path:
         return self.path.parent if self.path is not None else Path.cwd()
 
-    @property
-    def lua_settings(self) -> LuaSettings:
-        if self._lua_settings is None:
-            from tea.lua import LuaSettings
-
-            self._lua_settings = LuaSettings.from_mapping(self.settings.get("lua"))
-        return self._lua_settings
-
-    @functools.cached_property
-    def strategies(self) -> frozenset[str]:
-        """Every parallel strategy some fan-out of this graph can use."""
-        found = {fan.config.strategy for node in self.nodes.values() for fan in node.route.fanouts}
-        if self.start_route is not None:
-            found |= {fan.config.strategy for fan in self.start_route.fanouts}
-        for node in self.nodes.values():
-            config = getattr(node.body, "config", None)
-            if config is not None and hasattr(config, "strategy"):
-                found.add(config.strategy)
-        return frozenset(found)
-
-    def with_secrets(self, secrets: Mapping[str, Any]) -> Graph:
-        """A copy that carries ``secrets`` to wherever its branches run."""
-        if not secrets and not self.secrets:
-            return self
-        bound = copy.copy(self)
-        bound.secrets = secrets
-        return bound
-
     def route_of(self, name: str) -> Route:
+        """The route out of ``name`` (``START``: the edges from ``__start__``)."""
         if name == START:
             assert self.start_route is not None
             return self.start_route
         return self.nodes[name].route
 
-    def run_branch(self, task: BranchTask, cancel: threading.Event | None = None) -> dict[str, Any]:
-        """Run one branch (``BranchProgram`` protocol) and return its final state."""
-        from tea.runner import walk_branch
+    def fanouts(self) -> list[FanOut]:
+        """Every fan-out of the graph, static and dynamic, in node order."""
+        routes = [self.start_route] if self.start_route is not None else []
+        routes += [node.route for node in self.nodes.values()]
+        found = [fan for route in routes for fan in route.fanouts]
+        found += [node.fanout for node in self.nodes.values() if node.fanout is not None]
+        return found
 
-        if task.scope is not None:
-            from tea.fanout import DynamicParallelBody
-
-            node = self.nodes.get(task.scope)
-            if node is None or not isinstance(node.body, DynamicParallelBody):
-                raise RunError(f"no dynamic_parallel node '{task.scope}' in this workflow")
-            from tea.scope import Scope
-
-            scope = Scope(self, secrets=self.secrets, cancel=cancel)
-            try:
-                return node.body.run_item(dict(task.state), scope, task.scope)
-            finally:
-                scope.close()
-        return walk_branch(self, task, cancel)
+    def strategies(self) -> frozenset[str]:
+        """Every parallel strategy some fan-out of this graph uses."""
+        return frozenset(fan.config.strategy for fan in self.fanouts())

@@ -1,18 +1,19 @@
-"""Node mappings of the YAML document → node bodies (part of the loader).
+"""The ``nodes`` list of the YAML document → nodes and their bodies (part of loading).
 
 Every problem raises a ``LoadError`` located at the key or value at fault.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tea.conditions import compile_condition
-from tea.errors import Location, SchemaError, WorkflowSyntaxError
+from tea.errors import LoadError, Location, SchemaError, WorkflowSyntaxError
+from tea.graph import END, START, FanOut, Graph, ItemSpec, Node
+from tea.keys import check_keys, suggest
 from tea.nodes import (
     ActionBody,
     Body,
@@ -22,17 +23,19 @@ from tea.nodes import (
     StepsBody,
     WhileLoopBody,
 )
+from tea.policy import parse_node_policy
+from tea.problems import Problems
 from tea.pycode import PythonCode
+from tea.routes import read_goto
 from tea.templates import compile_value
 from tea.yamlsrc import located, location_of
 
 if TYPE_CHECKING:
     from executors.base import ParallelConfig
     from tea.actions import ActionRegistry
-    from tea.graph import Graph
     from tea.state import Reducer
 
-__all__ = ["NODE_KEYS", "BodyContext", "check_keys", "compile_node_body", "suggest"]
+__all__ = ["NODE_KEYS", "BodyContext", "compile_node_body", "read_nodes"]
 
 _BODY_KEYS = {"run", "script", "language", "uses", "action", "with", "output", "steps",
               "timeout_seconds", "name", "description"}
@@ -44,21 +47,6 @@ NODE_KEYS = frozenset(
     | {"type", "goto", "interrupt", "on_error", "error_policy", "retry", "fallback"}
 )
 STEP_KEYS = frozenset(_BODY_KEYS)
-
-
-def suggest(word: str, choices: Any) -> str | None:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean '{match[0]}'?" if match else None
-
-
-def check_keys(raw: Mapping[str, Any], allowed: frozenset[str] | set[str], what: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            raise SchemaError(
-                f"unknown key '{key}' in {what}",
-                location_of(raw, key),
-                hint=suggest(str(key), allowed) or f"allowed keys: {', '.join(sorted(allowed))}",
-            )
 
 
 @dataclass
@@ -241,9 +229,8 @@ def _while_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> WhileLoo
     return WhileLoopBody(condition, limit, body)
 
 
-def _dynamic_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> Any:
-    from tea.fanout import DynamicParallelBody
-
+def _dynamic_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> FanOut:
+    """The fan-out a ``type: dynamic_parallel`` node runs (its ``source`` is set by the caller)."""
     modes = [k for k in ("action", "steps", "subgraph") if k in raw]
     if len(modes) != 1:
         raise SchemaError(
@@ -280,24 +267,23 @@ def _dynamic_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> Any:
     else:
         where = located(overrides, raw, {"strategy": "parallel_strategy"})
     config = ctx.parse_parallel(where, ctx.parallel, f"{what}: parallel") if overrides else ctx.parallel
-    limit = raw.get("max_concurrency")
-    return DynamicParallelBody(
+    each = ItemSpec(
         items=compile_value(raw["items"], location_of(raw, "items")),
         item_var=str(raw.get("item_var", "item")),
         index_var=str(raw.get("index_var", "index")),
-        max_concurrency=compile_value(limit, location_of(raw, "max_concurrency")),
+        body=action or steps or subgraph,
+        max_concurrency=compile_value(raw.get("max_concurrency"), location_of(raw, "max_concurrency")),
         fail_fast=raw.get("fail_fast"),
-        fan_in=fan_in,
-        config=config,
-        action=action,
-        steps=steps,
-        subgraph=subgraph,
         subgraph_input=compile_value(raw.get("input"), location_of(raw, "input")),
     )
+    return FanOut(source="", fan_in=fan_in, config=config, each=each, location=location_of(raw))
 
 
-def compile_node_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> tuple[Body | None, str]:
-    """The body of a node and its kind (for ``tea inspect``)."""
+def compile_node_body(
+    raw: Mapping[str, Any], ctx: BodyContext, what: str
+) -> tuple[Body | FanOut | None, str]:
+    """The body of a node and its kind (for ``tea inspect``); a dynamic_parallel node's
+    body is its ``FanOut``."""
     kind = raw.get("type")
     if kind == "while_loop":
         return _while_body(raw, ctx, what), "while_loop"
@@ -320,3 +306,67 @@ def compile_node_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> tu
         return None, "noop"
     kind_name = type(body).__name__.removesuffix("Body").lower()
     return body, kind_name
+
+
+def read_nodes(
+    nodes_raw: list[Any], ctx: BodyContext, problems: Problems, settings: Mapping[str, Any]
+) -> dict[str, Node]:
+    """The ``nodes`` list → nodes by name, in order; each problem is kept and the node skipped."""
+    nodes: dict[str, Node] = {}
+    for index, raw in enumerate(nodes_raw):
+        try:
+            name = _node_name(raw, nodes_raw, index, nodes)
+        except LoadError as exc:
+            problems.add(exc)
+            continue
+        try:
+            check_keys(raw, NODE_KEYS, f"node '{name}'")
+            body, kind = compile_node_body(raw, ctx, f"node '{name}'")
+            if isinstance(body, FanOut):
+                node = Node(name=name, body=None, location=location_of(raw), kind=kind,
+                            fanout=replace(body, source=name))
+            else:
+                node = Node(name=name, body=body, location=location_of(raw), kind=kind)
+            _node_extras(node, raw, settings)
+        except LoadError as exc:
+            problems.add(exc)
+            node = Node(name=name, body=None, location=location_of(raw))
+        nodes[name] = node
+        if isinstance(raw.get("fan_in"), str):
+            problems.note(name, raw["fan_in"], location_of(raw, "fan_in"))
+        node.route = read_goto(raw, name, problems)
+    return nodes
+
+
+def _node_name(raw: Any, nodes_raw: list[Any], index: int, seen: Mapping[str, Node]) -> str:
+    where = location_of(nodes_raw, index)
+    if not isinstance(raw, Mapping):
+        raise SchemaError("each node must be a mapping with a 'name'", where)
+    name = raw.get("name")
+    if "name" in raw and not isinstance(name, str):
+        raise SchemaError(f"a node name must be a string, not {type(name).__name__} ({name!r})",
+                          location_of(raw, "name"), hint=f'quote it: name: "{name}"')
+    if not isinstance(name, str) or not name:
+        raise SchemaError("node without a 'name'", where, hint="add name: <unique name>")
+    if name in seen:
+        raise SchemaError(f"duplicate node name '{name}'", location_of(raw, "name"),
+                          hint=f"first defined at line {seen[name].location.line}")
+    if name in (START, END):
+        raise SchemaError(f"'{name}' is reserved", location_of(raw, "name"))
+    return name
+
+
+def _node_extras(node: Node, raw: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+    interrupt = raw.get("interrupt")
+    if interrupt is not None and interrupt not in ("before", "after"):
+        raise SchemaError(f"node '{node.name}': interrupt must be 'before' or 'after'",
+                          location_of(raw, "interrupt"))
+    node.interrupt = interrupt
+    fan_in = raw.get("fan_in")
+    if node.kind != "dynamic_parallel" and fan_in is not None:
+        if not isinstance(fan_in, bool):
+            raise SchemaError(f"node '{node.name}': fan_in must be true or false here",
+                              location_of(raw, "fan_in"),
+                              hint="fan_in: <node> belongs on a parallel edge or a dynamic_parallel node")
+        node.fan_in = fan_in
+    node.error_policy = parse_node_policy(raw, settings, node.name)

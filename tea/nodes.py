@@ -9,14 +9,15 @@ can run in many threads and be shipped to worker processes.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tea.errors import Location, NodeError
+from tea.errors import Location, NodeError, TeaError, WorkflowSyntaxError
 from tea.pycode import PythonCode
 from tea.state import Reduced, merge
-from tea.templates import Template, TemplateError, render_value
+from tea.templates import Template, TemplateError, compile_template, render_value
 
 if TYPE_CHECKING:
     from tea.conditions import Condition
@@ -60,8 +61,6 @@ class CallableBody:
     __slots__ = ("fn", "wants_results")
 
     def __init__(self, fn: Any) -> None:
-        import inspect
-
         self.fn = fn
         try:
             params = inspect.signature(fn).parameters
@@ -95,8 +94,6 @@ class ExpressionBody:
         self.template: Template | None = None
         self.code: Any = None
         if "{{" in source or "{%" in source:
-            from tea.templates import compile_template
-
             self.template = compile_template(source, location)
         else:
             self.code = _compile_expression(source.strip(), location)
@@ -106,8 +103,6 @@ class ExpressionBody:
     ) -> dict[str, Any] | None:
         code = self.code
         if self.template is not None:
-            from tea.errors import WorkflowSyntaxError
-
             text = str(self.template.render(scope.template_context(state)))
             try:
                 code = _compile_cached(text.strip(), self.location)
@@ -121,8 +116,6 @@ class ExpressionBody:
 
 
 def _compile_expression(text: str, location: Location) -> Any:
-    from tea.errors import WorkflowSyntaxError
-
     try:
         return compile("\n" * max((location.line or 1) - 1, 0) + text, location.file or "<workflow>", "eval")
     except SyntaxError as exc:
@@ -260,16 +253,8 @@ def run_body(body: Body, state: dict[str, Any], scope: Scope, node: str, results
     except TemplateError as exc:
         raise NodeError(str(exc), node=node) from exc
     except Exception as exc:
-        from tea.errors import TeaError
-
         if isinstance(exc, TeaError):
             if getattr(exc, "node", "") is None:
                 exc.node = node  # type: ignore[attr-defined]
             raise
         raise NodeError(f"{type(exc).__name__}: {exc}", node=node) from exc
-
-
-def render_items(template: Any, context: Mapping[str, Any]) -> Any:
-    if isinstance(template, Template):
-        return template.render(context)
-    return render_value(template, context)

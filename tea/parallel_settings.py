@@ -12,11 +12,16 @@
         retry: {max_attempts: 3, backoff_base_ms: 200, backoff_max_ms: 5000,
                 jitter: true, retry_on: [TimeoutError, WorkerDied]}
         circuit_breaker: {failure_threshold: 5, reset_timeout_seconds: 30}
-        remote: {...}                # passed through; the remote backend validates it
+        max_branches: 1000000        # the widest dynamic fan-out allowed (engine-wide)
+        remote: {...}                # a strategy's own options, under its name
 
 An override is parsed on top of a base config: only the keys it names change;
-``retry``, ``circuit_breaker`` and ``remote`` merge key by key into the base's.
-Every problem is a ``SchemaError`` at the file and line of the key at fault.
+``retry`` and ``circuit_breaker`` merge key by key into the base's. A block named
+for a strategy (``remote:``) holds that backend's options: the settings-level
+block merged key by key with the override's is handed to the backend's
+``parse_options`` once, at load, and the typed record it returns travels as
+``ParallelConfig.options``. Every problem is a ``SchemaError`` at the file and
+line of the key at fault.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
-from executors import known_strategies
+from executors import known_strategies, parse_options
 from executors.base import BreakerPolicy, ParallelConfig, RetryPolicy
 from tea.errors import Location, SchemaError
 from tea.yamlsrc import LocDict, location_of
@@ -35,8 +40,9 @@ __all__ = ["PARALLEL_KEYS", "check_strategy", "parse_parallel_config"]
 
 PARALLEL_KEYS = (
     "strategy", "max_workers", "timeout_seconds", "fail_fast", "retry", "circuit_breaker",
-    "on_branch_failure", "remote",
+    "on_branch_failure", "max_branches",
 )
+DEFAULT_MAX_BRANCHES = 1_000_000
 _RETRY_KEYS = ("max_attempts", "backoff_base_ms", "backoff_max_ms", "jitter", "retry_on")
 _BREAKER_KEYS = ("failure_threshold", "reset_timeout_seconds")
 _ON_BRANCH_FAILURE = ("fail", "continue")
@@ -46,21 +52,24 @@ def parse_parallel_config(
     raw: Mapping[str, Any] | None,
     *,
     base: ParallelConfig | None = None,
+    inherited: Mapping[str, Any] | None = None,
     path: str = "settings.parallel",
 ) -> ParallelConfig:
     """The config ``raw`` describes, on top of ``base`` (defaults when ``None``).
 
-    ``path`` names the block in error messages (``edges[2]``, ``nodes.fan.parallel``).
-    Raises ``SchemaError`` with the file and line of the offending key.
+    ``inherited`` is the ``settings.parallel`` block ``base`` came from: its
+    strategy blocks are merged under the override's. ``path`` names the block in
+    error messages (``edges[2]``, ``nodes.fan.parallel``). Raises ``SchemaError``
+    with the file and line of the offending key.
     """
     config = base or ParallelConfig()
     if raw is None:
-        return config
+        return replace(config, options=_options(config.strategy, None, inherited, path))
     if not isinstance(raw, Mapping):
         raise SchemaError(
             f"{path} must be a mapping, not {_kind(raw)}", location_of(raw), path=path
         )
-    _check_keys(raw, PARALLEL_KEYS, path)
+    _check_keys(raw, (*PARALLEL_KEYS, *known_strategies()), path)
     changes: dict[str, Any] = {}
     if "strategy" in raw:
         changes["strategy"] = check_strategy(
@@ -83,9 +92,30 @@ def parse_parallel_config(
         changes["circuit_breaker"] = _breaker(
             raw["circuit_breaker"], config.circuit_breaker, f"{path}.circuit_breaker", raw
         )
-    if "remote" in raw:
-        changes["remote"] = _remote(raw["remote"], config.remote, f"{path}.remote", raw)
+    strategy = changes.get("strategy", config.strategy)
+    changes["options"] = _options(strategy, raw, inherited, path)
     return replace(config, **changes)
+
+
+def max_branches(raw: Mapping[str, Any] | None, path: str = "settings.parallel") -> int:
+    """``settings.parallel.max_branches``, else the default."""
+    if not raw or "max_branches" not in raw:
+        return DEFAULT_MAX_BRANCHES
+    return _int(raw, "max_branches", path, minimum=1)
+
+
+def _options(
+    strategy: str, raw: Mapping[str, Any] | None, inherited: Mapping[str, Any] | None, path: str
+) -> Any:
+    """The typed options of ``strategy``: its settings block under the override's block."""
+    own = raw.get(strategy) if raw is not None and raw is not inherited else None
+    base = inherited.get(strategy) if inherited is not None else None
+    if own is not None:
+        own = _mapping(own, f"{path}.{strategy}", raw or {}, strategy)
+    if base is not None:
+        base = _mapping(base, f"settings.parallel.{strategy}", inherited or {}, strategy)
+    merged = _merged(base, own)
+    return parse_options(strategy, merged, location_of)
 
 
 def check_strategy(value: Any, location: Location | None = None, path: str = "strategy") -> str:
@@ -140,14 +170,10 @@ def _breaker(
     return replace(base or BreakerPolicy(), **changes)
 
 
-def _remote(
-    raw: Any, base: Mapping[str, Any] | None, path: str, parent: Mapping[str, Any]
-) -> Mapping[str, Any] | None:
-    if raw is None:
-        return None
-    block = _mapping(raw, path, parent, "remote")
-    if not base:
-        return block
+def _merged(base: Mapping[str, Any] | None, block: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``block``'s keys over ``base``'s, each keeping its own location."""
+    if not base or not block:
+        return block or base
     merged = LocDict({**base, **block})
     merged.loc = location_of(block)
     merged.key_locs = {**getattr(base, "key_locs", {}), **getattr(block, "key_locs", {})}

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tea.errors import Location, WorkflowSyntaxError
+from tea.overlay import BranchState
 
 __all__ = ["PythonCode", "compile_deferred"]
 
@@ -125,7 +126,11 @@ class PythonCode:
         parallel_results: Any = None,
         secrets: Mapping[str, Any] | None = None,
     ) -> dict[str, Any] | None:
-        view = dict(state)
+        # The code gets its own view: what it assigns into ``state`` becomes part of its
+        # update (merged through the reducers), never a change behind the runner's back.
+        # A branch's state is an overlay, viewed through another so only what the code
+        # reads is copied.
+        view = BranchState(state) if isinstance(state, BranchState) else dict(state)
         if self.is_function:
             value = self._function()(view, variables, parallel_results, secrets or {})
             update = value if isinstance(value, dict) else {"result": value}
@@ -145,7 +150,10 @@ class PythonCode:
                 for k, v in namespace.items()
                 if not k.startswith("_") and k not in _INJECTED and not isinstance(v, _HIDDEN_TYPES)
             }
-        written = {k: v for k, v in view.items() if state.get(k, _ABSENT) is not v}
+        if isinstance(view, BranchState):
+            written = view.delta()
+        else:
+            written = {k: v for k, v in view.items() if state.get(k, _ABSENT) is not v}
         if written:
             update = {**written, **update}
         return update

@@ -13,11 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from executors import get_executor
+from tea.graph import Graph
+from tea.secrets import Secrets
 from tea.templates import EnvironProxy
 
 if TYPE_CHECKING:
-    from executors.base import ParallelExecutor
-    from tea.graph import Graph
+    from executors.base import BranchProgram, ParallelExecutor
     from tea.lua import LuaRuntime
     from tea.signals import StopFlag
 
@@ -27,22 +29,26 @@ _ENV = EnvironProxy()
 
 
 class Scope:
-    """Services for one walk through the graph (the main path or one branch)."""
+    """Services for one walk through the graph (the main path or one branch).
+
+    ``program`` is what this walk's fan-outs hand to an executor (the graph,
+    bound to the run's secrets, as a ``BranchProgram``).
+    """
 
     def __init__(
         self,
         graph: Graph,
+        program: BranchProgram,
         *,
-        secrets: Mapping[str, Any] | None = None,
+        secrets: Secrets | None = None,
         cancel: threading.Event | None = None,
         stop: StopFlag | None = None,
     ) -> None:
         self.graph = graph
+        self.program = program
         self.variables: Mapping[str, Any] = graph.variables
         self.settings: Mapping[str, Any] = graph.settings
-        from tea.secrets import Secrets
-
-        self.secrets = secrets if isinstance(secrets, Secrets) else Secrets(dict(secrets or {}))
+        self.secrets = secrets if secrets is not None else Secrets()
         self.cancel = cancel or threading.Event()
         self.stop = stop
         """The run's stop flag (set by SIGTERM/SIGINT); only the main path has one."""
@@ -69,20 +75,25 @@ class Scope:
 
     def lua(self) -> LuaRuntime:
         if self._lua is None:
-            from tea.lua import LuaRuntime
+            from tea.lua import LuaRuntime, LuaSettings  # lupa loads only for Lua workflows
 
-            self._lua = LuaRuntime(self.graph.lua_settings)
+            self._lua = LuaRuntime(self.graph.lua_settings or LuaSettings.from_mapping(None))
         return self._lua
 
     def executor(self, strategy: str) -> ParallelExecutor:
-        """The run's executor for ``strategy``, created on first use and reused after."""
+        """The walk's executor for ``strategy``, created on first use and reused after."""
         executor = self._executors.get(strategy)
         if executor is None:
-            from executors import get_executor
-
             executor = get_executor(strategy)
             self._executors[strategy] = executor
         return executor
+
+    def warm(self, strategies: frozenset[str]) -> None:
+        """Start the pools of ``strategies`` in the background (executors that can)."""
+        for strategy in sorted(strategies):
+            warm = getattr(self.executor(strategy), "warm", None)
+            if callable(warm):
+                warm()
 
     def close(self) -> None:
         if self._lua is not None:

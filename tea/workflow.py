@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tea.graph import Graph
-from tea.runner import Run
+from tea.program import GraphProgram
+from tea.run import Run
+from tea.secrets import Secrets
 
-__all__ = ["Workflow", "load"]
+if TYPE_CHECKING:
+    from tea.signals import StopFlag
+
+__all__ = ["Workflow", "load", "loads"]
 
 
 class Workflow:
@@ -26,6 +31,10 @@ class Workflow:
     def path(self) -> Path | None:
         return self.graph.path
 
+    def branch_program(self, secrets: Mapping[str, Any] | None = None) -> GraphProgram:
+        """The workflow as a ``BranchProgram`` that executors run (``secrets`` go with it)."""
+        return GraphProgram(self.graph, secrets if isinstance(secrets, Secrets) else Secrets(secrets))
+
     def run(
         self,
         state: Mapping[str, Any] | None = None,
@@ -38,6 +47,7 @@ class Workflow:
         interrupt_after: tuple[str, ...] | list[str] = (),
         force: bool = False,
         autosave: bool = False,
+        stop_flag: StopFlag | None = None,
     ) -> Run:
         """A new ``Run``; with ``checkpoint``, one that resumes from it with ``state`` merged in.
 
@@ -45,6 +55,8 @@ class Workflow:
         beside the workflow) when it stops at an interrupt or fails; with
         ``autosave`` it also saves its progress and journals its fan-outs, so that
         even a process killed outright can be resumed (``tea run`` does this).
+        ``stop_flag`` (``tea.graceful_signals()``) makes SIGTERM/SIGINT stop the run at
+        its next safe point with a checkpoint.
         """
         from tea.durable import durable_run
 
@@ -59,6 +71,7 @@ class Workflow:
             interrupt_after=interrupt_after,
             force=force,
             autosave=autosave,
+            stop_flag=stop_flag,
         )
 
     def invoke(
@@ -78,7 +91,7 @@ class Workflow:
         checkpoint: str | Path | None = None,
         **options: Any,
     ) -> Iterator[dict[str, Any]]:
-        """Yield the run's events (see ``tea.runner``)."""
+        """Yield the run's events (see ``tea.run``)."""
         return self.run(state, checkpoint=checkpoint, **options).stream()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import logging
 import sys
@@ -23,6 +24,7 @@ from tea.actions import (
     takes_context,
     validate_action_params,
 )
+from tea.actions.builtin import BUILTIN_ACTIONS
 from tea.errors import NodeError, SchemaError
 from tea.secrets import Secrets
 
@@ -179,3 +181,30 @@ def test_entry_point_group_tea_actions_is_discovered(tmp_path, monkeypatch, capl
     assert "direct.hello" in registry
     assert "skipping tea.actions entry point 'broken'" in caplog.text
     sys.modules.pop("tea_demo_plugin", None)
+
+
+def test_imports_run_one_way_from_builtin_to_the_registry():
+    """The registry imports no action module and the built-ins see only ``_common``: no cycle."""
+    package = Path(registry_module.__file__).parent
+
+    def tea_imports(name: str) -> set[str]:
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        found = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        found |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        return {module for module in found if module.startswith("tea.actions")}
+
+    assert tea_imports("registry") == set()
+    assert tea_imports("_common") == {"tea.actions.registry"}
+    for name in ("data", "files", "http", "shell"):
+        assert tea_imports(name) == {"tea.actions._common"}, name
+    assert tea_imports("llm") == {"tea.actions._common", "tea.actions.llm_client"}
+    assert tea_imports("builtin") >= {f"tea.actions.{n}" for n in ("data", "files", "http", "llm", "shell")}
+    assert "tea.actions" not in tea_imports("builtin")
+
+
+def test_every_builtin_is_in_a_fresh_registry():
+    """builtin_registry holds every name of BUILTIN_ACTIONS, and each registry is independent."""
+    first, second = builtin_registry(entry_points=False), builtin_registry(entry_points=False)
+    assert set(BUILTIN_ACTIONS) <= set(first.names())
+    first["json.parse"] = lambda state: {}
+    assert second["json.parse"] is BUILTIN_ACTIONS["json.parse"]

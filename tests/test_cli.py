@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import tea
+from tea import version
 
 DATA = Path(__file__).parent / "data"
 
@@ -50,6 +51,13 @@ def test_version(run_tea: RunTea) -> None:
     proc = run_tea("--version")
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"tea {tea.__version__}"
+
+
+def test_version_text_is_one_helper() -> None:
+    """tea.version builds the line for the package and, with a build hash, for the frozen binary."""
+    assert version.__version__ == tea.__version__
+    assert version.version_text() == f"tea {tea.__version__}"
+    assert version.version_text("1a2b3c4d5e6f") == f"tea {tea.__version__} (build 1a2b3c4d5e6f)"
 
 
 def test_run_prints_the_final_state(run_tea: RunTea, data: Callable[[str], Path]) -> None:
@@ -516,3 +524,11 @@ def test_help_lists_the_commands(run_tea: RunTea) -> None:
     out = run_tea("--help").stdout
     for command in ("run", "validate", "inspect"):
         assert re.search(rf"^\s+{command}\b", out, re.MULTILINE)
+
+
+def test_help_hides_the_worker_command(run_tea: RunTea) -> None:
+    """tea worker (for remote hosts) is left out of --help but still answers its own --help."""
+    assert not re.search(r"^\s+worker\b", run_tea("--help").stdout, re.MULTILINE)
+    proc = run_tea("worker", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "remote hosts" in proc.stdout

@@ -18,8 +18,7 @@ HERE = Location("flow.yaml", 3, 5)
 
 @pytest.fixture(scope="module")
 def scope() -> Scope:
-    graph = tea.loads("nodes: [{name: only}]\nvariables: {limit: 2}\n").graph
-    return Scope(graph)
+    return tea.loads("nodes: [{name: only}]\nvariables: {limit: 2}\n").branch_program().scope()
 
 
 def check(raw: Any, scope: Scope, **state: Any) -> bool:

@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tea.checkpoint import BranchJournal, latest_checkpoint, load_checkpoint
+from tea.checkpoint import latest_checkpoint, load_checkpoint
+from tea.journal import BranchJournal
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "import sys; from tea.cli import main; sys.exit(main())"]

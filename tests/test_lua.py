@@ -164,7 +164,7 @@ def test_conversion_details(lua: LuaRuntime) -> None:
     assert lua.run_node(code, state, {}, node="n") == {
         "first": 10, "n": 3, "on": True, "gone": True, "f_is_float": True,
         "f": 4, "half": 1.5, "whole": 3, "big": 2**53,
-    }  # fmt: skip
+    }
 
 
 def test_empty_table_is_an_empty_dict(lua: LuaRuntime) -> None:
@@ -293,7 +293,7 @@ def test_branch_results_are_tables(lua: LuaRuntime) -> None:
     assert lua.run_node(code, {}, {}, node="join", extra={"parallel_results": [ok, bad]}) == {
         "total": 4, "ids": ["f[a]", "f[b]"], "ok": False, "why": "boom", "inner": 3,
         "no_error": True,
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 import tea
 from tea.errors import NodeError, RecursionLimitError
-from tea.runner import STREAM_MODES
+from tea.run import STREAM_MODES
 from tea.workflow import Workflow
 
 LoadYaml = Callable[..., Workflow]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tea.errors import Location, WorkflowSyntaxError
@@ -90,3 +93,20 @@ def test_python_tags_are_not_constructed() -> None:
     """The safe loader refuses Python object tags."""
     with pytest.raises(WorkflowSyntaxError):
         load_yaml("x: !!python/object/apply:os.system ['true']\n", "evil.yaml")
+
+
+def test_a_tag_on_a_mapping_or_list_is_refused_at_the_tag() -> None:
+    """A custom tag on a container is an error located at the tagged value."""
+    with pytest.raises(WorkflowSyntaxError, match="unsupported YAML tag '!thing'") as info:
+        load_yaml("a: 1\nb: !thing {c: 1}\n", "tag.yaml")
+    assert info.value.location == Location("tag.yaml", 2, 4)
+
+
+def test_reading_locations_does_not_import_pyyaml() -> None:
+    """Importing tea.yamlsrc leaves PyYAML unimported; the first load_yaml imports it."""
+    code = (
+        "import sys; import tea.yamlsrc as y; before = 'yaml' in sys.modules; "
+        "y.load_yaml('a: 1'); print(before, 'yaml' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.split() == ["False", "True"]

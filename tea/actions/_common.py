@@ -1,7 +1,9 @@
-"""Parameter checks shared by the built-in actions.
+"""What the built-in actions share: the registry's context and marker, and parameter checks.
 
-Each check raises ``ActionFailed`` naming the action, the parameter and the
-node, so a bad ``with:`` value reads the same whichever action it reached.
+The built-in action modules import from here only (not from ``registry``), so
+this module is their whole view of the engine. Each check raises
+``ActionFailed`` naming the action, the parameter and the node, so a bad
+``with:`` value reads the same whichever action it reached.
 The ``*_problem`` functions return the same findings as text for load-time
 validation, where values that are still templates are skipped.
 """
@@ -13,13 +15,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tea.actions.registry import ActionContext, ActionFailed, redact_text
+from tea.actions.registry import Action, ActionContext, ActionFailed, redact_text, takes_context
 
 __all__ = [
+    "Action",
+    "ActionContext",
     "confine",
     "fail",
     "files_root",
     "is_template",
+    "redact_text",
+    "takes_context",
     "to_bool",
     "to_number",
     "url_problem",

@@ -13,8 +13,7 @@ import logging
 import re
 from typing import Any
 
-from tea.actions._common import fail
-from tea.actions.registry import ActionContext, redact_text, takes_context
+from tea.actions._common import Action, ActionContext, fail, redact_text, takes_context
 
 __all__ = ["ACTIONS", "json_parse", "json_stringify", "log", "yaml_parse"]
 
@@ -118,7 +117,7 @@ def _check_log(params: dict[str, Any], settings: dict[str, Any]) -> list[str]:
 
 log.__tea_validate__ = _check_log  # type: ignore[attr-defined]
 
-ACTIONS = {
+ACTIONS: dict[str, Action] = {
     "json.parse": json_parse,
     "json_parse": json_parse,
     "json.stringify": json_stringify,

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tea.actions._common import confine, fail, to_bool
-from tea.actions.registry import ActionContext, takes_context
+from tea.actions._common import Action, ActionContext, confine, fail, takes_context, to_bool
 
 __all__ = ["ACTIONS", "file_read", "file_write"]
 
@@ -86,7 +85,7 @@ def file_write(state: dict[str, Any], path: str, content: Any, encoding: str = "
     return {"path": str(target)}
 
 
-ACTIONS = {
+ACTIONS: dict[str, Action] = {
     "file.read": file_read,
     "actions.file_read": file_read,
     "file.write": file_write,

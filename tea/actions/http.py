@@ -13,8 +13,16 @@ import json as jsonlib
 from collections.abc import Mapping
 from typing import Any
 
-from tea.actions._common import fail, is_template, to_bool, to_number, url_problem
-from tea.actions.registry import ActionContext, takes_context
+from tea.actions._common import (
+    Action,
+    ActionContext,
+    fail,
+    is_template,
+    takes_context,
+    to_bool,
+    to_number,
+    url_problem,
+)
 
 __all__ = ["ACTIONS", "http_get", "http_post"]
 
@@ -109,7 +117,7 @@ def _check(params: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
 http_get.__tea_validate__ = _check  # type: ignore[attr-defined]
 http_post.__tea_validate__ = _check  # type: ignore[attr-defined]
 
-ACTIONS = {
+ACTIONS: dict[str, Action] = {
     "http.get": http_get,
     "actions.http_get": http_get,
     "http.post": http_post,

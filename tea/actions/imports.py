@@ -32,6 +32,7 @@ from typing import Any
 
 from tea.actions.registry import ActionRegistry
 from tea.errors import LoadError, Location, SchemaError, WorkflowSyntaxError
+from tea.yamlsrc import location_of
 
 __all__ = ["imported_paths", "load_entry_points", "load_imports"]
 
@@ -39,12 +40,6 @@ log = logging.getLogger(__name__)
 
 _KEYS = ("path", "package", "namespace")
 _CONTRACT = "register_actions(registry, engine)"
-
-
-def _location(obj: Any, key: str | int | None = None) -> Location:
-    from tea.yamlsrc import location_of
-
-    return location_of(obj, key)
 
 
 def _check_item(item: Any, where: Location) -> tuple[str, str, str]:
@@ -55,7 +50,7 @@ def _check_item(item: Any, where: Location) -> tuple[str, str, str]:
     unknown = [key for key in item if key not in _KEYS]
     if unknown:
         raise SchemaError(f"unknown key '{unknown[0]}' in imports: (allowed: {', '.join(_KEYS)})",
-                          _location(item, unknown[0]))
+                          location_of(item, unknown[0]))
     kinds = [key for key in ("path", "package") if key in item]
     if len(kinds) != 1:
         raise SchemaError("an imports: entry needs exactly one of path: or package:", where,
@@ -64,9 +59,9 @@ def _check_item(item: Any, where: Location) -> tuple[str, str, str]:
     kind = kinds[0]
     source, namespace = item[kind], item.get("namespace", "")
     if not isinstance(source, str) or not source:
-        raise SchemaError(f"{kind}: must be a non-empty string", _location(item, kind))
+        raise SchemaError(f"{kind}: must be a non-empty string", location_of(item, kind))
     if not isinstance(namespace, str):
-        raise SchemaError("namespace: must be a string", _location(item, "namespace"))
+        raise SchemaError("namespace: must be a string", location_of(item, "namespace"))
     return kind, source, namespace
 
 
@@ -110,7 +105,7 @@ class _ModuleRegistry(dict[str, Any]):
     def __missing__(self, name: str) -> Any:
         return self._full[name]
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Any:
         return super().get(name, self._full.get(name, default))
 
     def __contains__(self, name: object) -> bool:
@@ -163,9 +158,9 @@ def load_imports(
         return
     if not isinstance(imports, list):
         raise SchemaError("imports: must be a list of {path|package, namespace} entries",
-                          _location(imports))
+                          location_of(imports))
     for index, item in enumerate(imports):
-        where = _location(imports, index)
+        where = location_of(imports, index)
         kind, source, namespace = _check_item(item, where)
         if kind == "path":
             path = (Path(base_dir) / Path(source).expanduser()).resolve()
@@ -174,7 +169,7 @@ def load_imports(
                 continue
             if not path.is_file():
                 raise LoadError(f"action module '{source}' not found (looked at {path})",
-                                _location(item, "path"),
+                                location_of(item, "path"),
                                 hint="the path is relative to the workflow file")
             module = _exec_file(path, where)
         else:

@@ -19,7 +19,15 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from tea.actions._common import fail, is_template, to_number, url_problem
+from tea.actions._common import (
+    Action,
+    ActionContext,
+    fail,
+    is_template,
+    takes_context,
+    to_number,
+    url_problem,
+)
 from tea.actions.llm_client import (
     DEFAULT_API_BASES,
     PROVIDERS,
@@ -28,7 +36,6 @@ from tea.actions.llm_client import (
     RetryPolicy,
     chat,
 )
-from tea.actions.registry import ActionContext, takes_context
 
 __all__ = ["ACTIONS", "SETTING_KEYS", "llm_call", "llm_chat"]
 
@@ -238,7 +245,7 @@ def _check(params: Mapping[str, Any], settings: Mapping[str, Any],
 llm_call.__tea_validate__ = lambda p, s: _check(p, s, needs_prompt=True)  # type: ignore[attr-defined]
 llm_chat.__tea_validate__ = lambda p, s: _check(p, s, needs_prompt=False)  # type: ignore[attr-defined]
 
-ACTIONS = {
+ACTIONS: dict[str, Action] = {
     "llm.call": llm_call,
     "actions.llm_call": llm_call,
     "llm.chat": llm_chat,

@@ -10,6 +10,9 @@ get it as the keyword ``ctx``.
 A registry is filled at load time and only read while running, so one registry
 may be shared by every branch thread; it pickles (cloudpickle) for the process
 and remote strategies.
+
+This module knows no action: the built-ins import it (through ``_common``) and
+``tea.actions.builtin`` collects them into registries.
 """
 
 from __future__ import annotations
@@ -21,24 +24,22 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from tea.errors import Location, NodeError, SchemaError, TeaError
-
-if TYPE_CHECKING:
-    from tea.secrets import Secrets
+from tea.secrets import Secrets
 
 __all__ = [
     "ActionContext",
     "ActionFailed",
     "ActionRegistry",
     "UnknownAction",
-    "builtin_registry",
     "call_action",
     "parameter_problems",
+    "redact_text",
     "register_action",
+    "registered_actions",
     "takes_context",
-    "validate_action_params",
 ]
 
 Action = Callable[..., Any]
@@ -59,8 +60,6 @@ class ActionContext:
     variables: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from tea.secrets import Secrets
-
         # A plain mapping would leave nothing able to redact; wrap it once here.
         if not isinstance(self.secrets, Secrets):
             self.secrets = Secrets(self.secrets or {})
@@ -169,21 +168,10 @@ def register_action(name: str, fn: Action) -> None:
         _global_actions[name] = fn
 
 
-def builtin_registry(*, entry_points: bool = True) -> ActionRegistry:
-    """A fresh registry: built-ins, then the ``tea.actions`` entry points, then
-    ``register_action`` registrations (later sources win)."""
-    from tea.actions import data, files, http, llm, shell
-
-    registry = ActionRegistry()
-    for module in (data, files, http, llm, shell):
-        registry.update(module.ACTIONS)
-    if entry_points:
-        from tea.actions.imports import load_entry_points
-
-        load_entry_points(registry)
+def registered_actions() -> dict[str, Action]:
+    """A snapshot of what ``register_action`` has added so far."""
     with _global_lock:
-        registry.update(_global_actions)
-    return registry
+        return dict(_global_actions)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -219,27 +207,6 @@ def parameter_problems(fn: Action, params: Mapping[str, Any]) -> list[str]:
         missing = p.default is p.empty and p.name not in params and p.name != "ctx"
         if missing and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
             problems.append(f"missing parameter '{p.name}'")
-    return problems
-
-
-def validate_action_params(
-    name: str, params: Mapping[str, Any], *, registry: Mapping[str, Action] | None = None,
-    settings: Mapping[str, Any] | None = None,
-) -> list[str]:
-    """Load-time problems with ``uses: name`` + ``with: params`` (empty when fine).
-
-    Checks parameter names against the action's signature and, for built-ins,
-    the values that are not templates (a provider name, a URL, a command list).
-    An unknown action gives no problems here: ``resolve`` reports it.
-    """
-    actions = registry if registry is not None else builtin_registry(entry_points=False)
-    fn = actions.get(name)
-    if fn is None:
-        return []
-    problems = parameter_problems(fn, params)
-    check = getattr(fn, "__tea_validate__", None)
-    if check is not None:
-        problems.extend(check(params, settings or {}))
     return problems
 
 

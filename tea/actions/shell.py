@@ -16,8 +16,17 @@ import subprocess
 from collections.abc import Mapping
 from typing import Any
 
-from tea.actions._common import confine, fail, files_root, is_template, to_bool, to_number
-from tea.actions.registry import ActionContext, takes_context
+from tea.actions._common import (
+    Action,
+    ActionContext,
+    confine,
+    fail,
+    files_root,
+    is_template,
+    takes_context,
+    to_bool,
+    to_number,
+)
 
 __all__ = ["ACTIONS", "shell_run"]
 
@@ -116,4 +125,4 @@ def _check(params: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
 
 shell_run.__tea_validate__ = _check  # type: ignore[attr-defined]
 
-ACTIONS = {"shell.run": shell_run}
+ACTIONS: dict[str, Action] = {"shell.run": shell_run}

@@ -2,8 +2,9 @@
 
 Module-level classes, so workers import them by reference (their sys.path is the
 driver's). ``Probe`` logs each time a worker unpickles it, to show the program is
-sent once per worker, not once per branch. ``make_client`` is for workflows whose
-inline code puts an unpicklable object into the state.
+sent once per worker, not once per branch; ``Counted`` does the same for a value
+of the shared state, and logs each time it is pickled. ``make_client`` is for
+workflows whose inline code puts an unpicklable object into the state.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Probe:
     def run_branch(
         self, task: BranchTask, cancel: threading.Event | None = None
     ) -> dict[str, Any]:
-        state = dict(task.state)
+        state = task.initial_state()
         mode = state.get("mode", "ok")
         if "say" in state:
             print(state["say"], file=sys.stderr)
@@ -59,7 +60,7 @@ class Probe:
             with open(state["path"], "w") as handle:
                 handle.write("ran")
         state["pid"] = os.getpid()
-        return state
+        return {k: v for k, v in state.items() if k not in task.state or task.state[k] is not v}
 
 
 class Unpicklable(Probe):
@@ -68,6 +69,28 @@ class Unpicklable(Probe):
     def __init__(self) -> None:
         super().__init__(key="unpicklable")
         self.lock = threading.Lock()
+
+
+class Counted:
+    """A value that appends ``dump <pid>`` to ``log`` each time it is pickled and
+    ``load <pid>`` each time it is unpickled."""
+
+    def __init__(self, log: str, payload: bytes = b"") -> None:
+        self.log = log
+        self.payload = payload
+
+    def __getstate__(self) -> dict[str, Any]:
+        _note(self.log, "dump")
+        return dict(self.__dict__)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        _note(self.log, "load")
+
+
+def _note(log: str, what: str) -> None:
+    with open(log, "a") as handle:
+        handle.write(f"{what} {os.getpid()}\n")
 
 
 class Client:

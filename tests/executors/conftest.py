@@ -7,26 +7,39 @@ a real sshd) and returning a ``Backend``. The suite then runs against it unchang
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import pytest
+from contract_program import ContractProgram
 
-import tea
-from executors import BranchProgram, BranchTask, ParallelConfig, ParallelExecutor, get_executor
+from executors import (
+    BranchProgram,
+    BranchTask,
+    ParallelConfig,
+    ParallelExecutor,
+    get_executor,
+    register_executor,
+)
+from executors.testing import InlineExecutor
 
-CONTRACT_WORKFLOW = Path(__file__).with_name("contract_workflow.yaml")
+SHARED: Mapping[str, Any] = {"ticks": 0, "slow_ticks": 0}
+"""The shared input of the tasks ``make_task`` builds (the same object for all)."""
 
 
 @dataclass
 class Backend:
-    """A strategy under test: how to build its executors and its base ``ParallelConfig``."""
+    """A strategy under test: how to build its executors and its base ``ParallelConfig``.
+
+    ``concurrent`` is false for a backend that runs branches one after the other
+    (the inline test double): tests about concurrency skip it.
+    """
 
     strategy: str
     config: ParallelConfig
     build: Callable[[], ParallelExecutor]
+    concurrent: bool = True
     made: list[ParallelExecutor] = field(default_factory=list)
 
     def executor(self) -> ParallelExecutor:
@@ -39,6 +52,10 @@ class Backend:
         """The backend's base config with ``changes`` applied."""
         return replace(self.config, **changes)
 
+    def require_concurrency(self) -> None:
+        if not self.concurrent:
+            pytest.skip(f"the {self.strategy} backend runs branches one at a time")
+
 
 def _local(strategy: str) -> Callable[[pytest.FixtureRequest], Backend]:
     def build(request: pytest.FixtureRequest) -> Backend:
@@ -47,9 +64,18 @@ def _local(strategy: str) -> Callable[[pytest.FixtureRequest], Backend]:
     return build
 
 
+def _inline(request: pytest.FixtureRequest) -> Backend:
+    register_executor("inline", InlineExecutor)
+    return Backend(
+        "inline", ParallelConfig(strategy="inline"), lambda: get_executor("inline"),
+        concurrent=False,
+    )
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "thread": _local("thread"),
     "process": _local("process"),
+    "inline": _inline,
 }
 
 
@@ -64,31 +90,28 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
 @pytest.fixture(scope="session")
 def contract_program() -> BranchProgram:
-    """The compiled contract workflow: branches enter at ``work`` and stop before ``done``."""
-    program: BranchProgram = tea.load(CONTRACT_WORKFLOW).graph
-    return program
+    """The program of the contract suite (``contract_program.ContractProgram``)."""
+    return ContractProgram()
 
 
-def _make_task(index: int, *, target: str | None = None, **state: Any) -> BranchTask:
+def _make_task(
+    index: int, *, target: str | None = None, shared: Mapping[str, Any] = SHARED, **overrides: Any
+) -> BranchTask:
     name = target or f"b{index}"
-    initial = {"i": index, "name": name, "ticks": 0, "slow_ticks": 0, **state}
     return BranchTask(
         branch_id=f"start[{index}]",
         entry="work",
         exit="done",
-        state=initial,
+        state=shared,
         index=index,
         target=name,
+        overrides={"i": index, "name": name, **overrides},
     )
 
 
 @pytest.fixture
 def make_task() -> Callable[..., BranchTask]:
-    """``make_task(index, target=..., **state)``: a branch of the contract workflow.
-
-    State keys choose what it does: ``sleep`` (seconds, in one node), ``slow_ticks``
-    (20 ms loop iterations, so a cancel stops it at the next one), ``fail``,
-    ``counter`` + ``fail_times`` (fails that many times, counted in a file),
-    ``shared`` (``{"seen": []}``, appended to).
-    """
+    """``make_task(index, target=..., shared=..., **overrides)``: a branch of the contract
+    program; ``shared`` is the fan-out's input (``SHARED`` unless given), the keyword
+    arguments the branch's own keys (see ``ContractProgram`` for what they do)."""
     return _make_task

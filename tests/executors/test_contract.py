@@ -6,11 +6,11 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
+from contract_program import ContractProgram
 
-from executors import BranchProgram, BranchResult, BranchTask, BreakerPolicy, RetryPolicy
+from executors import BranchResult, BranchTask, BreakerPolicy, RetryPolicy
 from executors.base import ParallelExecutor
 
 pytestmark = pytest.mark.timeout(60)
@@ -45,20 +45,28 @@ def test_no_tasks_no_results(backend, contract_program):
 
 
 def test_results_come_as_branches_finish(backend, contract_program, make_task):
+    backend.require_concurrency()
     tasks = [make_task(0, slow_ticks=50), make_task(1)]
     with backend.executor() as executor:
         order = [r.index for r in executor.run(contract_program, tasks, backend.configure())]
     assert order == [1, 0]
 
 
-def test_branch_state_is_isolated(backend, contract_program, make_task):
-    shared = {"seen": ["before"]}
+def test_a_result_carries_the_branchs_update_not_the_shared_input(
+    backend, contract_program, make_task
+):
+    shared = {"ticks": 0, "slow_ticks": 0, "shared": {"seen": ["before"]}, "big": list(range(1000))}
     tasks = [make_task(i, shared=shared) for i in range(3)]
     with backend.executor() as executor:
         results = list(executor.run(contract_program, tasks, backend.configure()))
     for result in results:
-        assert result["shared"]["seen"] == ["before", f"b{result.index}"]
-    assert shared == {"seen": ["before"]}
+        name = f"b{result.index}"
+        assert result.update["shared"] == {"seen": ["before", name]}
+        assert set(result.update) == {"i", "name", "out", "pid", "shared"}
+        assert "big" not in result.update
+        seen = result.with_base(shared)
+        assert seen["big"] == list(range(1000)) and seen["name"] == name
+    assert shared["shared"] == {"seen": ["before"]}
 
 
 def test_results_survive_json(backend, contract_program, make_task):
@@ -76,8 +84,10 @@ def test_a_failing_branch_is_a_result_with_its_error(backend, contract_program, 
     bad, good = results["start[0]"], results["start[1]"]
     assert good.success
     assert not bad.success
+    assert bad.update == dict(tasks[0].overrides)
     assert bad.error is not None
     assert bad.error.node == "work"
+    assert bad.error.category == "error"
     assert "boom in b0" in bad.error.message
     assert bad.error.matches(["ValueError"])
     assert "ValueError" in (bad.error.traceback or "")
@@ -91,8 +101,9 @@ def test_timeout_fails_only_the_slow_branch(backend, contract_program, make_task
     slow = results["start[0]"]
     assert not slow.success
     assert slow.error is not None
-    assert slow.error.type == "BranchTimeout"
+    assert (slow.error.type, slow.error.category) == ("BranchTimeout", "timeout")
     assert slow.error.matches(["TimeoutError"])
+    assert slow.update == dict(tasks[0].overrides)
     assert results["start[1]"].success
 
 
@@ -139,6 +150,9 @@ def test_breaker_opens_after_threshold(backend, contract_program, make_task):
     assert [r.error.type if r.error else None for r in results] == [
         "NodeError", "NodeError", "CircuitOpen", "CircuitOpen"
     ]
+    assert [r.error.category if r.error else None for r in results] == [
+        "error", "error", "circuit_open", "circuit_open"
+    ]
     assert [r.breaker_state for r in results] == ["closed", "open", "open", "open"]
 
 
@@ -159,15 +173,15 @@ def test_breaker_lives_for_the_executor_and_recovers(backend, contract_program, 
 
 
 def test_fail_fast_cancels_unfinished_branches(backend, contract_program, make_task):
-    tasks = [make_task(0, slow_ticks=1000), make_task(1, fail=True), make_task(2, slow_ticks=1000)]
+    tasks = [make_task(0, fail=True), make_task(1, slow_ticks=1000), make_task(2, slow_ticks=1000)]
     config = backend.configure(fail_fast=True, max_workers=3)
     with backend.executor() as executor:
         results = by_id(list(executor.run(contract_program, tasks, config)))
-    assert results["start[1]"].error is not None
-    assert results["start[1]"].error.type == "NodeError"
-    for branch in ("start[0]", "start[2]"):
+    assert results["start[0]"].error is not None
+    assert results["start[0]"].error.type == "NodeError"
+    for branch in ("start[1]", "start[2]"):
         error = results[branch].error
-        assert error is not None and error.type == "Cancelled"
+        assert error is not None and (error.type, error.category) == ("Cancelled", "cancelled")
 
 
 def test_caller_cancel_stops_unfinished_branches(backend, contract_program, make_task):
@@ -179,7 +193,7 @@ def test_caller_cancel_stops_unfinished_branches(backend, contract_program, make
             results.append(result)
             cancel.set()
     assert results[0].branch_id == "start[0]" and results[0].success
-    assert {r.error.type for r in results[1:] if r.error} == {"Cancelled"}
+    assert {r.error.category for r in results[1:] if r.error} == {"cancelled"}
     assert len(results) == 3
 
 
@@ -200,13 +214,10 @@ def test_close_is_idempotent_and_final(backend, contract_program, make_task):
         executor.run(contract_program, [make_task(0)], backend.configure())
 
 
-def test_other_programs_share_the_executor(backend, contract_program, make_task, tmp_path: Path):
-    import tea
-
-    text = "name: other\nnodes:\n  - name: work\n    run: 'return {\"other\": True}'\n"
-    other: BranchProgram = tea.loads(text + "  - name: done\n", tmp_path / "other.yaml").graph
+def test_other_programs_share_the_executor(backend, contract_program, make_task):
+    other = ContractProgram(key="other", mark="other")
     with backend.executor() as executor:
         (a,) = executor.run(contract_program, [make_task(0)], backend.configure())
         (b,) = executor.run(other, [make_task(0)], backend.configure())
-    assert a.success and "other" not in a.state
+    assert a.success and "other" not in a.update
     assert b.success and b["other"] is True

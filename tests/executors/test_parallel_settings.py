@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 
-from executors import BreakerPolicy, ParallelConfig, RetryPolicy, register_executor
+from executors import BreakerPolicy, Locate, ParallelConfig, RetryPolicy, register_executor
+from executors.testing import InlineExecutor
 from executors.thread import ThreadExecutor
 from tea.errors import SchemaError
 from tea.parallel_settings import check_strategy, parse_parallel_config
 from tea.yamlsrc import load_yaml
+
+
+class Slotted(InlineExecutor):
+    """A strategy with options of its own (``slotted: {...}``), read as a plain dict."""
+
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, Any] | None, locate: Locate) -> dict[str, Any] | None:
+        return None if raw is None else dict(raw)
+
+
+register_executor("slotted", Slotted)
 
 
 def parse(text: str, **kwargs: object) -> ParallelConfig:
@@ -24,7 +39,7 @@ def failure(text: str, **kwargs: object) -> SchemaError:
 def test_nothing_gives_the_defaults_or_the_base():
     base = ParallelConfig(strategy="process")
     assert parse_parallel_config(None) == ParallelConfig()
-    assert parse_parallel_config(None, base=base) is base
+    assert parse_parallel_config(None, base=base) == base
     assert parse_parallel_config({}) == ParallelConfig()
 
 
@@ -39,7 +54,6 @@ on_branch_failure: continue
 retry: {max_attempts: 3, backoff_base_ms: 50, backoff_max_ms: 400, jitter: false,
         retry_on: [TimeoutError, WorkerDied]}
 circuit_breaker: {failure_threshold: 2, reset_timeout_seconds: 10}
-remote: {hosts: [a, b]}
 """
     )
     assert config == ParallelConfig(
@@ -50,32 +64,35 @@ remote: {hosts: [a, b]}
         on_branch_failure="continue",
         retry=RetryPolicy(3, 50.0, 400.0, False, ("TimeoutError", "WorkerDied")),
         circuit_breaker=BreakerPolicy(2, 10.0),
-        remote={"hosts": ["a", "b"]},
     )
 
 
 def test_an_override_changes_only_what_it_names():
     base = parse(
         "strategy: process\nretry: {max_attempts: 3}\ncircuit_breaker: {failure_threshold: 2}\n"
-        "remote: {hosts: [a], workdir: /tmp/x}\n"
     )
-    edge = parse(
-        "timeout_seconds: 1\nretry: {jitter: false}\nremote: {workdir: /srv}\n", base=base
-    )
+    edge = parse("timeout_seconds: 1\nretry: {jitter: false}\n", base=base)
     assert edge.strategy == "process"
     assert edge.timeout_seconds == 1.0
     assert edge.retry == RetryPolicy(max_attempts=3, jitter=False)
     assert edge.circuit_breaker == BreakerPolicy(failure_threshold=2)
-    assert edge.remote == {"hosts": ["a"], "workdir": "/srv"}
     assert parse("circuit_breaker: false\n", base=base).circuit_breaker is None
     assert parse("circuit_breaker: true\n").circuit_breaker == BreakerPolicy()
     assert parse("timeout_seconds: null\n", base=edge).timeout_seconds is None
 
 
+def test_a_strategys_options_merge_under_the_override_and_are_parsed_by_it():
+    settings = load_yaml("strategy: slotted\nslotted: {slots: 2, name: a}\n", "flow.yaml")
+    base = parse_parallel_config(settings)  # type: ignore[arg-type]
+    assert base.options == {"slots": 2, "name": "a"}
+    edge = parse("slotted: {slots: 5}\n", base=base, inherited=settings)
+    assert edge.options == {"slots": 5, "name": "a"}
+
+
 def test_unknown_strategy_lists_the_known_ones():
     error = failure("max_workers: 2\nstrategy: proces\n")
     assert (error.location.file, error.location.line) == ("flow.yaml", 2)
-    assert "known: process, remote, thread" in error.message
+    assert "process, remote" in error.message
     assert error.hint == "did you mean 'process'?"
 
 
@@ -122,7 +139,8 @@ def test_unknown_top_level_key():
         ("circuit_breaker:\n  failure_threshold: 0\n", 2, "at least 1"),
         ("circuit_breaker:\n  reset_timeout_seconds: -3\n", 2, "greater than 0"),
         ("circuit_breaker: {threshold: 3}\n", 1, "unknown key 'threshold'"),
-        ("remote: [a, b]\n", 1, "remote must be a mapping"),
+        ("strategy: slotted\nslotted: [a, b]\n", 2, "slotted must be a mapping"),
+        ("strategy: thread\nthread: {x: 1}\n", 2, "thread strategy takes no options"),
     ],
 )
 def test_wrong_values_are_located(text, line, words):

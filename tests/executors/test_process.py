@@ -1,4 +1,4 @@
-"""The process backend beyond the contract: dead workers, pickling checks, the program cache."""
+"""The process backend beyond the contract: dead workers, pickling checks, what is sent once."""
 
 from __future__ import annotations
 
@@ -8,21 +8,30 @@ import sys
 import threading
 from pathlib import Path
 
+from typing import Any
+
 import pytest
-from branch_programs import Probe, Unpicklable
+from branch_programs import Counted, Probe, Unpicklable
 
 import tea
-from executors import BranchTask, ParallelConfig
+from executors import BranchTask, ParallelConfig, SupportsWarm
+from executors._pickling import content_key, dumps
+from executors._worker import SHARED_CACHE
 from executors.process import ProcessExecutor
 from tea.errors import SerializationError
 
 pytestmark = pytest.mark.timeout(60)
 
 CONFIG = ParallelConfig(strategy="process", max_workers=2)
+SHARED: dict[str, Any] = {}
 
 
-def task(index: int, **state: object) -> BranchTask:
-    return BranchTask(f"fan[{index}]", "work", None, dict(state), index=index, target=f"t{index}")
+def task(index: int, shared: dict[str, Any] = SHARED, **overrides: object) -> BranchTask:
+    """Branch ``index``: ``overrides`` are its own keys, ``shared`` the fan-out's input."""
+    return BranchTask(
+        f"fan[{index}]", "work", None, shared, index=index, target=f"t{index}",
+        overrides=dict(overrides),
+    )
 
 
 def gone(pid: int) -> bool:
@@ -52,8 +61,9 @@ def test_a_dead_worker_fails_only_its_branch(executor, mode, status, how):
     results = {r.index: r for r in executor.run(Probe(), tasks, CONFIG)}
     dead = results[1]
     assert not dead.success
+    assert dead.update == {"mode": mode}
     assert dead.error is not None
-    assert dead.error.type == "WorkerDied"
+    assert (dead.error.type, dead.error.category) == ("WorkerDied", "worker_died")
     assert dead.error.exit_status == status
     assert how in dead.error.message
     assert dead.pid is not None and gone(dead.pid)
@@ -62,7 +72,7 @@ def test_a_dead_worker_fails_only_its_branch(executor, mode, status, how):
     assert all(r.success for r in later)
 
 
-def test_unpicklable_input_state_is_refused_before_any_branch_starts(executor, tmp_path):
+def test_an_unpicklable_item_is_refused_before_any_branch_starts(executor, tmp_path):
     marker = tmp_path / "ran"
     tasks = [
         task(0, mode="touch", path=str(marker)),
@@ -71,16 +81,66 @@ def test_unpicklable_input_state_is_refused_before_any_branch_starts(executor, t
     with pytest.raises(SerializationError) as caught:
         executor.run(Probe(), tasks, CONFIG)
     assert caught.value.branch == "fan[1]"
-    assert "'client.conn'" in caught.value.message
+    assert caught.value.category == "setup"
+    assert "'client.conn' of the branch's own input" in caught.value.message
     assert not marker.exists()
 
 
-def test_unpicklable_final_state_fails_that_branch(executor):
+def test_an_unpicklable_shared_input_is_refused_before_any_branch_starts(executor, tmp_path):
+    marker = tmp_path / "ran"
+    shared = {"db": {"name": "db", "conn": threading.Lock()}}
+    tasks = [task(0, shared, mode="touch", path=str(marker)), task(1, shared)]
+    with pytest.raises(SerializationError) as caught:
+        executor.run(Probe(), tasks, CONFIG)
+    assert caught.value.branch == "fan[0]"
+    assert "'db.conn' of the fan-out's shared input" in caught.value.message
+    assert not marker.exists()
+
+
+def test_the_shared_input_is_pickled_once_and_sent_to_each_worker_once(executor, tmp_path):
+    log = tmp_path / "log"
+    shared = {"big": Counted(str(log), b"x" * (1 << 20))}
+    first = list(executor.run(Probe(), [task(i, shared, n=i) for i in range(64)], CONFIG))
+    again = list(executor.run(Probe(), [task(i, shared, n=i) for i in range(8)], CONFIG))
+    assert all(r.success and "big" not in r.update for r in first + again)
+    lines = log.read_text().split("\n")
+    dumps_by = [line for line in lines if line.startswith("dump ")]
+    loads_by = [line.split()[1] for line in lines if line.startswith("load ")]
+    assert dumps_by == [f"dump {os.getpid()}"] * 2  # once per batch, in the driver
+    workers = {str(r.pid) for r in first + again}
+    assert sorted(loads_by) == sorted(workers)  # once per worker, not again for batch 2
+
+
+def test_a_worker_that_lost_a_shared_state_is_sent_it_again():
+    with ProcessExecutor(max_workers=1) as executor:
+        config = ParallelConfig(strategy="process", max_workers=1)
+        (first,) = executor.run(Probe(), [task(0, {"v": 1})], config)
+        (worker,) = executor._pool._idle
+        other = {"v": 2}
+        worker.shared[content_key(dumps(other))] = None  # the driver wrongly thinks it is there
+        (second,) = executor.run(Probe(), [task(1, other, mode="ok")], config)
+    assert first.success and second.success
+    assert second.pid == first.pid
+
+
+def test_workers_keep_only_the_last_few_shared_states():
+    with ProcessExecutor(max_workers=1) as executor:
+        config = ParallelConfig(strategy="process", max_workers=1)
+        for n in range(SHARED_CACHE + 2):
+            (result,) = executor.run(Probe(), [task(0, {"v": n})], config)
+            assert result.success
+        (worker,) = executor._pool._idle
+    assert list(worker.shared) == [
+        content_key(dumps({"v": n})) for n in range(2, SHARED_CACHE + 2)
+    ]
+
+
+def test_an_unpicklable_update_fails_that_branch(executor):
     (result,) = executor.run(Probe(), [task(0, mode="unpicklable")], CONFIG)
     assert not result.success
     assert result.error is not None
-    assert result.error.type == "SerializationError"
-    assert "'lock'" in result.error.message
+    assert (result.error.type, result.error.category) == ("SerializationError", "setup")
+    assert "'lock' of the branch's update" in result.error.message
 
 
 def test_a_program_that_cannot_be_pickled_is_refused(executor):
@@ -184,9 +244,10 @@ def test_a_script_without_a_main_guard_fails_fast_with_advice(tmp_path: Path):
     assert "if __name__ == '__main__':" in done.stderr
 
 
-def test_start_warms_the_pool_in_the_background():
+def test_warm_starts_the_pool_in_the_background():
     with ProcessExecutor(max_workers=2) as executor:
-        executor.start()
+        assert isinstance(executor, SupportsWarm)
+        executor.warm()
         results = list(executor.run(Probe(), [task(0), task(1), task(2)], CONFIG))
     assert all(r.success for r in results)
     assert len({r.pid for r in results}) <= 2

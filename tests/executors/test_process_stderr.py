@@ -27,8 +27,11 @@ pytestmark = pytest.mark.timeout(60)
 CONFIG = ParallelConfig(strategy="process", max_workers=2)
 
 
-def task(index: int, **state: object) -> BranchTask:
-    return BranchTask(f"fan[{index}]", "work", None, dict(state), index=index, target=f"t{index}")
+def task(index: int, **overrides: object) -> BranchTask:
+    return BranchTask(
+        f"fan[{index}]", "work", None, {}, index=index, target=f"t{index}",
+        overrides=dict(overrides),
+    )
 
 
 def run_script(tmp_path: Path, code: str) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""The shared reliability layer: cancel tokens, thread reuse, breakers, backoff and the runner."""
+"""The shared reliability layer: cancel tokens, thread reuse, results and the batch runner."""
 
 from __future__ import annotations
 
@@ -9,31 +9,24 @@ import time
 import pytest
 
 from executors import BranchResult, BranchTask, BreakerPolicy, ErrorInfo, ParallelConfig, RetryPolicy
-from executors._breakers import TargetBreaker
 from executors._sync import CancelToken, DaemonThreads
-from executors.resilience import (
-    AttemptContext,
-    ResilientRunner,
-    _backoff,
-    cancelled,
-    error_info,
-    failed,
-    succeeded,
-)
-from tea.errors import BranchTimeout, NodeError
+from executors.resilience import AttemptContext, BatchRunner
+from executors.results import cancelled, error_info, failed, succeeded, with_stderr
+from tea.errors import BranchTimeout, NodeError, WorkerDied
 
 pytestmark = pytest.mark.timeout(30)
 
 
 def task(index: int, target: str = "") -> BranchTask:
-    return BranchTask(f"fan[{index}]", "a", None, {"i": index}, index=index, target=target)
+    return BranchTask(
+        f"fan[{index}]", "a", None, {"shared": True}, index=index, target=target,
+        overrides={"item": index},
+    )
 
 
 @pytest.fixture
-def runner():
-    made = ResilientRunner("test")
-    yield made
-    made.close()
+def runner() -> BatchRunner:
+    return BatchRunner()
 
 
 # -- cancel tokens and threads ------------------------------------------------------------
@@ -79,14 +72,10 @@ def test_daemon_threads_are_reused():
         deadline = time.monotonic() + 5
         while threads._idle == 0 and time.monotonic() < deadline:  # back to idle, after the job
             time.sleep(0.001)
-    threads.close()
-    threads.close()
     assert names == ["t-1"] * 3
-    with pytest.raises(RuntimeError):
-        threads.submit(lambda: None)
 
 
-# -- errors ----------------------------------------------------------------------------------
+# -- results ---------------------------------------------------------------------------------
 
 
 def test_error_info_matches_bases_and_causes_and_survives_json():
@@ -99,6 +88,7 @@ def test_error_info_matches_bases_and_causes_and_survives_json():
         info = error_info(exc)
     assert info.type == "NodeError"
     assert info.node == "fetch"
+    assert info.category == "error"
     assert info.matches(["ConnectionError"])
     assert info.matches(["RunError"])
     assert not info.matches(["KeyError"])
@@ -108,69 +98,36 @@ def test_error_info_matches_bases_and_causes_and_survives_json():
     assert again.error is not None and again.error.matches(["ConnectionResetError"])
 
 
+def test_a_failed_result_carries_only_the_tasks_overrides():
+    result = failed(task(3), WorkerDied("gone", exit_status=137))
+    assert result.update == {"item": 3}
+    assert result.error is not None
+    assert (result.error.category, result.error.exit_status) == ("worker_died", 137)
+    assert result.with_base({"shared": True})["shared"] is True
+    assert succeeded(task(3), {"out": 1}).update == {"out": 1}
+
+
+def test_stderr_goes_after_the_traceback_and_nothing_when_empty():
+    info = ErrorInfo("KeyError", "x", traceback="Traceback ...\nKeyError: 'x'")
+    merged = with_stderr(info, "warning: disk\nlast line\n", "worker process 7")
+    assert merged.traceback == (
+        "Traceback ...\nKeyError: 'x'\n--- stderr of worker process 7 (last lines) ---\n"
+        "warning: disk\nlast line\n"
+    )
+    assert with_stderr(info, "  \n") is info
+
+
 def test_stopped_attempt_is_timeout_unless_the_batch_was_cancelled():
     batch = CancelToken()
     ctx = AttemptContext(task(0), CancelToken(batch), time.monotonic(), 0.5, batch)
     timeout = ctx.stopped()
     batch.cancel()
     stopped = ctx.stopped()
-    assert timeout.error is not None and timeout.error.type == "BranchTimeout"
+    assert timeout.error is not None and timeout.error.category == "timeout"
     assert timeout.error.matches([BranchTimeout.__name__, "TimeoutError"])
     assert stopped.error is not None and stopped.error.type == "Cancelled"
-    assert cancelled(task(1)).error == stopped.error
-
-
-# -- breakers --------------------------------------------------------------------------------
-
-
-def test_breaker_trips_at_threshold_then_allows_one_trial():
-    breaker = TargetBreaker("api", BreakerPolicy(failure_threshold=2, reset_timeout_seconds=0.2))
-    bad = failed(task(0), ErrorInfo("ValueError", "x"))
-    for _ in range(2):
-        ticket = breaker.admit()
-        assert ticket == "closed"
-        breaker.record(bad, ticket)
-    assert breaker.state == "open"
-    assert breaker.admit() is None
-    assert "open after 2 consecutive failures" in breaker.open_error("fan[0]").message
-    time.sleep(0.25)
-    trial = breaker.admit()
-    assert trial == "trial"
-    assert breaker.admit() is None  # one trial at a time
-    breaker.record(bad, trial)
-    assert breaker.state == "open"
-    time.sleep(0.25)
-    trial = breaker.admit()
-    assert trial == "trial"
-    breaker.record(succeeded(task(0), {}), trial)
-    assert breaker.state == "closed"
-
-
-def test_cancelled_attempts_do_not_count_against_the_target():
-    breaker = TargetBreaker("api", BreakerPolicy(failure_threshold=1))
-    ticket = breaker.admit()
-    assert ticket is not None
-    breaker.record(cancelled(task(0)), ticket)
-    assert breaker.state == "closed"
-
-
-# -- backoff ---------------------------------------------------------------------------------
-
-
-def _wait_for(policy_wait, attempt: int) -> float:
-    import tenacity
-
-    state = tenacity.RetryCallState(None, None, (), {})
-    state.attempt_number = attempt
-    return float(policy_wait(state))
-
-
-def test_backoff_is_exponential_and_capped():
-    plain = _backoff(100, 350, jitter=False)
-    assert [_wait_for(plain, n) for n in (1, 2, 3, 4)] == [0.1, 0.2, 0.35, 0.35]
-    jittered = _backoff(100, 350, jitter=True)
-    for n, ceiling in ((1, 0.1), (2, 0.2), (5, 0.35)):
-        assert 0 <= _wait_for(jittered, n) <= ceiling
+    assert stopped.error.category == "cancelled"
+    assert cancelled(task(0)).error == stopped.error
 
 
 # -- the runner ------------------------------------------------------------------------------
@@ -191,6 +148,16 @@ def test_each_try_sees_its_attempt_number(runner):
     assert result.success and result.attempts == 3 and result.index == 0
 
 
+@pytest.mark.parametrize("category", ["cancelled", "circuit_open", "setup"])
+def test_some_categories_are_never_retried(runner, category):
+    def attempt(ctx: AttemptContext) -> BranchResult:
+        return failed(ctx.task, ErrorInfo("Whatever", "no", category=category))
+
+    retry = RetryPolicy(max_attempts=5, backoff_base_ms=1, backoff_max_ms=1)
+    (result,) = runner.run([task(0)], ParallelConfig(retry=retry), attempt, workers=1)
+    assert result.attempts == 1
+
+
 def test_fail_fast_interrupts_a_branch_waiting_for_its_retry(runner):
     def attempt(ctx: AttemptContext) -> BranchResult:
         if ctx.task.index == 0:
@@ -207,7 +174,7 @@ def test_fail_fast_interrupts_a_branch_waiting_for_its_retry(runner):
     )
     results = {r.index: r for r in runner.run([task(0), task(1)], config, attempt, workers=2)}
     assert results[1].error is not None and results[1].error.type == "KeyError"
-    assert results[0].error is not None and results[0].error.type == "Cancelled"
+    assert results[0].error is not None and results[0].error.category == "cancelled"
     assert results[0].attempts == 2
 
 
@@ -256,6 +223,20 @@ def test_closing_the_results_early_cancels_running_attempts(runner):
     assert stopped.wait(5)
 
 
+def test_inline_runs_each_branch_in_the_callers_thread_when_asked(runner):
+    ran: list[tuple[int, str]] = []
+
+    def attempt(ctx: AttemptContext) -> BranchResult:
+        ran.append((ctx.task.index, threading.current_thread().name))
+        return succeeded(ctx.task, {})
+
+    results = runner.run_inline([task(0), task(1)], ParallelConfig(), attempt)
+    assert ran == []
+    assert next(results).index == 0
+    assert ran == [(0, threading.current_thread().name)]
+    assert [r.index for r in results] == [1]
+
+
 def test_breakers_are_per_target(runner):
     def attempt(ctx: AttemptContext) -> BranchResult:
         if ctx.task.target == "bad":
@@ -268,3 +249,13 @@ def test_breakers_are_per_target(runner):
     assert results[1].error is not None and results[1].error.type == "CircuitOpen"
     assert results[2].success and results[2].breaker_state == "closed"
     assert runner.breakers.states() == {"bad": "open", "good": "closed"}
+
+
+def test_cancelled_attempts_do_not_count_against_the_target(runner):
+    def attempt(ctx: AttemptContext) -> BranchResult:
+        return cancelled(ctx.task)
+
+    config = ParallelConfig(circuit_breaker=BreakerPolicy(failure_threshold=1))
+    (result,) = runner.run([task(0, "t")], config, attempt, workers=1)
+    assert result.error is not None and result.error.category == "cancelled"
+    assert result.breaker_state == "closed"

@@ -46,7 +46,7 @@ def ensure_test_user() -> pwd.struct_passwd:
         ["useradd", "--system", "--home-dir", str(TEST_HOME), "--create-home",
          "--shell", "/bin/sh", "--password", "*", TEST_USER],
         capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+    )
     if result.returncode not in (0, 9):  # 9: created meanwhile by a parallel test worker
         raise RuntimeError(f"useradd {TEST_USER} failed: {result.stderr.strip()}")
     return pwd.getpwnam(TEST_USER)
@@ -56,7 +56,7 @@ def _keygen(path: Path, comment: str) -> None:
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
         check=True, timeout=30, capture_output=True,
-    )  # fmt: skip
+    )
 
 
 def _free_port(addresses: list[str]) -> int:
@@ -125,7 +125,7 @@ class SshHost:
             ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
              SSHD, "-D", "-e", "-f", str(config)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         log.close()
         _wait_banner(self.address, self.port, timeout=15)
 

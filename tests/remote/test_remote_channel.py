@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(120)
 def _settings(cluster: SshCluster, launcher: Path, **extra) -> dict:
     work, cache = cluster.user_dir("work"), cluster.user_dir("cache")
     return cluster.remote_settings(work, cache, basefile=str(launcher),
-                                   hosts=[cluster.hosts[0].login], **extra)  # fmt: skip
+                                   hosts=[cluster.hosts[0].login], **extra)
 
 
 def _task(index: int, **state) -> BranchTask:
@@ -33,7 +33,7 @@ def _task(index: int, **state) -> BranchTask:
 
 def _run(settings: dict, tasks: list[BranchTask], **config) -> list:
     with RemoteExecutor() as executor:
-        cfg = ParallelConfig(strategy="remote", remote=settings, **config)
+        cfg = ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings), **config)
         return sorted(executor.run(ToyProgram(), tasks, cfg), key=lambda r: r.index)
 
 
@@ -87,7 +87,7 @@ def test_other_branches_of_a_stopped_worker_are_sent_again(fresh_cluster, launch
 def test_closing_the_executor_kills_what_still_runs(fresh_cluster, launcher):
     settings = _settings(fresh_cluster, launcher, slots=2)
     with RemoteExecutor() as executor:
-        cfg = ParallelConfig(strategy="remote", remote=settings)
+        cfg = ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings))
         results = executor.run(ToyProgram(), [_task(0, hang=60, child=True), _task(1)], cfg)
         assert next(results).success  # n1; n0 still runs when the run is abandoned
     assert _left_running(fresh_cluster) == []

@@ -18,6 +18,7 @@ import pytest
 from sshd_hosts import SshCluster
 
 from executors import ParallelConfig, get_executor
+from remote.executor import RemoteExecutor
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -50,7 +51,7 @@ def backend(
     settings = ssh_cluster.remote_settings(work, cache, basefile=str(launcher))
     settings["hosts"] = [h.root_login for h in ssh_cluster.hosts]
     chosen = _fixtures.Backend(
-        "remote", ParallelConfig(strategy="remote", remote=settings), lambda: get_executor("remote")
+        "remote", ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings)), lambda: get_executor("remote")
     )
     yield chosen
     for executor in chosen.made:

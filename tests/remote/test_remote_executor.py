@@ -11,8 +11,9 @@ import pytest
 from toy_program import ToyProgram
 
 from executors.base import BranchTask, ParallelConfig, RetryPolicy
-from remote.executor import RemoteExecutor, RemoteSetupError
-from remote.ssh import Basefile
+from remote.errors import RemoteSetupError
+from remote.executor import RemoteExecutor
+from remote.local_files import Basefile
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,7 +27,7 @@ def _tasks(count: int, **state) -> list[BranchTask]:
 
 def _run(settings: dict, tasks: list[BranchTask], **config) -> list:
     with RemoteExecutor() as executor:
-        cfg = ParallelConfig(strategy="remote", remote=settings, **config)
+        cfg = ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings), **config)
         return sorted(executor.run(ToyProgram(), tasks, cfg), key=lambda r: r.index)
 
 
@@ -71,13 +72,13 @@ def test_binary_is_shipped_once_and_again_when_it_differs(remote_settings, remot
     binary.write_text("#!/bin/sh\necho 'an old tea'\n")
     os.chown(binary, cache.stat().st_uid, cache.stat().st_gid)
     with RemoteExecutor() as executor:
-        cfg = ParallelConfig(strategy="remote", remote=settings)
+        cfg = ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings))
         assert all(r.success for r in executor.run(ToyProgram(), _tasks(3), cfg))
         clusters = list(executor._clusters.values())
         assert any(s.uploaded for s in clusters[0].sessions.values())
     assert binary.read_bytes() == Path(settings["basefile"]).read_bytes()
     with RemoteExecutor() as executor:
-        cfg = ParallelConfig(strategy="remote", remote=settings)
+        cfg = ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings))
         assert all(r.success for r in executor.run(ToyProgram(), _tasks(3), cfg))
         sessions = next(iter(executor._clusters.values())).sessions.values()
         assert sessions and not any(s.uploaded for s in sessions)
@@ -120,7 +121,7 @@ def test_state_that_json_cannot_carry_names_the_key(remote_settings):
 )
 def test_state_json_would_change_fails_before_dispatch(remote_settings, value, problem):
     tasks = [BranchTask("fan[0]", "n0", None, {"changed": value}),
-             BranchTask("fan[1]", "n1", None, {"pair": (1, 2)}, index=1)]  # fmt: skip
+             BranchTask("fan[1]", "n1", None, {"pair": (1, 2)}, index=1)]
     refused, sent = _run(remote_settings(), tasks)
     assert refused.error is not None and refused.error.type == "SerializationError"
     assert refused.error.message.startswith("the state of branch fan[0] cannot be sent as JSON")
@@ -141,11 +142,11 @@ def test_env_is_forwarded_by_name_and_glob(remote_settings, tmp_path, monkeypatc
         "      return {'token': os.environ.get('TEA_TEST_TOKEN'),"
         " 'hidden': os.environ.get('TEA_TEST_HIDDEN')}\n  - name: done\n"
     )
-    graph = tea.load(flow).graph
+    program = tea.load(flow).branch_program()
     settings = remote_settings(env=["TEA_TEST_*", "!*HIDDEN"])
     with RemoteExecutor() as executor:
-        cfg = ParallelConfig(strategy="remote", remote=settings)
-        (result,) = executor.run(graph, [BranchTask("s[read]", "read", "done", {})], cfg)
+        cfg = ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings))
+        (result,) = executor.run(program, [BranchTask("s[read]", "read", "done", {})], cfg)
     assert result.success, result.error
     assert result.state == {"token": "s3cret", "hidden": None}
 

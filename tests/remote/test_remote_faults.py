@@ -42,7 +42,7 @@ def _run_while(settings: dict, tasks: list[BranchTask], fault, after: int = 2) -
     """Run ``tasks``; call ``fault()`` once ``after`` results are in (branches still running)."""
     results = []
     with RemoteExecutor() as executor:
-        cfg = ParallelConfig(strategy="remote", remote=settings)
+        cfg = ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings))
         for result in executor.run(ToyProgram(), tasks, cfg):
             results.append(result)
             if len(results) == after:
@@ -144,7 +144,7 @@ def test_unknown_host_is_never_accepted_silently(ssh_cluster, launcher, tmp_path
 def test_authentication_failure_fails_fast_naming_host_and_key(ssh_cluster, launcher, tmp_path):
     stranger = tmp_path / "id_stranger"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
-                   check=True, timeout=30)  # fmt: skip
+                   check=True, timeout=30)
     settings = _settings(ssh_cluster, launcher, identity_file=str(stranger))
     started = time.monotonic()
     results = _run_while(settings, _tasks(6), lambda: None)
@@ -181,11 +181,11 @@ def test_gnu_parallel_transport_end_to_end(ssh_cluster, launcher):
     own = ssh_cluster.user_dir(f"gnu-{os.urandom(3).hex()}")
     work = ssh_cluster.user_dir(f"{own.name}/jobs")
     settings = _settings(ssh_cluster, launcher, transport="gnu_parallel", slots=2,
-                         workdir=str(work))  # fmt: skip
+                         workdir=str(work))
     tasks = [*_tasks(5), *_tasks(1, fail="n0")]
     tasks[-1] = BranchTask("fan[5]", "n0", "join", {"i": 5, "fail": "n0"}, index=5)
     with RemoteExecutor() as executor:
-        cfg = ParallelConfig(strategy="remote", remote=settings)
+        cfg = ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings))
         results = sorted(executor.run(ToyProgram(), tasks, cfg), key=lambda r: r.index)
     assert [r.success for r in results] == [True] * 5 + [False]
     assert [r.state.get("seen") for r in results[:5]] == [[f"n{i}"] for i in range(5)]

@@ -12,7 +12,7 @@ from remote.gnu_parallel import (
     parse_joblog,
     ssh_login,
 )
-from remote.hosts import parse_host
+from remote.config import parse_host
 
 
 def _command(tmp_path: Path, **changes) -> ParallelCommand:

@@ -40,7 +40,7 @@ def test_off_a_terminal_nothing_is_drawn():
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT], env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+    )
     assert done.stdout == "silent\n" and done.stderr == ""
 
 
@@ -50,7 +50,7 @@ def test_on_a_terminal_a_live_table_goes_to_stderr():
         [sys.executable, "-c", SCRIPT], env={**os.environ, "PYTHONPATH": str(ROOT),
                                               "TERM": "xterm", "COLUMNS": "100"},
         stdout=subprocess.PIPE, stderr=secondary, text=True,
-    )  # fmt: skip
+    )
     os.close(secondary)
     drawn = b""
     deadline = time.monotonic() + 30

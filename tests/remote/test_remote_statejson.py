@@ -46,5 +46,5 @@ def test_json_check_names_the_branch():
         json_check({"ok": 1, "scores": {1: 0.5}}, "the state of branch fan[3]", branch="fan[3]")
     assert caught.value.branch == "fan[3]"
     assert caught.value.message.startswith("the state of branch fan[3] cannot be sent as JSON: "
-                                           "state['scores'] has the int key 1")  # fmt: skip
+                                           "state['scores'] has the int key 1")
     assert "tuples arrive as lists" in str(caught.value)

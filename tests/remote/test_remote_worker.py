@@ -25,7 +25,7 @@ def _worker(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
         [sys.executable, "-m", "remote._entry", "worker", *args],
         cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
 
 
 def _load_message() -> dict:
@@ -126,7 +126,7 @@ def test_once_mode_reads_a_task_file_and_writes_a_result_file(tmp_path):
         [sys.executable, "-m", "remote._entry", "worker", "--once", "--program", "program",
          "--input", "task.json", "--output", "task.result.json"],
         cwd=tmp_path, env={"PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "task.result.json").read_text())
     assert result["success"] and result["state"]["seen"] == ["x"]

@@ -72,7 +72,7 @@ def test_remote_example_runs_through_the_cli_on_the_test_hosts(variant, remote_s
          "-c", str(tmp_path / "checkpoints"),  # not shared with runs of other test workers
          "-i", json.dumps({"numbers": [3, 1, 4, 1, 5, 9, 2, 6]})],
         capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     final = json.loads(done.stdout)
     assert final["sum"] == 31 and final["min"] == 1 and final["max"] == 9
@@ -87,7 +87,7 @@ def test_tea_run_warns_on_stderr_about_a_host_it_cannot_use(variant, remote_sett
         [str(Path(sys.executable).with_name("tea")), "run", str(path),
          "-c", str(tmp_path / "checkpoints"), "-i", json.dumps({"numbers": [3, 1, 4]})],
         capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["sum"] == 8
     warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING tea.remote")]

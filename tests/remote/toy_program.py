@@ -15,7 +15,8 @@ from executors.base import BranchTask
 
 
 class ToyProgram:
-    """Adds ``entry`` to ``seen``. State keys that change that:
+    """Adds ``entry`` to ``seen`` and returns its update (``seen``, ``pid``). State keys
+    (shared state or overrides) that change that:
 
     ``fail``: raise when it names the entry; ``sleep``: wait (stopping on cancel);
     ``hang``: wait that long ignoring cancel (only killing the worker stops it), after
@@ -27,7 +28,7 @@ class ToyProgram:
     key = "toy"
 
     def run_branch(self, task: BranchTask, cancel: threading.Event | None = None) -> dict[str, Any]:
-        state = dict(task.state)
+        state = task.initial_state()
         if state.get("sleep"):
             deadline = time.monotonic() + float(state["sleep"])
             while time.monotonic() < deadline:
@@ -43,11 +44,10 @@ class ToyProgram:
         if state.get("fail") == task.entry:
             print("about to fail", task.entry, flush=True)
             raise ValueError(f"branch {task.entry} was told to fail")
-        state["seen"] = [*state.get("seen", []), task.entry]
-        state["pid"] = os.getpid()
+        update: dict[str, Any] = {"seen": [*state.get("seen", []), task.entry], "pid": os.getpid()}
         if state.get("intkeys"):
-            state["counts"] = {1: "one"}
-        return state
+            update["counts"] = {1: "one"}
+        return update
 
 
 def _hang(seconds: float, child: bool, pidfile: str | None) -> None:

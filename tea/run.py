@@ -1,0 +1,132 @@
+"""``Run``: one execution of a graph, as a stream of events or as a final state.
+
+``Run.stream()`` yields events as plain dicts (``start``, ``node_start``,
+``node_end``, ``state``, ``branch_start``, ``branch_end``, ``interrupt``,
+``error``, ``end``); ``Run.invoke()`` drains it and returns the final state.
+A ``RunObserver`` (``tea.durable`` has the checkpointing one) adds what the
+run does at interrupts, stops, errors, node boundaries and fan-outs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tea.errors import TeaError
+from tea.graph import Graph
+from tea.program import GraphProgram
+from tea.runner import Cursor, Event, Observer, Stop, walk
+from tea.secrets import Secrets
+from tea.state import fast_copy
+
+if TYPE_CHECKING:
+    from tea.signals import StopFlag
+
+__all__ = ["STREAM_MODES", "Run", "RunObserver"]
+
+STREAM_MODES = ("updates", "values", "debug")
+_UPDATES_EVENTS = frozenset({"start", "node_end", "branch_end", "interrupt", "error", "end"})
+_VALUES_EVENTS = frozenset({"start", "state", "interrupt", "error", "end"})
+_DETAIL = {"updates": frozenset(), "values": frozenset({"state"}),
+           "debug": frozenset({"state", "node_start"})}
+
+
+class RunObserver(Observer):
+    """An ``Observer`` that also sees how the run ends. The defaults only report."""
+
+    checkpoint_path: Path | None = None
+    """The checkpoint the run saved last (``None``: none, or the run does not save)."""
+
+    def stopped(self, run: Run, stop: Stop) -> Event:
+        """The ``interrupt`` event for a stop (a durable run saves a checkpoint first)."""
+        return {"type": "interrupt", "node": stop.node, "position": stop.position,
+                "reason": stop.label, "state": dict(run.state)}
+
+    def failed(self, run: Run, exc: TeaError) -> Event:
+        """The ``error`` event for a failed run."""
+        return {"type": "error", "node": getattr(exc, "node", None), "error": exc.to_dict(),
+                "state": dict(run.state)}
+
+    def finished(self, run: Run) -> None:
+        """The run reached ``__end__``."""
+
+
+class Run:
+    """One execution of a graph. Not reusable: build a new ``Run`` per execution."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        state: Mapping[str, Any] | None = None,
+        *,
+        secrets: Mapping[str, Any] | None = None,
+        stream_mode: str = "updates",
+        observer: RunObserver | None = None,
+        cursor: Cursor | None = None,
+        stop_flag: StopFlag | None = None,
+    ) -> None:
+        if stream_mode not in STREAM_MODES:
+            raise ValueError(f"unknown stream mode '{stream_mode}'; known: {', '.join(STREAM_MODES)}")
+        self.graph = graph
+        # initial_state is copied: a node mutating it in place must not change the next run.
+        self.state: dict[str, Any] = (
+            {**fast_copy(dict(graph.initial_state)), **(state or {})} if cursor is None else dict(state or {})
+        )
+        # One Secrets per run: the scope, the branches and every redaction share it.
+        self.secrets = secrets if isinstance(secrets, Secrets) else Secrets(secrets)
+        self.mode = stream_mode
+        self.observer = observer or RunObserver()
+        self.cursor = cursor or Cursor(graph.entry)
+        self.stopped: Stop | None = None
+        self.stop_flag = stop_flag
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """Where the run's last checkpoint is (a durable run's observer saves them)."""
+        return self.observer.checkpoint_path
+
+    def stream(self) -> Iterator[Event]:
+        """The run's events; a secret's value never appears in one (it reads ``***``)."""
+        if not self.secrets:
+            yield from self._events()
+            return
+        for event in self._events():
+            yield self.secrets.redact(event)
+
+    def _events(self) -> Iterator[Event]:
+        # A stop (SIGTERM, SIGINT) also cancels the fan-out in progress: its finished
+        # branches are journaled, the others stop and run again on resume.
+        stop_event = self.stop_flag.event if self.stop_flag is not None else None
+        program = GraphProgram(self.graph, self.secrets)
+        scope = program.scope(stop_event)
+        scope.stop = self.stop_flag
+        scope.warm(self.graph.strategies())  # pools boot in the background while nodes run
+        wanted = _UPDATES_EVENTS if self.mode == "updates" else _VALUES_EVENTS
+        started = time.perf_counter()
+        try:
+            yield {"type": "start", "workflow": self.graph.name, "node": self.cursor.node,
+                   "state": dict(self.state)}
+            try:
+                for item in walk(self.graph, scope, self.state, self.cursor,
+                                 observer=self.observer, detail=_DETAIL[self.mode]):
+                    if isinstance(item, Stop):
+                        self.stopped = item
+                        yield self.observer.stopped(self, item)
+                        return
+                    if self.mode == "debug" or item["type"] in wanted:
+                        yield item
+            except TeaError as exc:
+                yield self.observer.failed(self, exc)
+                raise
+            yield {"type": "end", "state": dict(self.state),
+                   "duration_ms": (time.perf_counter() - started) * 1000.0}
+            self.observer.finished(self)
+        finally:
+            scope.close()
+
+    def invoke(self) -> dict[str, Any]:
+        for _ in self.stream():
+            pass
+        return self.state

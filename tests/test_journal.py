@@ -1,0 +1,163 @@
+"""tea.journal: a fan-out's finished branches, group-committed, readable after any kill."""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executors.base import BranchResult, ErrorInfo
+from tea.errors import CheckpointError
+from tea.journal import BranchJournal
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def result(branch_id: str, **update: Any) -> BranchResult:
+    return BranchResult(branch_id=branch_id, success=True, update=dict(update), pid=os.getpid())
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def read_line(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bytes:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, "child did not answer in time"
+    return proc.stdout.readline()
+
+
+
+def test_journal_records_and_loads_by_branch_id(tmp_path: Path) -> None:
+    journal = BranchJournal.new(tmp_path / "ckpts", "fan")
+    assert journal.path.name.endswith(BranchJournal.SUFFIX)
+    assert journal.load() == {}
+    failed = BranchResult(branch_id="fan[b]", success=False, update={}, error=ErrorInfo("NodeError", "boom", "b"))
+    journal.record(result("fan[a]", v=1))
+    journal.record(failed)
+    journal.record(result("fan[a]", v=2))
+    journal.commit()
+    loaded = BranchJournal(journal.path).load()
+    assert loaded == {"fan[a]": result("fan[a]", v=2), "fan[b]": failed}
+    journal.remove()
+    journal.remove()
+    assert not journal.path.exists()
+
+
+@pytest.mark.parametrize("torn", [b'{"branch_id": "fan[c]", "succ', b"\x00\x00\x00\n"])
+def test_torn_last_line_is_ignored_and_cut_before_the_next_record(tmp_path: Path, torn: bytes) -> None:
+    path = tmp_path / "fan.journal.jsonl"
+    first = BranchJournal(path)
+    first.record(result("fan[a]", v=1))
+    first.record(result("fan[b]", v=2))
+    first.commit()
+    with open(path, "ab") as out:
+        out.write(torn)
+    assert set(BranchJournal(path).load()) == {"fan[a]", "fan[b]"}
+    resumed = BranchJournal(path)
+    resumed.record(result("fan[c]", v=3))
+    resumed.commit()
+    assert set(BranchJournal(path).load()) == {"fan[a]", "fan[b]", "fan[c]"}
+
+
+def test_a_damaged_line_before_the_last_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "fan.journal.jsonl"
+    journal = BranchJournal(path)
+    journal.record(result("fan[a]"))
+    journal.commit()
+    with open(path, "ab") as out:
+        out.write(b"not json\n")
+    journal.record(result("fan[b]"))
+    journal.commit()
+    with pytest.raises(CheckpointError, match="corrupt at line 2"):
+        journal.load()
+
+
+def test_journal_redacts_and_refuses_non_json(tmp_path: Path) -> None:
+    journal = BranchJournal(tmp_path / "j.journal.jsonl", redact=lambda v: {"redacted": True})
+    journal.record(result("fan[a]", token="secret"))
+    journal.commit()
+    assert "secret" not in journal.path.read_text(encoding="utf-8")
+    assert journal.load()["fan[a]"].update == {"redacted": True}
+    with pytest.raises(CheckpointError, match=r"branch fan\[b\].*update\['handle'\]"):
+        BranchJournal(tmp_path / "k.journal.jsonl").record(result("fan[b]", handle=object()))
+
+
+JOURNAL_WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from executors.base import BranchResult
+    from tea.journal import BranchJournal
+    journal = BranchJournal(Path(sys.argv[1]))
+    print("go", flush=True)
+    for i in range(10**6):
+        journal.record(BranchResult(f"{sys.argv[2]}-{i}", True, {"pad": "p" * 5000, "i": i}))
+    """
+)
+
+
+def test_sigkill_during_appends_leaves_a_readable_journal(tmp_path: Path) -> None:
+    rng = random.Random()
+    path = tmp_path / "fan.journal.jsonl"
+    for child in range(8):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", JOURNAL_WRITER, str(path), f"c{child}"],
+            stdout=subprocess.PIPE,
+            env=child_env(),
+        )
+        try:
+            assert read_line(proc) == b"go\n"
+            time.sleep(rng.uniform(0.0, 0.1))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=20)
+            assert proc.stdout is not None
+            proc.stdout.close()
+        loaded = BranchJournal(path).load()
+        mine = sorted(r.update["i"] for r in loaded.values() if r.branch_id.startswith(f"c{child}-"))
+        assert mine == list(range(len(mine)))
+
+
+def test_records_reach_the_file_at_once_and_commit_makes_them_durable(tmp_path: Path) -> None:
+    journal = BranchJournal(tmp_path / "fan.journal.jsonl")
+    for i in range(50):
+        journal.record(result(f"fan[{i}]", i=i))
+    # Handed to the operating system as each branch finishes: another reader sees them all.
+    assert len(BranchJournal(journal.path).load()) == 50
+    journal.commit()
+    journal.commit()  # idempotent
+    journal.record(result("fan[50]", i=50))  # a record after a commit reopens the file
+    journal.commit()
+    assert sorted(r.update["i"] for r in BranchJournal(journal.path).load().values()) == list(range(51))
+
+
+def test_records_hold_the_update_not_the_base(tmp_path: Path) -> None:
+    journal = BranchJournal(tmp_path / "fan.journal.jsonl")
+    big = {"items": list(range(10_000))}
+    journal.record(result("fan[0]", doubled=2).with_base(big))
+    journal.commit()
+    assert journal.path.stat().st_size < 500
+    loaded = BranchJournal(journal.path).load()["fan[0]"]
+    assert loaded.update == {"doubled": 2} and loaded.base is None
+
+
+def test_a_record_that_cannot_be_kept_goes_to_on_error_when_set(tmp_path: Path) -> None:
+    seen: list[CheckpointError] = []
+    journal = BranchJournal(tmp_path / "fan.journal.jsonl")
+    journal.on_error = seen.append
+    journal.record(result("fan[0]", handle=object()))
+    journal.record(result("fan[1]", ok=True))
+    journal.commit()
+    assert len(seen) == 1 and "fan[0]" in seen[0].message
+    assert set(BranchJournal(journal.path).load()) == {"fan[1]"}
