@@ -7,7 +7,8 @@ as a user runs it, durable path included, or a child that times ``Workflow.invok
 is killed at its time limit (three times its goal, at least 10 s: printed "timeout") or when
 its processes together hold more than its memory cap (four times its goal, at least 1 GiB:
 printed "over cap"), so a slow engine makes the benchmark short, not the machine swap.
-``--limit-scale`` multiplies both limits, to measure a slow engine's figures in full.
+``--limit-scale`` multiplies both limits, to measure a slow engine's figures in full. A
+stopped run's figures are lower bounds, printed after ">".
 
 Peak memory:
   * thread strategy: the ``tea`` process's own peak RSS, from the kernel (``os.wait4``);

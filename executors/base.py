@@ -114,6 +114,8 @@ class BranchTask:
     fanout: str | None = None
     attempt: int = 1
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    depth: int = 1
+    """How deep the fan-out is nested: 1 on the main path, 2 inside one of its branches..."""
 
     def initial_state(self) -> dict[str, Any]:
         """The state the branch starts from: a shallow copy of ``state`` plus ``overrides``."""

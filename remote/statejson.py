@@ -54,7 +54,7 @@ def json_encode(state: Mapping[str, Any]) -> tuple[str | None, str | None]:
     value = state if isinstance(state, dict) else dict(state)
     text: str | None = None
     try:
-        text = json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
         # The fast path, all in C: most states are plain data, and then equal after a trip.
         if json.loads(text) == value:
             return text, None

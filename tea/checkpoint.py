@@ -298,7 +298,39 @@ def _from_body(data: Mapping[str, Any]) -> Checkpoint:
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise ValueError(f"the field {name!r} has the wrong type ({type(value).__name__})")
         values[name] = value
+    _check_pending(values["pending_fanout"])
+    _check_extra(values["extra"])
     return Checkpoint(**values)
+
+
+JOURNAL_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.journal\.jsonl$")
+"""A journal a checkpoint may name: a plain file name beside it, of the shape tea writes."""
+
+
+def _check_pending(pending: dict[str, Any] | None) -> None:
+    """A checkpoint names its fan-out journal; it must not lead anywhere else."""
+    if pending is None:
+        return
+    if not isinstance(pending.get("node"), str):
+        raise ValueError("pending_fanout.node must be a node name")
+    journal = pending.get("journal")
+    if not isinstance(journal, str) or not JOURNAL_NAME.match(journal):
+        raise ValueError(
+            f"pending_fanout.journal must be a journal file name beside the checkpoint, not {journal!r}"
+        )
+
+
+def _check_extra(extra: dict[str, Any]) -> None:
+    pending = extra.get("pending", {})
+    if not isinstance(pending, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(r, dict) for r in v)
+        for k, v in pending.items()
+    ):
+        raise ValueError("extra.pending must map fan-in node names to lists of branch results")
+    for key in ("interrupt_before", "interrupt_after"):
+        names = extra.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"extra.{key} must be a list of node names")
 
 
 def latest_checkpoint(directory: Path) -> Path | None:

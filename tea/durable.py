@@ -233,10 +233,13 @@ def durable_run(
     merged = {**ckpt.state, **(state or {})}
     before |= frozenset(n for n in ckpt.extra.get("interrupt_before", ()) if n in graph.nodes)
     after |= frozenset(n for n in ckpt.extra.get("interrupt_after", ()) if n in graph.nodes)
-    pending = {
-        k: [BranchResult.from_dict(r, base=merged) for r in v]
-        for k, v in (ckpt.extra.get("pending") or {}).items()
-    }
+    try:
+        pending = {
+            k: [BranchResult.from_dict(r, base=merged) for r in v]
+            for k, v in (ckpt.extra.get("pending") or {}).items()
+        }
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {checkpoint} is malformed: a pending branch result: {exc}") from exc
     cursor = Cursor(ckpt.node, ckpt.position, ckpt.step, pending, skip_interrupt=ckpt.position == "before")
     if ckpt.reason == "fanout" and ckpt.position == "after":
         cursor.position = "after"

@@ -30,9 +30,20 @@ from tea.templates import Template, TemplateError, render_value
 if TYPE_CHECKING:
     from tea.scope import Scope
 
-__all__ = ["Journal", "run_fanout"]
+__all__ = ["MAX_DEPTH", "FanOutTooDeep", "Journal", "run_fanout"]
+
+MAX_DEPTH = 8
+"""How deeply fan-outs may nest (a fan-out inside a branch of a fan-out...). The loader
+refuses a fan-out that can reach its own source; this bounds what only shows at run
+time (a routing function choosing the source again), before it can grow without end."""
 
 Emit = Callable[[dict[str, Any]], None]
+
+
+class FanOutTooDeep(NodeError):
+    """Fan-outs nested deeper than ``MAX_DEPTH``: nothing a retry or the fan-in can fix."""
+
+    category = "setup"
 
 
 class Journal(Protocol):
@@ -63,6 +74,14 @@ def run_fanout(
     A failed branch raises ``BranchError`` when ``on_branch_failure`` is ``fail``;
     with ``continue`` it reaches the fan-in as a failed result.
     """
+    depth = scope.depth + 1
+    if depth > MAX_DEPTH:
+        raise FanOutTooDeep(
+            f"fan-outs nested {depth} deep (the limit is {MAX_DEPTH}): a branch keeps starting "
+            "fan-outs, most likely by routing back to the one it belongs to",
+            node=fan.source, location=fan.location,
+            hint="route branches to their fan-in; loop back only from the fan-in or after it",
+        )
     shared = dict(state)
     tasks, config = _tasks(fan, shared, scope)
     finished: dict[str, BranchResult] = dict(journal.done()) if journal is not None else {}
@@ -125,7 +144,11 @@ def _raise_failures(ordered: list[BranchResult], total: int, config: ParallelCon
         return
     first = failed[0]
     assert first.error is not None
+    # A setup failure's own message says what to fix: it is passed on, not wrapped again
+    # by every fan-out it crosses.
+    setup = first.error.category == "setup"
     error = BranchError(
+        first.error.message if setup else
         f"{len(failed)} of {total} branches failed; first: {first.branch_id}: "
         f"{first.error.type}: {first.error.message}",
         node=first.error.node,
@@ -133,12 +156,13 @@ def _raise_failures(ordered: list[BranchResult], total: int, config: ParallelCon
         host=first.host,
         exit_status=first.error.exit_status,
         stderr_tail=first.error.stderr_tail,
-        # A setup failure's own message says what to fix; no retry or fan-in can help.
-        hint=None if first.error.category == "setup" else
+        hint=None if setup else
         "set settings.parallel.on_branch_failure: continue to let the fan-in see "
         "failed branches, or retry: {max_attempts: N} to retry them",
     )
     error.details = first.error.traceback
+    if setup:
+        error.category = "setup"
     raise error
 
 
@@ -146,7 +170,7 @@ def _tasks(fan: FanOut, shared: dict[str, Any], scope: Scope) -> tuple[list[Bran
     if fan.each is None:
         tasks = [
             BranchTask(branch_id=f"{fan.source}[{target}]", entry=target, exit=fan.fan_in,
-                       state=shared, index=index, target=target)
+                       state=shared, index=index, target=target, depth=scope.depth + 1)
             for index, target in enumerate(fan.targets)
         ]
         return tasks, fan.config
@@ -180,7 +204,7 @@ def _item_tasks(
     tasks = [
         BranchTask(branch_id=f"{node}[{index}]", entry=node, exit=None, state=shared,
                    index=index, target=node, fanout=node,
-                   overrides={item_var: item, index_var: index})
+                   overrides={item_var: item, index_var: index}, depth=scope.depth + 1)
         for index, item in enumerate(items)
     ]
     return tasks, config

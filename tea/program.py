@@ -48,14 +48,14 @@ class GraphProgram:
     def secrets(self) -> Mapping[str, Any]:
         return self._secrets
 
-    def scope(self, cancel: threading.Event | None = None) -> Scope:
+    def scope(self, cancel: threading.Event | None = None, depth: int = 0) -> Scope:
         """A fresh scope for one walk of this program (the caller closes it)."""
-        return Scope(self.graph, self, secrets=self._secrets, cancel=cancel)
+        return Scope(self.graph, self, secrets=self._secrets, cancel=cancel, depth=depth)
 
     def run_branch(self, task: BranchTask, cancel: threading.Event | None = None) -> dict[str, Any]:
         """Run one branch and return its update (``BranchProgram`` protocol)."""
         state = BranchState(task.state, task.overrides)
-        scope = self.scope(cancel)
+        scope = self.scope(cancel, depth=task.depth)
         try:
             if task.fanout is not None:
                 return self._run_item(task.fanout, state, scope)
@@ -82,7 +82,8 @@ class GraphProgram:
             context = scope.template_context(state)
             sub_input = render_value(each.subgraph_input, context) if each.subgraph_input else {}
             sub_state = {**fast_copy(dict(body.initial_state)), **(sub_input or {})}
-            return {**own, **run_to_end(GraphProgram(body, self._secrets), sub_state, scope.cancel)}
+            subgraph = GraphProgram(body, self._secrets)
+            return {**own, **run_to_end(subgraph, sub_state, scope.cancel, depth=scope.depth)}
         return {**own, **(run_body(body, state, scope, fanout) or {})}
 
     def workflow_files(
@@ -93,10 +94,10 @@ class GraphProgram:
 
 
 def run_to_end(
-    program: GraphProgram, state: dict[str, Any], cancel: threading.Event | None = None
+    program: GraphProgram, state: dict[str, Any], cancel: threading.Event | None = None, depth: int = 0
 ) -> dict[str, Any]:
     """Run a whole graph without events (a subgraph); returns ``state``, updated in place."""
-    scope = program.scope(cancel)
+    scope = program.scope(cancel, depth=depth)
     try:
         for _ in walk(program.graph, scope, state, Cursor(program.graph.entry)):
             pass

@@ -43,6 +43,7 @@ class Scope:
         secrets: Secrets | None = None,
         cancel: threading.Event | None = None,
         stop: StopFlag | None = None,
+        depth: int = 0,
     ) -> None:
         self.graph = graph
         self.program = program
@@ -52,6 +53,8 @@ class Scope:
         self.cancel = cancel or threading.Event()
         self.stop = stop
         """The run's stop flag (set by SIGTERM/SIGINT); only the main path has one."""
+        self.depth = depth
+        """How many fan-outs this walk is nested in (0: the main path)."""
         self.current_node: str | None = None
         self._lua: LuaRuntime | None = None
         self._executors: dict[str, ParallelExecutor] = {}

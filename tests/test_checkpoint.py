@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     ckpt = make(
         position="after",
         reason="error",
-        pending_fanout={"node": "fan", "fan_in": "join", "journal": "j.jsonl", "branches": ["a"]},
+        pending_fanout={"node": "fan", "fan_in": "join", "journal": "fan-1-2.journal.jsonl", "branches": ["a"]},
         error={"type": "NodeError", "message": "boom", "node": "review"},
         extra={"run_id": "r1"},
     )
@@ -248,3 +249,38 @@ def test_sigkill_during_writes_never_leaves_a_bad_checkpoint(tmp_path: Path) -> 
         assert load_checkpoint(path).state["k1499"].endswith("1499"), f"seed {seed}"
     leftovers = [p.name for p in tmp_path.iterdir() if p.suffix not in (".json", ".tmp")]
     assert leftovers == []
+
+
+# -- crafted files ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("journal", ["../victim.txt", "/etc/passwd", "sub/x.journal.jsonl", "x.json", 7])
+def test_a_journal_path_that_leads_elsewhere_is_refused(tmp_path: Path, journal: Any) -> None:
+    path = save_checkpoint(tmp_path, make(pending_fanout={"node": "review", "journal": journal}))
+    with pytest.raises(CheckpointError, match=r"pending_fanout\.journal must be a journal file name"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"pending": []}, {"pending": {"f": "x"}}, {"pending": {"f": [1]}}, {"interrupt_before": "a"}],
+)
+def test_malformed_extra_fields_are_a_checkpoint_error(tmp_path: Path, extra: dict[str, Any]) -> None:
+    path = save_checkpoint(tmp_path, make(extra=extra))
+    with pytest.raises(CheckpointError, match="malformed"):
+        load_checkpoint(path)
+
+
+def test_resume_from_a_crafted_checkpoint_leaves_other_files_alone(
+    tmp_path: Path, run_tea: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    workflow = tmp_path / "flow.yaml"
+    workflow.write_text(SOURCE, encoding="utf-8")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious", encoding="utf-8")
+    ckpt = make(node="a", pending_fanout={"node": "a", "journal": "../victim.txt"})
+    path = save_checkpoint(tmp_path / "ckpts", ckpt)
+    proc = run_tea("resume", path, "--workflow", workflow, "--force")
+    assert proc.returncode == 2, proc.stderr
+    assert "pending_fanout.journal" in proc.stderr and "Traceback" not in proc.stderr
+    assert victim.read_text(encoding="utf-8") == "precious"

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-
 from typing import Any
 
 import pytest

@@ -45,7 +45,7 @@ def test_builtins_and_entry_points_are_known():
 
 
 def test_an_unknown_strategy_lists_the_known_ones():
-    with pytest.raises(UnknownStrategy, match="known: .*process"):
+    with pytest.raises(UnknownStrategy, match=r"known: .*process"):
         get_executor("no-such-strategy")
 
 

@@ -125,8 +125,9 @@ def test_one_attempt_calls_once_without_tenacity():
 # -- the YAML keys ---------------------------------------------------------------------------
 
 
-def parse(text: str, base: RetryPolicy = RetryPolicy()) -> RetryPolicy:
-    return parse_retry(load_yaml(text, "flow.yaml"), base, "settings.parallel.retry", location_of)
+def parse(text: str, base: RetryPolicy | None = None) -> RetryPolicy:
+    block = load_yaml(text, "flow.yaml")
+    return parse_retry(block, base or RetryPolicy(), "settings.parallel.retry", location_of)
 
 
 def test_every_key():

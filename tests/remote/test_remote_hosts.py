@@ -1,4 +1,4 @@
-"""Host strings, host lists and the host pool (slots, breakers, choosing another host)."""
+"""Host strings, host lists and the host pool (slots, leases, breakers, choosing another host)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from executors.base import BreakerPolicy
-from remote.hosts import HostPool, HostSpec, parse_host, parse_hosts
+from remote.config import HostSpec, parse_host, parse_hosts
+from remote.hosts import HostPool
 from tea.errors import SchemaError
 
 
@@ -66,13 +67,13 @@ def test_acquire_spreads_load_and_respects_slots():
     async def scenario() -> list[str]:
         pool = _pool(1, 2)
         got = [await pool.acquire(set(), set()) for _ in range(3)]
-        assert all(h is not None for h in got)
+        assert all(lease is not None for lease in got)
         waiter = asyncio.ensure_future(pool.acquire(set(), set()))
         await asyncio.sleep(0.01)
         assert not waiter.done()  # every slot is taken: it waits, it does not fail
-        await pool.release(got[0])
+        await pool.release(got[0], healthy=True)
         freed = await asyncio.wait_for(waiter, 1)
-        return [h.name for h in got] + [freed.name]
+        return [lease.host.name for lease in [*got, freed]]
 
     assert asyncio.run(scenario()) == ["h0", "h1", "h1", "h0"]
 
@@ -82,24 +83,45 @@ def test_avoided_host_is_used_only_when_nothing_else_is_free():
         pool = _pool(1, 1)
         first = await pool.acquire({"h0"}, set())
         second = await pool.acquire({"h0"}, set())
-        return first.name, second.name
+        return first.host.name, second.host.name
 
     assert asyncio.run(scenario()) == ("h1", "h0")
+
+
+async def _lose(pool: HostPool, name: str, reason: str) -> None:
+    """One attempt on host ``name`` that finds it down (the first to see the loss)."""
+    lease = await pool.acquire(set(), {h.name for h in pool.hosts} - {name})
+    assert lease is not None
+    await pool.mark_down(lease.host, reason)
+    await pool.release(lease, healthy=False)
 
 
 def test_breaker_opens_after_threshold_and_all_down_is_reported():
     async def scenario() -> tuple[object, str]:
         pool = _pool(1, 1, threshold=2)
         for host in pool.hosts:
-            await pool.record_fault(host, f"{host.name} refused the connection")
-            await pool.record_fault(host, f"{host.name} refused the connection")
+            await _lose(pool, host.name, f"{host.name} refused the connection")
+            await _lose(pool, host.name, f"{host.name} refused the connection")
         assert [h.breaker_state for h in pool.hosts] == ["open", "open"]
         return await pool.acquire(set(), set()), pool.down_report()
 
-    host, report = asyncio.run(scenario())
-    assert host is None
+    lease, report = asyncio.run(scenario())
+    assert lease is None
     assert "h0: h0 refused the connection" in report
     assert "h1: h1 refused the connection" in report
+
+
+def test_a_loss_counts_once_however_many_branches_were_on_the_host():
+    async def scenario() -> str:
+        pool = _pool(3, threshold=2)
+        leases = [await pool.acquire(set(), set()) for _ in range(3)]
+        await pool.mark_down(pool.hosts[0], "connection lost")
+        await pool.release(leases[0], healthy=False)  # the first branch to see it counts it
+        for lease in leases[1:]:
+            await pool.release(lease, healthy=None)  # the others learnt nothing new
+        return pool.hosts[0].breaker_state
+
+    assert asyncio.run(scenario()) == "closed"
 
 
 def test_forbidden_hosts_are_never_chosen():
@@ -111,24 +133,28 @@ def test_forbidden_hosts_are_never_chosen():
 
 
 def test_open_breaker_allows_one_trial_after_reset_timeout():
-    async def scenario() -> list[str | None]:
-        pool = _pool(1, threshold=1, reset=0.05)
+    async def scenario() -> list[object]:
+        pool = _pool(2, threshold=1, reset=0.05)
         host = pool.hosts[0]
-        await pool.record_fault(host, "lost")
+        await _lose(pool, "h0", "lost")
         refused = await pool.acquire(set(), set())
         await asyncio.sleep(0.06)
         trial = await pool.acquire(set(), set())
-        assert trial is host
-        await pool.release(host)
-        return [None if refused is None else refused.name, host.breaker_state]
+        assert trial is not None and trial.host is host and trial.ticket == "trial"
+        second = asyncio.ensure_future(pool.acquire(set(), set()))
+        await asyncio.sleep(0.01)
+        assert not second.done()  # one trial at a time, though a slot is free
+        await pool.release(trial, healthy=True)
+        after = await asyncio.wait_for(second, 1)
+        return [refused, host.breaker_state, after.ticket]
 
-    assert asyncio.run(scenario()) == [None, "closed"]
+    assert asyncio.run(scenario()) == [None, "closed", "closed"]
 
 
-def test_fatal_host_is_never_tried_again():
+def test_a_permanently_broken_host_is_never_tried_again():
     async def scenario() -> object:
         pool = _pool(1, threshold=5)
-        await pool.record_fault(pool.hosts[0], "cannot create the workdir", fatal=True)
+        await pool.mark_down(pool.hosts[0], "cannot create the workdir", permanent=True)
         return await pool.acquire(set(), set())
 
     assert asyncio.run(scenario()) is None

@@ -8,14 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import cloudpickle
 from toy_program import ToyProgram
 
 from executors.base import BranchTask
-from remote.worker import PROTOCOL
+from remote.payload import SharedState, task_message
+from remote.worker import PROTOCOL, STATES_KEPT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,8 +39,21 @@ def _send(proc: subprocess.Popen[str], message: dict) -> None:
     proc.stdin.flush()
 
 
-def _task(entry: str, **state) -> dict:
-    return asdict(BranchTask(f"f[{entry}]", entry, None, state))
+def _state(**values) -> SharedState:
+    shared = SharedState.encode(values)
+    assert isinstance(shared, SharedState)
+    return shared
+
+
+def _run(task_id: str, entry: str, state: SharedState, **overrides) -> dict:
+    task = task_message(BranchTask(f"f[{entry}]", entry, None, {}, overrides=overrides))
+    return {"op": "run", "id": task_id, "key": "k1", "state": state.key, "task": task}
+
+
+def _send_state(proc: subprocess.Popen[str], state: SharedState) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(state.message() + "\n")
+    proc.stdin.flush()
 
 
 def test_protocol_round_trip_with_prints_kept_off_stdout(tmp_path):
@@ -49,11 +62,15 @@ def test_protocol_round_trip_with_prints_kept_off_stdout(tmp_path):
     hello = json.loads(proc.stdout.readline())
     assert hello["op"] == "hello" and hello["protocol"] == PROTOCOL
     _send(proc, _load_message())
-    _send(proc, {"op": "run", "id": "1", "key": "k1", "task": _task("a", fail="a")})
-    _send(proc, {"op": "run", "id": "2", "key": "k1", "task": _task("b")})
+    shared = _state(seen=["start"], big="x" * 1000)
+    _send_state(proc, shared)
+    _send(proc, _run("1", "a", shared, fail="a"))
+    _send(proc, _run("2", "b", shared, i=2))
     answers = {m["id"]: m["result"] for m in (json.loads(proc.stdout.readline()) for _ in "12")}
-    assert answers["2"]["success"] and answers["2"]["state"]["seen"] == ["b"]
-    assert not answers["1"]["success"]
+    assert answers["2"]["success"]
+    # What comes back is the update: the overrides and what the branch wrote, not "big".
+    assert answers["2"]["update"] == {"i": 2, "seen": ["start", "b"], "pid": proc.pid}
+    assert not answers["1"]["success"] and answers["1"]["update"] == {"fail": "a"}
     assert "told to fail" in answers["1"]["error"]["traceback"]
     out, err = proc.communicate(timeout=30)  # stdin closed: the worker ends its group
     assert proc.returncode == -signal.SIGKILL and out == ""
@@ -84,8 +101,9 @@ def test_end_of_stdin_kills_running_branches_and_their_children(tmp_path):
     assert hello["pgid"] == hello["pid"] == proc.pid  # it leads a process group of its own
     _send(proc, _load_message())
     pidfile = tmp_path / "child.pid"
-    task = _task("stuck", hang=60, child=True, pidfile=str(pidfile))
-    _send(proc, {"op": "run", "id": "1", "key": "k1", "task": task})
+    shared = _state(hang=60, child=True)
+    _send_state(proc, shared)
+    _send(proc, _run("1", "stuck", shared, pidfile=str(pidfile)))
     assert _wait_for(lambda: pidfile.exists() and pidfile.read_text() != "")
     child = int(pidfile.read_text())
     assert _running(child)
@@ -99,11 +117,13 @@ def test_a_returned_state_json_would_change_is_a_serialization_error(tmp_path):
     assert proc.stdout is not None
     proc.stdout.readline()
     _send(proc, _load_message())
-    _send(proc, {"op": "run", "id": "1", "key": "k1", "task": _task("a", intkeys=True)})
+    shared = _state()
+    _send_state(proc, shared)
+    _send(proc, _run("1", "a", shared, intkeys=True))
     result = json.loads(proc.stdout.readline())["result"]
     proc.communicate(timeout=30)
     assert not result["success"] and result["error"]["type"] == "SerializationError"
-    assert "branch f[a]" in result["error"]["message"]
+    assert "the update branch f[a] returned" in result["error"]["message"]
     assert "state['counts'] has the int key 1" in result["error"]["message"]
 
 
@@ -111,17 +131,55 @@ def test_unknown_program_is_a_failed_result_not_a_crash(tmp_path):
     proc = _worker(tmp_path)
     assert proc.stdout is not None
     proc.stdout.readline()
-    _send(proc, {"op": "run", "id": "1", "key": "never-sent", "task": _task("a")})
+    shared = _state()
+    _send_state(proc, shared)
+    _send(proc, {**_run("1", "a", shared), "key": "never-sent"})
     answer = json.loads(proc.stdout.readline())
     assert not answer["result"]["success"] and "never sent" in answer["result"]["error"]["message"]
     proc.communicate(timeout=30)
+
+
+def test_states_are_kept_by_key_and_the_oldest_goes_first(tmp_path):
+    proc = _worker(tmp_path)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    _send(proc, _load_message())
+    states = [_state(n=n) for n in range(STATES_KEPT + 1)]
+    for state in states:
+        _send_state(proc, state)
+    _send(proc, _run("newest", "a", states[-1]))
+    _send(proc, _run("oldest", "b", states[0]))
+    answers = {m["id"]: m["result"] for m in (json.loads(proc.stdout.readline()) for _ in "12")}
+    proc.communicate(timeout=30)
+    assert answers["newest"]["success"]
+    assert not answers["oldest"]["success"]  # dropped: the driver would have sent it again
+    assert f"shared state {states[0].key} was never sent" in answers["oldest"]["error"]["message"]
+
+
+def test_a_workflow_that_does_not_load_is_a_setup_error(tmp_path):
+    proc = _worker(tmp_path)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    files = {"workflow.yaml": "name: broken\nnodes:\n  - name: a\n    goto: nowhere\n"}
+    _send(proc, {"op": "load", "key": "k1", "kind": "yaml", "entry": "workflow.yaml", "files": files})
+    shared = _state()
+    _send_state(proc, shared)
+    _send(proc, _run("1", "a", shared))
+    result = json.loads(proc.stdout.readline())["result"]
+    proc.communicate(timeout=30)
+    assert not result["success"] and result["error"]["type"] == "ProgramLoadError"
+    assert result["error"]["category"] == "setup"  # no retry, on this host or another, helps
+    assert "does not load there" in result["error"]["message"] and "nowhere" in result["error"]["message"]
 
 
 def test_once_mode_reads_a_task_file_and_writes_a_result_file(tmp_path):
     program = tmp_path / "program"
     program.mkdir()
     (program / "program.pickle").write_text(_load_message()["data"])
-    (tmp_path / "task.json").write_text(json.dumps(_task("x")))
+    shared = _state(seen=["s"])
+    (program / f"state-{shared.key}.json").write_text(shared.text)
+    task = task_message(BranchTask("f[x]", "x", None, {}, overrides={"i": 1}))
+    (tmp_path / "task.json").write_text(json.dumps({"state": shared.key, "task": task}))
     done = subprocess.run(
         [sys.executable, "-m", "remote._entry", "worker", "--once", "--program", "program",
          "--input", "task.json", "--output", "task.result.json"],
@@ -129,4 +187,4 @@ def test_once_mode_reads_a_task_file_and_writes_a_result_file(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "task.result.json").read_text())
-    assert result["success"] and result["state"]["seen"] == ["x"]
+    assert result["success"] and result["update"] == {"i": 1, "seen": ["s", "x"], "pid": result["pid"]}

@@ -15,8 +15,8 @@ from executors.base import BranchTask
 
 
 class ToyProgram:
-    """Adds ``entry`` to ``seen`` and returns its update (``seen``, ``pid``). State keys
-    (shared state or overrides) that change that:
+    """Adds ``entry`` to ``seen`` and returns its update (its overrides, ``seen``, ``pid``).
+    State keys (shared state or overrides) that change that:
 
     ``fail``: raise when it names the entry; ``sleep``: wait (stopping on cancel);
     ``hang``: wait that long ignoring cancel (only killing the worker stops it), after
@@ -44,7 +44,7 @@ class ToyProgram:
         if state.get("fail") == task.entry:
             print("about to fail", task.entry, flush=True)
             raise ValueError(f"branch {task.entry} was told to fail")
-        update: dict[str, Any] = {"seen": [*state.get("seen", []), task.entry], "pid": os.getpid()}
+        update: dict[str, Any] = {**task.overrides, "seen": [*state.get("seen", []), task.entry], "pid": os.getpid()}
         if state.get("intkeys"):
             update["counts"] = {1: "one"}
         return update
