@@ -43,7 +43,6 @@ SAMPLE_S = 0.02
 # Listing the session scans all of /proc (about 3 ms): done less often than sampling, so the
 # watchdog costs the benchmark about 1% of a core. Workers live for the whole run.
 LIST_S = 0.25
-MIB = 1024 * 1024
 
 
 @dataclass

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import tempfile
 import threading
@@ -63,6 +64,12 @@ class WorkerProcess:
         finally:
             child.close()
         self.pid: int = self.process.pid
+        # One poll object each, made once: multiprocessing's own wait() builds a selector
+        # per call, which cost more than the rest of a small branch's round trip.
+        self._exited = select.poll()
+        self._exited.register(self.process.sentinel, select.POLLIN)
+        self._replied = select.poll()
+        self._replied.register(self.conn.fileno(), select.POLLIN)
         self.programs: set[str] = set()
         self.shared: OrderedDict[str, None] = OrderedDict()
         """The shared-state keys the worker holds, in its own order (least recent first)."""
@@ -97,6 +104,15 @@ class WorkerProcess:
             self.shared.move_to_end(shared)
             while len(self.shared) > _worker.SHARED_CACHE:
                 self.shared.popitem(last=False)
+
+    def alive(self) -> bool:
+        """Whether the process is still running (it has not exited or been killed)."""
+        return not self._exited.poll(0)
+
+    def wait_reply(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds for the reply (or EOF) to be readable; ``None``
+        means no wait here: the read that follows blocks until one or the other."""
+        return timeout is None or bool(self._replied.poll(max(0, int(timeout * 1000) + 1)))
 
     def kill(self) -> None:
         self.process.kill()
@@ -174,15 +190,19 @@ class WorkerPool:
     def acquire(self, program: str, shared: str) -> WorkerProcess:
         """An idle live worker, preferring one that already holds ``program`` and the
         ``shared`` state, then one that holds the program; else a new one."""
+        dead: list[WorkerProcess] = []
         with self._lock:
-            dead = [w for w in self._idle if not w.process.is_alive()]
-            for worker in dead:
+            while True:
+                with_program = [w for w in self._idle if program in w.programs]
+                ready = [w for w in with_program if shared in w.shared] or with_program
+                worker = (ready or self._idle or [None])[-1]
+                if worker is None:
+                    worker = WorkerProcess(self._context)
+                    break
                 self._idle.remove(worker)
-            with_program = [w for w in self._idle if program in w.programs]
-            ready = [w for w in with_program if shared in w.shared] or with_program or self._idle
-            worker = ready[-1] if ready else WorkerProcess(self._context)
-            if ready:
-                self._idle.remove(worker)
+                if worker.alive():
+                    break
+                dead.append(worker)
             self._busy.add(worker)
         for worker_gone in dead:
             worker_gone.reap()

@@ -232,6 +232,8 @@ class BranchResult:
             return asdict(value) if isinstance(value, ErrorInfo) else value
         if key == "state":
             return self.state
+        if key in _REFERENCE_FIELDS:
+            return self.to_dict()[key]
         try:
             return self.update[key]
         except KeyError:
@@ -249,6 +251,7 @@ class BranchResult:
         return (
             key in _RESULT_FIELDS
             or key == "state"
+            or key in _REFERENCE_FIELDS
             or key in self.update
             or (self.base is not None and key in self.base)
         )
@@ -263,17 +266,28 @@ class BranchResult:
         return bound
 
     def to_dict(self) -> dict[str, Any]:
-        """A dict of the fields, ``base`` left out (used by checkpoints, stream events and
-        remote workers). JSON-serialisable when the update is; nothing is copied."""
+        """The record as plain data: what checkpoints, journals, events, remote workers and
+        the printed final state hold. ``base`` is left out: ``state`` is the branch's
+        update. The reference dialect's fields (``branch``, ``error_type``, ``traceback``,
+        ``timeout``, ``timing_ms``, ``retry_count``) are there beside tea's own.
+        JSON-serialisable when the update is; nothing is copied."""
         out = {name: getattr(self, name) for name in _SERIALISED}
-        if self.error is not None:
-            out["error"] = asdict(self.error)
+        out["state"] = out.pop("update")
+        error = self.error
+        out["branch"] = self.branch_id
+        out["error_type"] = error.type if error is not None else None
+        out["traceback"] = error.traceback if error is not None else None
+        out["timeout"] = error is not None and error.category == "timeout"
+        out["timing_ms"] = self.duration_ms
+        out["retry_count"] = max(0, self.attempts - 1)
+        if error is not None:
+            out["error"] = asdict(error)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> BranchResult:
         values = dict(data)
-        if "update" not in values and "state" in values:  # written before updates were deltas
+        if "update" not in values and "state" in values:  # ``to_dict`` writes the update as ``state``
             values["update"] = values.pop("state")
         error = values.get("error")
         if isinstance(error, Mapping):
@@ -285,6 +299,8 @@ class BranchResult:
 
 
 _RESULT_FIELDS = frozenset(f.name for f in fields(BranchResult)) - {"update", "base"}
+_REFERENCE_FIELDS = frozenset({"branch", "error_type", "traceback", "timeout", "timing_ms", "retry_count"})
+"""Fields of the reference dialect's result records, derived from tea's own."""
 _SERIALISED = tuple(f.name for f in fields(BranchResult) if f.name != "base")
 _ERROR_FIELDS = frozenset(f.name for f in fields(ErrorInfo))
 

@@ -217,7 +217,7 @@ def _exchange(
             overrides,
         )
         worker.conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
-        if not worker.conn.poll(ctx.remaining()):
+        if not worker.wait_reply(ctx.remaining()):
             return None
         reply = _decode(task, worker.conn.recv_bytes())
         if isinstance(reply, SerializationError):

@@ -28,7 +28,7 @@ from typing import Any
 from executors._sync import CancelToken, shared_threads
 from executors.base import BranchResult, BranchTask, ErrorInfo, ParallelConfig
 from executors.breakers import Breaker, BreakerRegistry
-from executors.results import cancelled, error_info, failed
+from executors.results import cancelled, error_info, failed, finished
 from executors.retry import Retrier
 from tea.errors import BranchTimeout, CircuitOpen
 
@@ -187,13 +187,15 @@ class BatchRunner:
         breaker = self.breakers.get(task.target or task.branch_id, policy) if policy else None
         retrier = Retrier(config.retry, sleep=batch.sleep, stop=lambda: batch.cancelled)
         result = retrier.call(
-            lambda n: _one_try(replace(task, attempt=n), config, attempt, batch, breaker),
+            lambda n: _one_try(
+                task if task.attempt == n else replace(task, attempt=n),
+                config, attempt, batch, breaker,
+            ),
             failure=_failure,
         )
-        return replace(
+        return finished(
             result,
             attempts=retrier.attempts,
-            index=task.index,
             duration_ms=(time.monotonic() - started) * 1000.0,
             breaker_state=breaker.state if breaker else None,
         )

@@ -20,7 +20,7 @@ from typing import Any
 from executors.base import BranchResult, BranchTask, ErrorInfo
 from tea.errors import Cancelled
 
-__all__ = ["cancelled", "error_info", "failed", "succeeded", "with_stderr"]
+__all__ = ["cancelled", "error_info", "failed", "finished", "succeeded", "with_stderr"]
 
 _CANCELLED_MESSAGE = "cancelled before it finished (fail_fast, or the run was stopped)"
 
@@ -46,6 +46,17 @@ def failed(task: BranchTask, error: ErrorInfo | BaseException, **where: Any) -> 
     return BranchResult(
         task.branch_id, False, dict(task.overrides), info, index=task.index,
         attempts=task.attempt, **where,
+    )
+
+
+def finished(
+    result: BranchResult, *, attempts: int, duration_ms: float, breaker_state: str | None
+) -> BranchResult:
+    """``result`` as the final result of its branch: how many tries it took, how long, and
+    its breaker's state. (The constructor, not ``replace``: this runs once per branch.)"""
+    return BranchResult(
+        result.branch_id, result.success, result.update, result.error, attempts, duration_ms,
+        result.index, result.thread, result.pid, result.host, breaker_state, result.base,
     )
 
 

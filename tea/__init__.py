@@ -46,6 +46,7 @@ __all__ = [
     "register_reducer",
     "render_diagram",
     "secrets_from_env",
+    "version_text",
 ]
 
 # name -> "module" (same name there) or "module:name"
@@ -74,6 +75,7 @@ _LAZY = {
     "load_checkpoint": "tea.checkpoint",
     "collect_errors": "tea.loader",
     "render_diagram": "tea.diagram:render",
+    "version_text": "tea.version",
 }
 
 if TYPE_CHECKING:
@@ -89,6 +91,7 @@ if TYPE_CHECKING:
     from tea.secrets import RedactingFilter, Secrets, parse_secrets_arg, secrets_from_env
     from tea.signals import graceful_signals
     from tea.state import register_reducer
+    from tea.version import version_text
     from tea.workflow import Workflow, load, loads
 
 

@@ -67,7 +67,7 @@ def plain(value: Any, where: str, depth: int = 0) -> Any:
         return _plain_sequence(value, where, depth)
     if isinstance(value, BranchResult):
         state = value.state
-        record = {k: v for k, v in value.to_dict().items() if k != "update"}
+        record = {k: v for k, v in value.to_dict().items() if k != "state"}
         merged = {**state, **record, "state": state}
         return _plain_mapping(merged, where, depth)
     if isinstance(value, int):  # IntEnum and other int subclasses

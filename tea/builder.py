@@ -139,6 +139,7 @@ class StateGraph:
             parallel=parallel or ParallelConfig(),
             recursion_limit=recursion_limit,
             key=key,
+            keeps_results=False,
         )
         return Workflow(graph)
 

@@ -82,7 +82,8 @@ def run_fanout(
             node=fan.source, location=fan.location,
             hint="route branches to their fan-in; loop back only from the fan-in or after it",
         )
-    shared = dict(state)
+    # The previous fan-in's results are not part of a new fan-out's input.
+    shared = {k: v for k, v in state.items() if k != "parallel_results"}
     tasks, config = _tasks(fan, shared, scope)
     finished: dict[str, BranchResult] = dict(journal.done()) if journal is not None else {}
     todo = [t for t in tasks if t.branch_id not in finished]

@@ -158,6 +158,9 @@ class Graph:
     path: Path | None = None
     key: str = ""
     config: Mapping[str, Any] = field(default_factory=dict)
+    keeps_results: bool = True
+    """Whether the last fan-in's ``parallel_results`` stay in the state (the YAML dialect's
+    rule); graphs built with ``StateGraph`` follow LangGraph, where they do not."""
 
     @property
     def workflow_dir(self) -> Path:

@@ -90,7 +90,7 @@ class BranchJournal:
     def _encode(self, result: BranchResult) -> bytes:
         data = result.to_dict()
         if self._redact is not None:
-            data["update"] = self._redact(data["update"])
+            data["state"] = self._redact(data["state"])
             if data.get("error") is not None:
                 data["error"] = self._redact(data["error"])
         return (dump_json(data, f"result of branch {result.branch_id}") + "\n").encode("utf-8")

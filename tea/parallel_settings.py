@@ -115,7 +115,12 @@ def _options(
     if base is not None:
         base = _mapping(base, f"settings.parallel.{strategy}", inherited or {}, strategy)
     merged = _merged(base, own)
-    return parse_options(strategy, merged, location_of)
+    try:
+        return parse_options(strategy, merged, location_of)
+    except SchemaError as exc:
+        if exc.location is None or exc.location.line is None:
+            exc.location = location_of(raw)  # nothing written to point at: the fan-out itself
+        raise
 
 
 def check_strategy(value: Any, location: Location | None = None, path: str = "strategy") -> str:

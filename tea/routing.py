@@ -4,7 +4,7 @@ The rules, in order (the dialect's, see docs/YAML_REFERENCE.md "Routing"):
   1. ``goto: <node>`` always wins;
   2. ``goto: [{if, to}, ...]``: the first rule whose condition holds (none: ``__end__``);
   3. legacy edges: the first whose condition holds, or whose ``when`` equals the
-     condition's value (none: ``__end__``);
+     condition's value (none: an error naming the node, as the reference reports it);
   4. after a fan-out with no route of its own: its fan-in;
   5. otherwise the next node in the list (the last one ends the run).
 """
@@ -51,7 +51,11 @@ def _resolve(route: Route, state: Mapping[str, Any], scope: Scope) -> str:
                 return _chosen(edge, state, scope)
             if _holds(edge, state, scope):
                 return edge.target
-        return END
+        raise RunError(
+            "no edge out of this node holds: none of its conditions matched the state",
+            node=scope.current_node,
+            hint="add an edge without a condition (or with when: true) as the fallback",
+        )
     if route.default_after_fanout is not None:
         return route.default_after_fanout
     return route.next

@@ -193,6 +193,8 @@ class _Steps:
             if isinstance(update, Fallback):
                 cursor.fallback, update = update.target, update.update
             merge(self.state, update, self.graph.reducers)
+            if results is not None and self.graph.keeps_results:
+                self.state["parallel_results"] = results
             yield from events
             yield {"type": "node_end", "node": name, "update": update,
                    "duration_ms": (time.perf_counter() - started) * 1000.0}

@@ -1,4 +1,4 @@
-"""The shape of the code (issue 10): import direction, no import cycles, short functions.
+"""The shape of the code (issue 10): import direction, no import cycles, short functions, no fmt markers.
 
 Read from the source with ``ast`` alone, so these tests judge the tree even when it does not
 import. An *import* here is an ``import`` or ``from ... import`` statement that runs: at module
@@ -13,6 +13,7 @@ else of ``pkg``; a package's ``__init__.py`` is the module ``pkg``.
 from __future__ import annotations
 
 import ast
+import tokenize
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -314,3 +315,19 @@ def test_runner_walk_is_short() -> None:
         if length(node) > MAX_WALK_LINES
     ]
     fail_if(bad, f"walk over {MAX_WALK_LINES} lines:\n")
+
+
+FORMATTER_MARKERS = ("fmt: skip", "fmt: off", "fmt: on")
+SOURCE_DIRS = (*PACKAGES, "tests", "benchmarks")
+
+
+def test_no_formatter_markers() -> None:
+    """No ``# fmt: skip`` / ``off`` / ``on`` comment: ruff format is not adopted, so they mean nothing."""
+    bad = []
+    for top in SOURCE_DIRS:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            with tokenize.open(path) as source:
+                for token in tokenize.generate_tokens(source.readline):
+                    if token.type == tokenize.COMMENT and any(m in token.string for m in FORMATTER_MARKERS):
+                        bad.append(f"{path.relative_to(ROOT)}:{token.start[0]}: {token.string}")
+    fail_if(bad, "formatter markers:\n")

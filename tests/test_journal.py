@@ -89,7 +89,7 @@ def test_journal_redacts_and_refuses_non_json(tmp_path: Path) -> None:
     journal.commit()
     assert "secret" not in journal.path.read_text(encoding="utf-8")
     assert journal.load()["fan[a]"].update == {"redacted": True}
-    with pytest.raises(CheckpointError, match=r"branch fan\[b\].*update\['handle'\]"):
+    with pytest.raises(CheckpointError, match=r"branch fan\[b\].*state\['handle'\]"):
         BranchJournal(tmp_path / "k.journal.jsonl").record(result("fan[b]", handle=object()))
 
 

@@ -30,6 +30,16 @@ PUBLIC = [
     "loads",
     "register_action",
     "register_reducer",
+    # what a command line needs besides (tea.cli uses only this module)
+    "RedactingFilter",
+    "Secrets",
+    "collect_errors",
+    "graceful_signals",
+    "load_checkpoint",
+    "parse_secrets_arg",
+    "render_diagram",
+    "secrets_from_env",
+    "version_text",
 ]
 
 P = inspect.Parameter

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import tea
-from tea.errors import NodeError, RecursionLimitError
+from tea.errors import NodeError, RecursionLimitError, RunError
 from tea.run import STREAM_MODES
 from tea.workflow import Workflow
 
@@ -190,10 +190,11 @@ def test_condition_matched_against_a_boolean_when(load_yaml: LoadYaml) -> None:
     assert path_of(workflow, n=0) == ["a", "c"]
 
 
-def test_no_true_edge_ends_the_run(load_yaml: LoadYaml) -> None:
-    """When a node has edges and none holds, the run ends there."""
+def test_no_true_edge_is_an_error_naming_the_node(load_yaml: LoadYaml) -> None:
+    """When a node has edges and none holds, the run cannot route: an error, as the reference says."""
     workflow = load_yaml(EDGE_NODES + edge("a", "c", "    when: go\n"))
-    assert path_of(workflow, go=False) == ["a"]
+    with pytest.raises(RunError, match="node 'a': no edge out of this node holds"):
+        path_of(workflow, go=False)
 
 
 def test_first_declared_true_edge_wins(load_yaml: LoadYaml) -> None:

@@ -84,6 +84,8 @@ def test_first_signal_stops_at_the_next_safe_point(signum: int, code: int) -> No
     finally:
         proc.kill()
         proc.wait(timeout=20)
+        assert proc.stdout is not None
+        proc.stdout.close()
 
 
 def test_second_signal_kills_at_once() -> None:
@@ -97,6 +99,8 @@ def test_second_signal_kills_at_once() -> None:
     finally:
         proc.kill()
         proc.wait(timeout=20)
+        assert proc.stdout is not None
+        proc.stdout.close()
 
 
 def test_previous_handlers_come_back() -> None:

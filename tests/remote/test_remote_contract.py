@@ -23,6 +23,7 @@ from remote.executor import RemoteExecutor
 pytestmark = pytest.mark.timeout(90)
 
 _SUITE = Path(__file__).resolve().parents[1] / "executors"
+sys.path.insert(0, str(_SUITE))  # the suite's own modules (contract_program)
 
 
 def _load(name: str, path: Path) -> ModuleType:
