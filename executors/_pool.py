@@ -195,10 +195,10 @@ class WorkerPool:
             while True:
                 with_program = [w for w in self._idle if program in w.programs]
                 ready = [w for w in with_program if shared in w.shared] or with_program
-                worker = (ready or self._idle or [None])[-1]
-                if worker is None:
+                if not (ready or self._idle):
                     worker = WorkerProcess(self._context)
                     break
+                worker = (ready or self._idle)[-1]
                 self._idle.remove(worker)
                 if worker.alive():
                     break

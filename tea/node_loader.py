@@ -5,6 +5,7 @@ Every problem raises a ``LoadError`` located at the key or value at fault.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from tea.nodes import (
     LuaBody,
     PythonBody,
     StepsBody,
+    TemplatedPythonBody,
     WhileLoopBody,
 )
 from tea.policy import parse_node_policy
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from tea.state import Reducer
 
 __all__ = ["NODE_KEYS", "BodyContext", "compile_node_body", "read_nodes"]
+
+log = logging.getLogger("tea.loader")
 
 _BODY_KEYS = {"run", "script", "language", "uses", "action", "with", "output", "steps",
               "timeout_seconds", "name", "description"}
@@ -134,6 +138,12 @@ def _run_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> Body:
             f"{what}: unsupported language '{language}'", location_of(raw, "language"),
             hint="use 'python' (the default) or 'lua'",
         )
+    if "{{" in run or "{%" in run:
+        log.warning(
+            "%s: its run: block holds templates, so it is rendered and compiled per call "
+            "(as the reference does); reading state[...] directly is faster", what,
+        )
+        return TemplatedPythonBody(run, _code_location(raw, key, ctx), what)
     code = PythonCode(run, _code_location(raw, key, ctx), defer=True, label=what)
     ctx.deferred.append(code)
     return PythonBody(code)

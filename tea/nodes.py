@@ -31,6 +31,7 @@ __all__ = [
     "LuaBody",
     "PythonBody",
     "StepsBody",
+    "TemplatedPythonBody",
     "WhileLoopBody",
 ]
 
@@ -53,6 +54,37 @@ class PythonBody:
         self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
     ) -> dict[str, Any] | None:
         return self.code.run(state, scope.variables, parallel_results, scope.secrets)
+
+
+class TemplatedPythonBody:
+    """A ``run:`` block holding ``{{ }}``/``{% %}``: rendered against the state at each call,
+    then run, as the reference dialect does. The compiled code is cached by rendered text,
+    so a block that renders the same way twice compiles once."""
+
+    __slots__ = ("label", "location", "template")
+
+    def __init__(self, source: str, location: Location, label: str) -> None:
+        self.template = compile_template(source, location)
+        self.location = location
+        self.label = label
+
+    def run(
+        self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
+    ) -> dict[str, Any] | None:
+        text = str(self.template.render(scope.template_context(state, parallel_results=parallel_results)))
+        try:
+            code = _python_cached(text, self.location, self.label)
+        except WorkflowSyntaxError as exc:
+            raise NodeError(f"{exc.message} (after rendering its templates)", node=node) from None
+        return code.run(state, scope.variables, parallel_results, scope.secrets)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TemplatedPythonBody, (self.template.source, self.location, self.label))
+
+
+@functools.lru_cache(maxsize=256)
+def _python_cached(text: str, location: Location, label: str) -> PythonCode:
+    return PythonCode(text, location, label=label)
 
 
 class CallableBody:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import tea
 from tea.errors import Location, NodeError, WorkflowSyntaxError
 from tea.pycode import PythonCode
 from tea.workflow import Workflow
@@ -209,3 +210,29 @@ def test_inline_code_is_located_on_its_own_line(write_yaml: Callable[..., Path])
         tea.load(path).invoke({})
     assert info.value.location is not None
     assert info.value.location.line == 4
+
+
+def test_run_blocks_with_templates_are_rendered_per_call_as_the_reference_does(
+    write_yaml: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_yaml(
+        """
+        nodes:
+          - name: a
+            run: |
+              x = {{ state.count }} + 1
+              return {"y": x, "who": "{{ state.who }}"}
+        """
+    )
+    with caplog.at_level("WARNING", logger="tea.loader"):
+        workflow = tea.load(path)
+    assert "rendered and compiled per call" in caplog.text and "node 'a'" in caplog.text
+    assert workflow.invoke({"count": 4, "who": "bob"})["y"] == 5
+    second = workflow.invoke({"count": 9, "who": "ann"})
+    assert (second["y"], second["who"]) == (10, "ann")
+
+
+def test_a_templated_block_that_renders_to_bad_python_names_the_node(write_yaml: Callable[..., Path]) -> None:
+    workflow = tea.load(write_yaml('nodes:\n  - name: a\n    run: "x = {{ state.code }}"\n'))
+    with pytest.raises(tea.RunError, match=r"node 'a'.*syntax error.*after rendering"):
+        workflow.invoke({"code": "1 +"})
