@@ -129,6 +129,9 @@ class Cluster:
             # Counted on the host's breaker by the first attempt that sees it (in run).
             self._warn(host.name, f"is unavailable: {exc.message}; its branches run on the other hosts")
             raise
+        if self.closed:  # the run ended while it connected: nobody will close it later
+            await session.close()
+            raise asyncio.CancelledError
         old = self.sessions.get(host.name)
         if old is not None:
             self.retired.append(old)  # closed with the others at the end of the run
@@ -237,7 +240,15 @@ class Cluster:
         return text
 
     async def close(self) -> None:
+        """Close every session, those still opening included (each after at most its
+        connect timeout): no connection is left for the garbage collector."""
         self.closed = True
+        opening = list(self.opening.values())
+        if opening:
+            _, late = await asyncio.wait(opening, timeout=self.settings.connect_timeout + 1)
+            for future in late:
+                future.cancel()
+            await asyncio.gather(*opening, return_exceptions=True)
         sessions, self.sessions = [*self.sessions.values(), *self.retired], {}
         self.retired = []
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)

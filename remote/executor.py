@@ -225,6 +225,9 @@ async def _cancel_all() -> None:
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
+    # A transport closes its socket in a callback of the next loop iteration: run it
+    # before the loop stops, or the socket is left to the garbage collector.
+    await asyncio.sleep(0.01)
 
 
 async def _in_loop(make: partial[Cluster]) -> Cluster:

@@ -18,9 +18,13 @@
     │   ├── BranchError               a parallel branch failed
     │   │   ├── BranchTimeout         "timeout" (also a TimeoutError)
     │   │   ├── WorkerDied            "worker_died": a process or remote worker died mid-branch
+    │   │   │   └── HostDown          (remote.errors) a host cannot be reached or was lost
     │   │   ├── CircuitOpen           "circuit_open": the breaker of a branch target or host is open
     │   │   ├── Cancelled             "cancelled": fail_fast or a stop ended the branch first
-    │   │   └── (remote.errors)       the remote backend's own errors
+    │   │   ├── RemoteSetupError      (remote.errors) "setup": a configuration no host can fix
+    │   │   │   └── ProgramLoadError  the workflow shipped to a host does not load there
+    │   │   ├── AllHostsDown          (remote.errors) "setup": no host can take the branch
+    │   │   └── WorkerStopped         (remote.errors) "cancelled": the driver stopped a worker
     │   └── SerializationError        "setup": state cannot cross a process or host boundary
     ├── CheckpointError               a checkpoint is unreadable, corrupt, or of another workflow
     └── Interrupted                   "cancelled": a signal asked the run to stop (not a failure)

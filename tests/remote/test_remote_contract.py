@@ -51,9 +51,8 @@ def backend(
     work, cache = remote_dirs
     settings = ssh_cluster.remote_settings(work, cache, basefile=str(launcher))
     settings["hosts"] = [h.root_login for h in ssh_cluster.hosts]
-    chosen = _fixtures.Backend(
-        "remote", ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings)), lambda: get_executor("remote")
-    )
+    config = ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings))
+    chosen = _fixtures.Backend("remote", config, lambda: get_executor("remote"))
     yield chosen
     for executor in chosen.made:
         executor.close()

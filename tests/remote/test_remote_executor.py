@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import pwd
 import threading
 from pathlib import Path
 
 import pytest
+import yaml
+from sshd_hosts import TEST_USER
 from toy_program import ToyProgram
 
+import tea
 from executors.base import BranchTask, ParallelConfig, RetryPolicy
 from remote.errors import RemoteSetupError
 from remote.executor import RemoteExecutor
@@ -136,8 +141,6 @@ def test_state_json_would_change_fails_before_dispatch(remote_settings, value, p
 
 
 def test_env_is_forwarded_by_name_and_glob(remote_settings, tmp_path, monkeypatch):
-    import tea
-
     monkeypatch.setenv("TEA_TEST_TOKEN", "s3cret")
     monkeypatch.setenv("TEA_TEST_HIDDEN", "no")
     flow = tmp_path / "env.yaml"
@@ -234,3 +237,68 @@ def test_workdir_that_cannot_be_created_is_reported(remote_settings):
     for result in results:
         assert result.error is not None and result.error.type == "AllHostsDown"
         assert "cannot create" in result.error.message
+
+
+def test_the_documented_minimal_settings_work_as_they_are(ssh_cluster, launcher, remote_dirs, tmp_path):
+    """Exactly what the docs require, nothing more: the default cache_dir (``.cache/tea``
+    in the remote home) is used from wherever the worker runs."""
+    work, _ = remote_dirs
+    minimal = {
+        "hosts": [h.login for h in ssh_cluster.hosts],
+        "basefile": str(launcher),
+        "identity_file": str(ssh_cluster.client_key),
+        "known_hosts": str(ssh_cluster.known_hosts),
+        "workdir": str(work),
+    }
+    flow = tmp_path / "minimal.yaml"
+    flow.write_text(yaml.safe_dump({
+        "name": "minimal",
+        "settings": {"parallel": {"strategy": "remote", "remote": minimal}},
+        "nodes": [
+            {"name": "start", "run": "return {}"},
+            *({"name": f"b{i}", "run": f"return {{'i{i}': {i}}}"} for i in range(3)),
+            {"name": "join", "run": "return {'hosts': sorted({r.host for r in parallel_results}),"
+                                    " 'sum': sum(r[f'i{n}'] for n, r in enumerate(parallel_results))}"},
+        ],
+        "edges": [{"from": "start", "to": ["b0", "b1", "b2"], "parallel": True, "fan_in": "join"}],
+    }, sort_keys=False))
+    home = Path(pwd.getpwnam(TEST_USER).pw_dir)
+    cached = home / ".cache" / "tea" / f"tea-{_sha(minimal)[:16]}"
+    try:
+        final = tea.load(flow).invoke({})
+        assert final["sum"] == 3 and final["hosts"]
+        assert cached.is_file()  # shipped to the documented place, relative to the home
+    finally:
+        cached.unlink(missing_ok=True)
+    assert _files(work) == []
+
+
+def test_the_shared_state_goes_to_each_host_once(remote_settings, ssh_cluster, tmp_path):
+    """A dynamic fan-out as the engine makes it: one shared state (the items and a large
+    value), each task carrying only its item; the transport counts what each host got."""
+    flow = tmp_path / "items.yaml"
+    body = 'return {"double": state["item"] * 2, "size": len(state["blob"])}'
+    flow.write_text(
+        "name: items\nnodes:\n  - name: each\n    type: dynamic_parallel\n    items: '{{ state.items }}'\n"
+        f"    fan_in: done\n    steps:\n      - run: '{body}'\n  - name: done\n"
+    )
+    program = tea.load(flow).branch_program()
+    shared = {"items": list(range(60)), "blob": "x" * 200_000}
+    tasks = [
+        BranchTask(f"each[{i}]", "each", None, shared, index=i, target="each", fanout="each",
+                   overrides={"item": i, "index": i})
+        for i in range(60)
+    ]
+    settings = remote_settings(slots=2)
+    with RemoteExecutor() as executor:
+        cfg = ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings))
+        results = sorted(executor.run(program, tasks, cfg), key=lambda r: r.index)
+        sent = executor.traffic()
+    assert [r.update for r in results] == [
+        {"item": i, "index": i, "double": i * 2, "size": 200_000} for i in range(60)
+    ]  # updates only: the blob never comes back
+    hosts = {r.host for r in results}
+    assert set(sent) == hosts
+    state_bytes = len(json.dumps(shared, separators=(",", ":")))
+    for host in hosts:  # the state once, plus the program and a short line per branch
+        assert state_bytes < sent[host] < state_bytes + 10_000 + 60 * 500, (host, sent[host])

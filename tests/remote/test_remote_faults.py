@@ -182,13 +182,18 @@ def test_gnu_parallel_transport_end_to_end(ssh_cluster, launcher):
     work = ssh_cluster.user_dir(f"{own.name}/jobs")
     settings = _settings(ssh_cluster, launcher, transport="gnu_parallel", slots=2,
                          workdir=str(work))
-    tasks = [*_tasks(5), *_tasks(1, fail="n0")]
-    tasks[-1] = BranchTask("fan[5]", "n0", "join", {"i": 5, "fail": "n0"}, index=5)
+    shared = {"blob": "x" * 50_000}
+    tasks = [BranchTask(f"fan[{i}]", f"n{i}", "join", shared, index=i, overrides={"i": i}) for i in range(5)]
+    tasks.append(BranchTask("fan[5]", "n0", "join", shared, index=5, overrides={"i": 5, "fail": "n0"}))
     with RemoteExecutor() as executor:
         cfg = ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings))
         results = sorted(executor.run(ToyProgram(), tasks, cfg), key=lambda r: r.index)
+        sent = executor.traffic()
     assert [r.success for r in results] == [True] * 5 + [False]
-    assert [r.state.get("seen") for r in results[:5]] == [[f"n{i}"] for i in range(5)]
+    assert [r.update["seen"] for r in results[:5]] == [[f"n{i}"] for i in range(5)]
+    # The shared state is a basefile: once to every host, not once per job.
+    assert set(sent) == {h.login for h in ssh_cluster.hosts}
+    assert all(50_000 < count < 50_000 + 20_000 for count in sent.values()), sent
     assert {r.host for r in results} <= {f"teatest@{h.address}:{h.port}" for h in ssh_cluster.hosts}
     assert "was told to fail" in results[5].error.message
     assert "about to fail n0" in results[5].error.traceback

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from remote.config import parse_host
 from remote.gnu_parallel import (
     ParallelCommand,
     build_cleanup_command,
@@ -12,7 +13,6 @@ from remote.gnu_parallel import (
     parse_joblog,
     ssh_login,
 )
-from remote.config import parse_host
 
 
 def _command(tmp_path: Path, **changes) -> ParallelCommand:

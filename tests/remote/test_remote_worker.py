@@ -13,7 +13,7 @@ from pathlib import Path
 import cloudpickle
 from toy_program import ToyProgram
 
-from executors.base import BranchTask
+from executors.base import BranchResult, BranchTask
 from remote.payload import SharedState, task_message
 from remote.worker import PROTOCOL, STATES_KEPT
 
@@ -66,12 +66,13 @@ def test_protocol_round_trip_with_prints_kept_off_stdout(tmp_path):
     _send_state(proc, shared)
     _send(proc, _run("1", "a", shared, fail="a"))
     _send(proc, _run("2", "b", shared, i=2))
-    answers = {m["id"]: m["result"] for m in (json.loads(proc.stdout.readline()) for _ in "12")}
-    assert answers["2"]["success"]
+    lines = [json.loads(proc.stdout.readline()) for _ in "12"]
+    answers = {m["id"]: BranchResult.from_dict(m["result"]) for m in lines}
+    assert answers["2"].success
     # What comes back is the update: the overrides and what the branch wrote, not "big".
-    assert answers["2"]["update"] == {"i": 2, "seen": ["start", "b"], "pid": proc.pid}
-    assert not answers["1"]["success"] and answers["1"]["update"] == {"fail": "a"}
-    assert "told to fail" in answers["1"]["error"]["traceback"]
+    assert answers["2"].update == {"i": 2, "seen": ["start", "b"], "pid": proc.pid}
+    assert not answers["1"].success and answers["1"].update == {"fail": "a"}
+    assert answers["1"].error is not None and "told to fail" in (answers["1"].error.traceback or "")
     out, err = proc.communicate(timeout=30)  # stdin closed: the worker ends its group
     assert proc.returncode == -signal.SIGKILL and out == ""
     assert "about to fail a" in err  # the node's print went to stderr, not the protocol
@@ -186,5 +187,5 @@ def test_once_mode_reads_a_task_file_and_writes_a_result_file(tmp_path):
         cwd=tmp_path, env={"PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    result = json.loads((tmp_path / "task.result.json").read_text())
-    assert result["success"] and result["update"] == {"i": 1, "seen": ["s", "x"], "pid": result["pid"]}
+    result = BranchResult.from_dict(json.loads((tmp_path / "task.result.json").read_text()))
+    assert result.success and result.update == {"i": 1, "seen": ["s", "x"], "pid": result.pid}
