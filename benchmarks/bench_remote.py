@@ -4,7 +4,9 @@
 
 Prints: the frozen binary's size; the first branch of a run including the binary
 upload and worker start (target <= 1.5 s); the per-branch cost once warm, 200
-trivial branches over 3 hosts (target <= 5 ms); the same kind of workload through
+trivial branches over 3 hosts (target <= 0.5 ms); the bytes sent for 1,000
+branches of a dynamic fan-out whose shared state is 1 MiB, counted by the transport
+(goal: <= 3 x 1 MiB + the branches' own items); the same kind of workload through
 the GNU Parallel transport (fewer branches: each job opens several ssh
 connections and starts the binary), and the ratio. Needs root (test hosts) and, without
 --skip-bundle, PyInstaller (the binary is built once per source hash and cached).
@@ -13,6 +15,7 @@ connections and starts the binary), and the ratio. Needs root (test hosts) and, 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -26,9 +29,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "remote")]
 from sshd_hosts import SshCluster  # noqa: E402
 
 import tea  # noqa: E402
-from executors.base import BranchTask, ParallelConfig  # noqa: E402
+from executors.base import BranchProgram, BranchTask, ParallelConfig  # noqa: E402
 from remote.bundle import build_bundle, source_hash  # noqa: E402
 from remote.executor import RemoteExecutor  # noqa: E402
+from remote.payload import task_message  # noqa: E402
 
 WORKFLOW = """
 name: bench
@@ -39,6 +43,20 @@ nodes:
       return {"out": state["i"] * 2}
   - name: done
 """
+
+ITEMS_WORKFLOW = """
+name: bench_items
+nodes:
+  - name: each
+    type: dynamic_parallel
+    items: "{{ state.items }}"
+    fan_in: done
+    steps:
+      - run: |
+          return {"double": state["item"] * 2}
+  - name: done
+"""
+MIB = 1 << 20
 
 
 def _frozen(skip: bool) -> Path | None:
@@ -54,7 +72,7 @@ def _frozen(skip: bool) -> Path | None:
 def _launcher(root: Path) -> Path:
     site = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix))
     python = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}",
-                          path="/usr/bin:/usr/local/bin") or sys.executable  # fmt: skip
+                          path="/usr/bin:/usr/local/bin") or sys.executable
     path = root / "tea-launcher"
     path.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT}:{site} exec {python} -m remote._entry "$@"\n')
     path.chmod(0o755)
@@ -68,9 +86,39 @@ def _tasks(count: int) -> list[BranchTask]:
     ]
 
 
-def _settings(cluster: SshCluster, basefile: Path, name: str, **extra: object) -> dict:
+def _config(cluster: SshCluster, basefile: Path, name: str, **extra: object) -> ParallelConfig:
     work, cache = cluster.user_dir(f"{name}-work"), cluster.user_dir(f"{name}-cache")
-    return cluster.remote_settings(work, cache, basefile=str(basefile), slots=8, **extra)
+    settings = cluster.remote_settings(work, cache, basefile=str(basefile), slots=8, **extra)
+    return ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings))
+
+
+def _shared_state_bytes(cluster: SshCluster, basefile: Path, root: Path, branches: int) -> None:
+    """Issue 16's remote figure: what the transport sent for ``branches`` items over a
+    1 MiB shared state, against 3 x the state plus each branch's own task line."""
+    program: BranchProgram = tea.loads(ITEMS_WORKFLOW, root / "items.yaml").branch_program()
+    items = list(range(branches))
+    items_bytes = len(json.dumps(items, separators=(",", ":")))
+    shared = {"items": items, "blob": "x" * (MIB - items_bytes - 20)}
+    state_bytes = len(json.dumps(shared, separators=(",", ":")))
+    tasks = [
+        BranchTask(f"each[{i}]", "each", None, shared, index=i, target="each", fanout="each",
+                   overrides={"item": i, "index": i})
+        for i in range(branches)
+    ]
+    own = sum(len(json.dumps({"op": "run", "id": str(i), "key": "k" * 16, "state": "s" * 16,
+                              "task": task_message(t)}, separators=(",", ":"))) + 1
+              for i, t in enumerate(tasks))
+    with RemoteExecutor() as executor:
+        started = time.perf_counter()
+        results = list(executor.run(program, tasks, _config(cluster, basefile, "state")))
+        elapsed = time.perf_counter() - started
+        sent = executor.traffic()
+    assert all(r.success for r in results), next(r.error for r in results if not r.success)
+    total = sum(sent.values())
+    goal = 3 * state_bytes + own
+    print(f"bytes sent, {branches} branches, {state_bytes / MIB:.2f} MiB shared state on 3 hosts "
+          f"{total / MIB:8.2f} MiB   (goal <= 3 x state + branch items = {goal / MIB:.2f} MiB; "
+          f"by host {', '.join(f'{n / MIB:.2f}' for n in sent.values())}; {elapsed:.1f} s)")
 
 
 def main() -> int:
@@ -78,6 +126,8 @@ def main() -> int:
     parser.add_argument("--branches", type=int, default=200)
     parser.add_argument("--gnu-branches", type=int, default=48,
                         help="GNU Parallel costs ~1 s of CPU per job here: fewer, same per-branch figure")
+    parser.add_argument("--state-branches", type=int, default=1000,
+                        help="branches over a 1 MiB shared state (the bytes-sent figure)")
     parser.add_argument("--skip-bundle", action="store_true", help="ship a launcher script")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tea-bench-"))
@@ -85,40 +135,38 @@ def main() -> int:
     os.environ.pop("SSH_AUTH_SOCK", None)
     cluster = SshCluster.start(root, 3)
     try:
-        graph = tea.loads(WORKFLOW, root / "bench.yaml").graph
+        program = tea.loads(WORKFLOW, root / "bench.yaml").branch_program()
         frozen = _frozen(args.skip_bundle)
         basefile = frozen or _launcher(root)
         if frozen is not None:
             size = frozen.stat().st_size / 1e6
             print(f"binary size                      {size:8.1f} MB   (target <= 20 MB)")
-        config = ParallelConfig(strategy="remote", remote=_settings(cluster, basefile, "ssh"))
+        config = _config(cluster, basefile, "ssh")
         tasks = _tasks(args.branches)
         with RemoteExecutor() as executor:
             started = time.perf_counter()
-            first = next(iter(executor.run(graph, tasks[:1], config)))
+            first = next(iter(executor.run(program, tasks[:1], config)))
             cold = time.perf_counter() - started
             assert first.success, first.error
             print(f"first branch, upload included    {cold * 1000:8.0f} ms   (target <= 1500 ms)")
-            list(executor.run(graph, tasks, config))  # every host warm
+            list(executor.run(program, tasks, config))  # every host warm
             started = time.perf_counter()
-            results = list(executor.run(graph, tasks, config))
+            results = list(executor.run(program, tasks, config))
             warm = (time.perf_counter() - started) / len(tasks)
             assert all(r.success for r in results)
         print(f"per branch, warm ({len(tasks)} over 3 hosts) {warm * 1000:8.2f} ms   "
-              f"(target <= 5 ms)")  # fmt: skip
+              f"(target <= 0.5 ms)")
+        _shared_state_bytes(cluster, basefile, root, args.state_branches)
         if shutil.which("parallel"):
-            gnu = ParallelConfig(
-                strategy="remote",
-                remote=_settings(cluster, basefile, "gnu", transport="gnu_parallel"),
-            )
+            gnu = _config(cluster, basefile, "gnu", transport="gnu_parallel")
             with RemoteExecutor() as executor:
                 started = time.perf_counter()
                 gnu_tasks = tasks[: args.gnu_branches]
-                results = list(executor.run(graph, gnu_tasks, gnu))
+                results = list(executor.run(program, gnu_tasks, gnu))
                 per = (time.perf_counter() - started) / len(gnu_tasks)
             assert all(r.success for r in results), results[0].error
             print(f"per branch, GNU Parallel ({len(gnu_tasks)})    {per * 1000:8.2f} ms   "
-                  f"({per / warm:.0f}x the direct transport)")  # fmt: skip
+                  f"({per / warm:.0f}x the direct transport)")
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)

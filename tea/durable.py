@@ -143,10 +143,12 @@ class DurableObserver(RunObserver):
                 "interrupt_after": sorted(self.interrupt_after),
             },
         )
-        progress = reason == "progress"
+        # Automatic checkpoints (progress, a fan-out starting) are SIGKILL insurance: whole
+        # after any kill (the rename is atomic), not synced. Interrupts, errors and stops sync.
+        automatic = reason in ("progress", "fanout")
         path = save_checkpoint(
             self.checkpoint_dir, ckpt, redact=run.secrets.redact,
-            name=f"run-{self.run_id}-progress" if progress else None, sync=not progress,
+            name=f"run-{self.run_id}-progress" if reason == "progress" else None, sync=not automatic,
         )
         self.saved_at = time.monotonic()
         previous = self.checkpoint_path

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from executors.base import BranchResult
-from tea.checkpoint import dump_json, fsync_dir, unique_name
+from tea.checkpoint import dump_json, unique_name
 from tea.errors import CheckpointError
 
 __all__ = ["GROUP_SECONDS", "BranchJournal"]
@@ -98,16 +98,17 @@ class BranchJournal:
     def _open(self) -> IO[bytes]:
         if self._out is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            created = not self.path.exists()
             self._out = open(self.path, "ab")  # noqa: SIM115 - kept open for the fan-out's life
             if not self._tail_checked:
                 self._cut_torn_tail(self._out)
                 self._tail_checked = True
-            if created:
-                fsync_dir(self.path.parent)
+            # The first group starts now: a fan-out of quick branches syncs once, at commit.
+            self._synced_at = time.monotonic()
         return self._out
 
     def _sync(self, out: IO[bytes]) -> None:
+        # The file's entry in the directory is made durable by the synced checkpoint that
+        # names this journal (a stop, an error: same directory), never needed before.
         os.fsync(out.fileno())
         self._dirty = False
         self._synced_at = time.monotonic()

@@ -58,7 +58,7 @@ def _dependents(ids: Sequence[str], deps: Mapping[str, Sequence[str]]) -> dict[s
 def _topological(ids: Sequence[str], deps: Mapping[str, Sequence[str]],
                  dependents: Mapping[str, Sequence[str]]) -> list[str]:
     """Kahn's algorithm, ready steps taken in file order; steps on or behind a cycle are left out."""
-    waiting = {i: len(set(deps[i])) for i in ids}
+    waiting = {i: len(deps[i]) for i in ids}
     queue = deque(i for i in ids if waiting[i] == 0)
     order: list[str] = []
     while queue:
