@@ -13,7 +13,6 @@ graph, picklable with cloudpickle) and calls ``run_branch`` on it wherever it ru
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -260,10 +259,10 @@ class BranchResult:
         """This result reading through to ``base`` (the fan-out's shared input)."""
         if base is self.base:
             return self
-        # A field-for-field copy: ``replace`` would re-run ``__init__`` for every branch.
-        bound = copy.copy(self)
-        object.__setattr__(bound, "base", base)
-        return bound
+        return BranchResult(
+            self.branch_id, self.success, self.update, self.error, self.attempts, self.duration_ms,
+            self.index, self.thread, self.pid, self.host, self.breaker_state, base,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The record as plain data: what checkpoints, journals, events, remote workers and

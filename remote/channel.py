@@ -35,6 +35,10 @@ __all__ = ["WorkerChannel"]
 _STDERR_LINES = 20
 
 
+def _line(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
 class WorkerChannel:
     """A running worker: its process on the connection, tasks in flight and stderr tail.
 
@@ -77,7 +81,7 @@ class WorkerChannel:
         try:
             await worker._greet(binary, timeout)
             if env:
-                worker._write(json.dumps({"op": "env", "env": env}))
+                worker._write(_line({"op": "env", "env": env}))
         except BaseException:
             worker.close()
             raise
@@ -143,7 +147,7 @@ class WorkerChannel:
         """Send one task (and its program and shared state, if this worker lacks them);
         returns a future for its ``BranchResult`` dict."""
         if key not in self._loaded:
-            self._write(json.dumps({"op": "load", "key": key, **program}))
+            self._write(_line({"op": "load", "key": key, **program}))
             self._loaded.add(key)
         if state.key not in self._states:
             self._write(state.message())
@@ -155,7 +159,7 @@ class WorkerChannel:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[task_id] = future
         try:
-            self._write(json.dumps({"op": "run", "id": task_id, "key": key, "state": state.key, "task": task}))
+            self._write(_line({"op": "run", "id": task_id, "key": key, "state": state.key, "task": task}))
         except BaseException:
             self._pending.pop(task_id, None)
             raise

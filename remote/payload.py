@@ -124,20 +124,33 @@ class Batch:
         return [s for s in self.states.values() if isinstance(s, SharedState)]
 
 
-_TASK_FIELDS = ("branch_id", "entry", "exit", "index", "target", "fanout", "attempt")
+_TASK_DEFAULTS: dict[str, Any] = {"exit": None, "index": 0, "target": "", "fanout": None, "attempt": 1}
+"""Task fields left out of a message while they hold these values (``BranchTask``'s own
+defaults): a task line is sent once per branch, so it carries what differs only."""
 
 
 def task_message(task: BranchTask) -> dict[str, Any]:
-    """``task`` without its shared state: its own fields and overrides."""
-    data = {name: getattr(task, name) for name in _TASK_FIELDS}
-    data["overrides"] = dict(task.overrides)
+    """``task`` without its shared state: its own fields (defaults left out) and overrides."""
+    data: dict[str, Any] = {"branch_id": task.branch_id, "entry": task.entry}
+    for name, default in _TASK_DEFAULTS.items():
+        value = getattr(task, name)
+        if value != default:
+            data[name] = value
+    if task.overrides:
+        data["overrides"] = dict(task.overrides)
     return data
 
 
 def task_from_message(data: Mapping[str, Any], state: Mapping[str, Any]) -> BranchTask:
     """The task ``task_message`` described, reading through to ``state``."""
-    fields = {name: data[name] for name in _TASK_FIELDS if name in data}
-    return BranchTask(**fields, state=state, overrides=dict(data.get("overrides") or {}))
+    fields = {name: data.get(name, default) for name, default in _TASK_DEFAULTS.items()}
+    return BranchTask(
+        branch_id=data["branch_id"],
+        entry=data["entry"],
+        state=state,
+        overrides=dict(data.get("overrides") or {}),
+        **fields,
+    )
 
 
 class Traffic:

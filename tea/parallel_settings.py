@@ -33,6 +33,7 @@ from typing import Any
 
 from executors import known_strategies, parse_options
 from executors.base import BreakerPolicy, ParallelConfig, RetryPolicy
+from executors.retry import RETRY_KEYS, parse_retry
 from tea.errors import Location, SchemaError
 from tea.yamlsrc import LocDict, location_of
 
@@ -43,7 +44,6 @@ PARALLEL_KEYS = (
     "on_branch_failure", "max_branches",
 )
 DEFAULT_MAX_BRANCHES = 1_000_000
-_RETRY_KEYS = ("max_attempts", "backoff_base_ms", "backoff_max_ms", "jitter", "retry_on")
 _BREAKER_KEYS = ("failure_threshold", "reset_timeout_seconds")
 _ON_BRANCH_FAILURE = ("fail", "continue")
 
@@ -140,22 +140,8 @@ def check_strategy(value: Any, location: Location | None = None, path: str = "st
 
 def _retry(raw: Any, base: RetryPolicy, path: str, parent: Mapping[str, Any]) -> RetryPolicy:
     block = _mapping(raw, path, parent, "retry")
-    _check_keys(block, _RETRY_KEYS, path)
-    changes: dict[str, Any] = {}
-    if "max_attempts" in block:
-        changes["max_attempts"] = _int(block, "max_attempts", path, minimum=1)
-    for key in ("backoff_base_ms", "backoff_max_ms"):
-        if key in block:
-            changes[key] = _number(block, key, path, minimum=0.0)
-    if "jitter" in block:
-        changes["jitter"] = _bool(block, "jitter", path)
-    if "retry_on" in block:
-        changes["retry_on"] = _names(block, "retry_on", path)
-    policy = replace(base, **changes)
-    if policy.backoff_max_ms < policy.backoff_base_ms:
-        key = "backoff_max_ms" if "backoff_max_ms" in block else "backoff_base_ms"
-        raise _error(block, key, path, "backoff_max_ms must not be below backoff_base_ms")
-    return policy
+    _check_keys(block, (*RETRY_KEYS, "max_retries"), path)  # the old spelling still reads, with a warning
+    return parse_retry(block, base, path, location_of)
 
 
 def _breaker(

@@ -10,7 +10,7 @@ run does at interrupts, stops, errors, node boundaries and fan-outs.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,8 @@ class RunObserver(Observer):
 
     checkpoint_path: Path | None = None
     """The checkpoint the run saved last (``None``: none, or the run does not save)."""
+    listeners: tuple[Callable[[Event], None], ...] = ()
+    """Called with each branch event as it happens (``Run.watch``)."""
 
     def stopped(self, run: Run, stop: Stop) -> Event:
         """The ``interrupt`` event for a stop (a durable run saves a checkpoint first)."""
@@ -51,6 +53,10 @@ class RunObserver(Observer):
 
     def finished(self, run: Run) -> None:
         """The run reached ``__end__``."""
+
+    def branch_event(self, event: Event) -> None:
+        for listener in self.listeners:
+            listener(event)
 
 
 class Run:
@@ -81,6 +87,16 @@ class Run:
         self.cursor = cursor or Cursor(graph.entry)
         self.stopped: Stop | None = None
         self.stop_flag = stop_flag
+
+    def watch(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener`` with each ``branch_start``/``branch_end`` event as it happens
+        (the stream yields them once their fan-out is over), redacted like the stream;
+        from the thread that finished the branch: keep it quick and thread-safe."""
+
+        def redacted(event: Event) -> None:
+            listener(self.secrets.redact(event) if self.secrets else event)
+
+        self.observer.listeners = (*self.observer.listeners, redacted)
 
     @property
     def checkpoint_path(self) -> Path | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +82,10 @@ class Observer:
 
     def fanout_done(self, fanout: str) -> None:
         """Every branch of the fan-out at ``fanout`` has a result."""
+
+    def branch_event(self, event: Event) -> None:
+        """A ``branch_start`` or ``branch_end`` event, as it happens (the walk yields it
+        later, once the fan-out is over): for progress displays."""
 
 
 NO_OBSERVER = Observer()
@@ -181,7 +185,7 @@ class _Steps:
         self.scope.current_node = name
         events: list[Event] = []
         try:
-            update = self._execute(node, results, events.append)
+            update = self._execute(node, results, self._collector(events))
         except Interrupted as stop:  # asked to stop while the node waited to retry
             signum: int | None = stop.signum
         except RunError:
@@ -205,7 +209,19 @@ class _Steps:
             cursor.pending[name] = results
         return Stop(name, "before", "signal", signum)
 
-    def _execute(self, node: Node, results: list[BranchResult] | None, emit: Any) -> Any:
+    def _collector(self, events: list[Event]) -> Callable[[Event], None]:
+        """Where a fan-out's branch events go: kept for the walk, and shown to the observer."""
+        if type(self.observer).branch_event is Observer.branch_event:
+            return events.append
+        live = self.observer.branch_event
+
+        def collect(event: Event) -> None:
+            events.append(event)
+            live(event)
+
+        return collect
+
+    def _execute(self, node: Node, results: list[BranchResult] | None, emit: Callable[[Event], None]) -> Any:
         if node.fanout is not None:
             fan = node.fanout
             self.cursor.pending[fan.fan_in] = run_fanout(
@@ -242,7 +258,7 @@ class _Steps:
             events: list[Event] = []
             try:
                 self.cursor.pending[fan.fan_in] = run_fanout(
-                    fan, self.state, self.scope, events.append, self.observer.journal(name)
+                    fan, self.state, self.scope, self._collector(events), self.observer.journal(name)
                 )
             except RunError:
                 yield from events
