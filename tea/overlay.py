@@ -28,11 +28,16 @@ _MISSING = object()
 class BranchState(dict[str, Any]):
     """A branch's state: ``overrides`` over a read-only, shared ``parent``. One thread at a time."""
 
-    __slots__ = ("_copied", "_deleted", "_parent")
+    __slots__ = ("_copied", "_deleted", "_parent", "_private")
 
-    def __init__(self, parent: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, parent: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *, private: bool = False
+    ) -> None:
+        """``private``: the parent's values already belong to this walk alone (a view over
+        a branch's own state), so a read takes them as they are instead of copying."""
         super().__init__(overrides or {})
         self._parent = parent
+        self._private = private
         self._copied: set[str] = set()
         self._deleted: set[str] = set()
 
@@ -40,9 +45,12 @@ class BranchState(dict[str, Any]):
         """The parent's value of ``key``, copied into the overlay (``_MISSING`` when absent)."""
         if key in self._deleted or key not in self._parent:
             return _MISSING
-        value = fast_copy(self._parent[key])
+        if self._private:
+            value = self._parent[key]
+        else:
+            value = fast_copy(self._parent[key])
+            self._copied.add(key)
         dict.__setitem__(self, key, value)
-        self._copied.add(key)
         return value
 
     def __missing__(self, key: str) -> Any:

@@ -128,9 +128,9 @@ class PythonCode:
     ) -> dict[str, Any] | None:
         # The code gets its own view: what it assigns into ``state`` becomes part of its
         # update (merged through the reducers), never a change behind the runner's back.
-        # A branch's state is an overlay, viewed through another so only what the code
-        # reads is copied.
-        view = BranchState(state) if isinstance(state, BranchState) else dict(state)
+        # A branch's state is an overlay whose values are the branch's own: the view reads
+        # them as they are, so only what the code reads is copied, once.
+        view = BranchState(state, private=True) if isinstance(state, BranchState) else dict(state)
         if self.is_function:
             value = self._function()(view, variables, parallel_results, secrets or {})
             update = value if isinstance(value, dict) else {"result": value}

@@ -12,6 +12,7 @@ that read a name that is neither a variable (``env``, ``context``, ``config``,
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -68,6 +69,7 @@ class StepChecker:
         self.seen: dict[str, Location] = {}
         self.raw_params: dict[str, Mapping[str, Any]] = {}
         self.raw_steps: dict[str, Mapping[str, Any]] = {}
+        self.deps: dict[str, tuple[str, ...]] = {}
 
     def check(self, raw: Any, where: Location) -> list[Step]:
         """The steps of ``raw`` (problems recorded; the list is complete only without them)."""
@@ -77,9 +79,10 @@ class StepChecker:
             return []
         steps = [s for n, item in enumerate(raw) if (s := self._step(item, n, raw)) is not None]
         known = {s.id for s in steps}
+        self.deps = {s.id: s.depends_on for s in steps}
         if self._dependencies(steps):
             self._cycles(steps, known)
-        return [self._with_reads(s, steps) for s in steps]
+        return [self._with_reads(s) for s in steps]
 
     def _step(self, item: Any, index: int, raw: list[Any]) -> Step | None:
         if not isinstance(item, Mapping):
@@ -187,7 +190,7 @@ class StepChecker:
         ok = True
         for step in steps:
             raw = self.raw_steps[step.id].get("depends_on")
-            for n, dep in enumerate(step.depends_on):
+            for dep in step.depends_on:
                 if dep not in self.seen:
                     ok = False
                     at = location_of(raw, raw.index(dep)) if isinstance(raw, list) else step.location
@@ -208,7 +211,7 @@ class StepChecker:
                 hint=f"none of these steps can start; remove one of: {edges}",
             ))
 
-    def _with_reads(self, step: Step, steps: Sequence[Step]) -> Step:
+    def _with_reads(self, step: Step) -> Step:
         """``step`` with ``reads`` (the steps its templates read), checking every name."""
         if step.static:
             return step
@@ -231,20 +234,19 @@ class StepChecker:
                             "which it does not depend on", at, hint=f"add '{name}' to its depends_on"))
                     else:
                         reads[name] = None
-        return Step(**{**{f: getattr(step, f) for f in step.__slots__}, "reads": tuple(reads)})
+        return replace(step, reads=tuple(reads))
 
     def _runs_before(self, ancestor: str, step: Step) -> bool:
         """Whether ``ancestor`` is among ``step``'s dependencies, direct or not."""
         if ancestor in step.depends_on:
             return True
-        deps = {s: tuple(self.raw_steps[s].get("depends_on") or ()) for s in self.raw_steps}
         stack, seen = list(step.depends_on), set(step.depends_on)
         while stack:
             current = stack.pop()
             if current == ancestor:
                 return True
-            for dep in deps.get(current, ()):
-                if dep not in seen and isinstance(dep, str):
+            for dep in self.deps.get(current, ()):
+                if dep not in seen:
                     seen.add(dep)
                     stack.append(dep)
         return False
