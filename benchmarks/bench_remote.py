@@ -80,8 +80,10 @@ def _launcher(root: Path) -> Path:
 
 
 def _tasks(count: int) -> list[BranchTask]:
+    """Branches as the engine makes them: one shared input, each its own overrides."""
+    shared = {"run": "bench"}
     return [
-        BranchTask(f"start[{i}]", "work", "done", {"i": i}, index=i, target=f"b{i}")
+        BranchTask(f"start[{i}]", "work", "done", shared, index=i, target=f"b{i}", overrides={"i": i})
         for i in range(count)
     ]
 

@@ -205,7 +205,7 @@ def test_remote_fan_out_without_hosts_is_a_load_error(write_yaml: WriteYaml) -> 
           - {from: a, to: [b, c], parallel: true, fan_in: m, parallel_strategy: remote}
         """
     )
-    with pytest.raises(LoadError, match="needs settings.parallel.remote.hosts") as info:
+    with pytest.raises(LoadError, match=r"needs settings\.parallel\.remote\.hosts") as info:
         tea.load(flow)
     assert info.value.location.line == 7
 

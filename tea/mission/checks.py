@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import cache
+from itertools import pairwise
 from typing import Any
 
 from tea.errors import LoadError, Location, ReferenceError_, SchemaError, WorkflowSyntaxError
@@ -80,8 +81,8 @@ class StepChecker:
         steps = [s for n, item in enumerate(raw) if (s := self._step(item, n, raw)) is not None]
         known = {s.id for s in steps}
         self.deps = {s.id: s.depends_on for s in steps}
-        if self._dependencies(steps):
-            self._cycles(steps, known)
+        self._dependencies(steps)
+        self._cycles(steps, known)
         return [self._with_reads(s) for s in steps]
 
     def _step(self, item: Any, index: int, raw: list[Any]) -> Step | None:
@@ -92,10 +93,11 @@ class StepChecker:
         errors = self.errors
         unknown_keys(item, STEP_KEYS, "a step", errors)
         step_id = self._id(item, index)
+        raw_id = item.get("id")
+        stype = self._type(item, step_id or (raw_id if isinstance(raw_id, str) else f"steps[{index}]"))
         if step_id is None:
             return None
         where = f"step '{step_id}'."
-        stype = self._type(item, step_id)
         params = item.get("parameters")
         if params is None:
             params = {}
@@ -145,8 +147,9 @@ class StepChecker:
         if problem is not None:
             self.errors.append(problem)
             return None
-        self.seen[value] = at
-        return str(value)
+        step_id = str(value)
+        self.seen[step_id] = at
+        return step_id
 
     def _type(self, item: Mapping[str, Any], step_id: str) -> StepType | None:
         name = item.get("step_type")
@@ -184,20 +187,17 @@ class StepChecker:
                 self.errors.append(SchemaError(f"{where}depends_on names '{dep}' twice", location_of(value, n)))
         return tuple(dict.fromkeys(value))
 
-    def _dependencies(self, steps: Sequence[Step]) -> bool:
-        """Record every ``depends_on`` naming no step; True when there is none."""
+    def _dependencies(self, steps: Sequence[Step]) -> None:
+        """Record every ``depends_on`` naming no step."""
         ids = [s.id for s in steps]
-        ok = True
         for step in steps:
             raw = self.raw_steps[step.id].get("depends_on")
             for dep in step.depends_on:
                 if dep not in self.seen:
-                    ok = False
                     at = location_of(raw, raw.index(dep)) if isinstance(raw, list) else step.location
                     hint = suggest(dep, ids) or f"steps: {', '.join(ids[:20])}"
                     self.errors.append(ReferenceError_(
                         f"step '{step.id}' depends on '{dep}', which is not a step", at, hint=hint))
-        return ok
 
     def _cycles(self, steps: Sequence[Step], known: set[str]) -> None:
         deps = {s.id: [d for d in s.depends_on if d in known] for s in steps}
@@ -205,7 +205,7 @@ class StepChecker:
         for cycle in find_cycles([s.id for s in steps], deps):
             first = by_id[cycle[0]]
             raw = self.raw_steps[first.id]
-            edges = ", ".join(f"{b} depends on {a}" for a, b in zip(cycle, cycle[1:], strict=False))
+            edges = ", ".join(f"{b} depends on {a}" for a, b in pairwise(cycle))
             self.errors.append(ReferenceError_(
                 "dependency cycle: " + " -> ".join(cycle), location_of(raw, "depends_on"),
                 hint=f"none of these steps can start; remove one of: {edges}",

@@ -73,6 +73,7 @@ def collect_errors(path: str | Path) -> list[LoadError]:
 
 
 def _raise(errors: list[LoadError]) -> None:
+    errors.sort(key=lambda e: (e.location.line or 0, e.location.column or 0))
     if len(errors) == 1:
         raise errors[0]
     if errors:

@@ -59,7 +59,7 @@ class Step:
     retry_attempts: int | None = None
     retry_delay_ms: float | None = None
     index: int = 0
-    location: Location = Location()
+    location: Location = field(default_factory=Location)
     reads: tuple[str, ...] = ()
     static: bool = True
     """True when ``parameters`` hold no template (nothing to render)."""
