@@ -30,6 +30,7 @@ __all__ = [
     "HostSpec",
     "RemoteSettings",
     "forwarded_env",
+    "no_location",
     "parse_host",
     "parse_hosts",
 ]
@@ -56,7 +57,7 @@ _HOST_RE = re.compile(
 )
 
 
-def _nowhere(obj: Any, key: str | int | None = None) -> Location:
+def no_location(obj: Any, key: str | int | None = None) -> Location:
     """The ``Locate`` of plain data (settings built in Python): no file, no line."""
     return Location()
 
@@ -93,7 +94,7 @@ def parse_host(text: Any, slots: int = 4, location: Location | None = None) -> H
     return HostSpec(hostname=hostname, user=match.group("user"), port=port, slots=slots)
 
 
-def parse_hosts(value: Any, default_slots: int = 4, locate: Locate = _nowhere) -> tuple[HostSpec, ...]:
+def parse_hosts(value: Any, default_slots: int = 4, locate: Locate = no_location) -> tuple[HostSpec, ...]:
     """Parse the ``hosts`` list (strings or ``{host, slots}`` mappings); no duplicates."""
     if not isinstance(value, list) or not value:
         raise SchemaError(
@@ -148,7 +149,7 @@ class RemoteSettings:
     transport: str = "ssh"
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any] | None, locate: Locate = _nowhere) -> RemoteSettings:
+    def parse(cls, data: Mapping[str, Any] | None, locate: Locate = no_location) -> RemoteSettings:
         """Parse ``settings.parallel.remote``; raises ``SchemaError`` at the key at fault."""
         if data is not None and not isinstance(data, Mapping):
             raise SchemaError(f"{_PATH} must be a mapping", locate(data), path=_PATH,

@@ -35,21 +35,17 @@ from executors.backend import BaseExecutor
 from executors.base import BranchProgram, BranchResult, BranchTask, ErrorInfo, Locate, ParallelConfig
 from executors.resilience import Attempt, AttemptContext
 from executors.results import error_info, failed, with_stderr
-from remote.config import RemoteSettings
+from remote.config import RemoteSettings, no_location
 from remote.errors import AllHostsDown, RemoteSetupError
 from remote.gnu_transport import run_batch
 from remote.local_files import check_key_files, resolve_basefile
-from remote.payload import Batch, Traffic, task_message
-from tea.errors import BranchError, Location, SerializationError
+from remote.payload import Batch, Traffic, program_payload, task_message
+from tea.errors import BranchError, SerializationError
 
 if TYPE_CHECKING:
     from remote.cluster import Cluster, RemoteAttempt
 
 __all__ = ["RemoteExecutor"]
-
-
-def _nowhere(obj: Any, key: str | int | None = None) -> Location:
-    return Location()
 
 
 class _LoopThread:
@@ -85,7 +81,7 @@ class RemoteExecutor(BaseExecutor):
     strategy = "remote"
 
     @classmethod
-    def parse_options(cls, raw: Mapping[str, Any] | None, locate: Locate = _nowhere) -> RemoteSettings:
+    def parse_options(cls, raw: Mapping[str, Any] | None, locate: Locate = no_location) -> RemoteSettings:
         """``settings.parallel.remote`` (merged with a fan-out's override) as the typed
         record ``run`` expects in ``ParallelConfig.options``; raises ``SchemaError``."""
         return RemoteSettings.parse(raw, locate)
@@ -97,6 +93,7 @@ class RemoteExecutor(BaseExecutor):
         self._avoid: dict[str, set[str]] = {}
         self._warned: set[str] = set()
         self._traffic = Traffic()
+        self._payloads: dict[tuple[Any, ...], tuple[BranchProgram, tuple[str, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
 
     def traffic(self) -> dict[str, int]:
@@ -118,7 +115,8 @@ class RemoteExecutor(BaseExecutor):
             return super().run(program, tasks, config, cancel)
         check_key_files(settings)
         basefile = resolve_basefile(settings)
-        return run_batch(settings, basefile, Batch.prepare(program, tasks), config, cancel, self._traffic)
+        batch = Batch.prepare(self._program_payload(program, tasks), tasks)
+        return run_batch(settings, basefile, batch, config, cancel, self._traffic)
 
     def _workers(self, config: ParallelConfig) -> int:
         slots = sum(host.slots for host in _settings(config).hosts)
@@ -129,7 +127,26 @@ class RemoteExecutor(BaseExecutor):
     ) -> Attempt:
         """The ``ssh`` transport's attempt: its hosts (connected lazily) and the batch."""
         cluster = self._cluster(_settings(config), config)
-        return partial(self._attempt, cluster, Batch.prepare(program, tasks))
+        return partial(self._attempt, cluster, Batch.prepare(self._program_payload(program, tasks), tasks))
+
+    def _program_payload(self, program: BranchProgram, tasks: Sequence[BranchTask]) -> tuple[str, dict[str, Any]]:
+        """``program_payload``, cut once per program and branch shape for the run (a fan-out
+        in a loop runs the same branches again and again)."""
+        shape = (
+            id(program),
+            frozenset(t.entry for t in tasks),
+            frozenset(t.exit for t in tasks),
+            frozenset(t.fanout for t in tasks),
+        )
+        with self._lock:
+            cached = self._payloads.get(shape)
+        if cached is not None and cached[0] is program:
+            return cached[1]
+        payload = program_payload(program, tasks)
+        with self._lock:
+            # The program is kept with its payload, so its id cannot name another one.
+            self._payloads[shape] = (program, payload)
+        return payload
 
     def _cluster(self, settings: RemoteSettings, config: ParallelConfig) -> Cluster:
         # asyncssh (300 ms to import) only once a fan-out runs: loading a workflow that
@@ -152,15 +169,17 @@ class RemoteExecutor(BaseExecutor):
             return failed(task, error_info(exc, traceback=False))
         if cluster.fatal is not None:
             return failed(task, _whole_story(cluster.fatal))
-        avoid = self._avoid.setdefault(task.branch_id, set())
-        attempt, future = cluster.start(batch.program, state, task_message(task), avoid)
+        avoid = self._avoid.get(task.branch_id, set())
+        attempt, future = cluster.start(batch.program, state, task_message(task), set(avoid))
         unhook = ctx.token.on_cancel(partial(_abandon, attempt, future))
         try:
             if not attempt.wait(ctx.timeout_seconds):
                 _abandon(attempt, future)  # its coroutine kills the worker running it
             data, host = future.result()
         except concurrent.futures.CancelledError:
-            return _stopped(ctx, attempt.host, avoid)
+            if attempt.host is not None:
+                self._avoid_later(task, attempt.host)  # a retry after a timeout prefers another host
+            return _stopped(ctx, attempt.host)
         except (AllHostsDown, RemoteSetupError) as exc:
             return failed(task, _whole_story(exc), host=exc.host)
         finally:
@@ -168,9 +187,15 @@ class RemoteExecutor(BaseExecutor):
         result = BranchResult.from_dict(data)
         error = result.error
         if error is not None:
-            avoid.add(host)  # a retry of this branch prefers another host
+            self._avoid_later(task, host)  # a retry of this branch prefers another host
             error = with_stderr(replace(error, host=host), data.get("stderr_tail") or "", f"the worker on {host}")
         return replace(result, host=host, error=error, attempts=task.attempt)
+
+    def _avoid_later(self, task: BranchTask, host: str) -> None:
+        """Make the next attempts of ``task`` prefer hosts other than ``host`` (kept only for
+        branches that failed somewhere: a wide fan-out keeps nothing per branch)."""
+        with self._lock:
+            self._avoid.setdefault(task.branch_id, set()).add(host)
 
     def close(self) -> None:
         """Kill the workers (and all they started), clean the hosts (unless ``cleanup:
@@ -204,10 +229,8 @@ def _abandon(attempt: RemoteAttempt, future: concurrent.futures.Future[Any]) -> 
     future.cancel()
 
 
-def _stopped(ctx: AttemptContext, host: str | None, avoid: set[str]) -> BranchResult:
+def _stopped(ctx: AttemptContext, host: str | None) -> BranchResult:
     """``BranchTimeout`` or ``Cancelled``, naming the host it was stopped on."""
-    if host is not None:
-        avoid.add(host)  # a retry after a timeout prefers another host
     result = ctx.stopped(host=host)
     if result.error is None:
         return result

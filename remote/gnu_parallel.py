@@ -3,8 +3,10 @@
 Data flow of one fan-out (``remote.executor`` does the running)::
 
     stage/ (local temp dir, parallel's cwd)
-      task-0000.json ... task-NNNN.json      one input file per branch (--transferfile {})
-      program/<files>                        the branch subset (--basefile, once per host)
+      task-0000.json ... task-NNNN.json      one input file per branch (--transferfile {}):
+                                             its task and overrides, its state's key
+      program/<files>                        the branch subset or pickle, and each shared
+                                             state-<key>.json (--basefile, once per host)
     basefile                                 the frozen tea binary (--basefile, once per host)
         │  parallel --sshlogin N/ssh ... --workdir WD --joblog stage/joblog ...
         ▼

@@ -98,7 +98,8 @@ class Batch:
     """The tasks, held so the ids above stay theirs."""
 
     @classmethod
-    def prepare(cls, program: BranchProgram, tasks: Sequence[BranchTask]) -> Batch:
+    def prepare(cls, program: tuple[str, dict[str, Any]], tasks: Sequence[BranchTask]) -> Batch:
+        """``tasks`` ready to travel with ``program`` (``program_payload``'s answer)."""
         states: dict[int, SharedState | str] = {}
         refused: dict[str, str] = {}
         for task in tasks:
@@ -107,7 +108,7 @@ class Batch:
             problem = json_problem(task.overrides) if task.overrides else None
             if problem is not None:
                 refused[task.branch_id] = problem
-        return cls(program_payload(program, tasks), states, refused, tuple(tasks))
+        return cls(program, states, refused, tuple(tasks))
 
     def state_of(self, task: BranchTask) -> SharedState:
         """The encoded shared state of ``task``; raises ``SerializationError`` (naming

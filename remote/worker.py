@@ -83,8 +83,8 @@ def load_program(directory: Path, message: Mapping[str, Any]) -> BranchProgram:
     except Exception as exc:
         raise ProgramLoadError(
             f"the workflow sent to {socket.gethostname()} does not load there: {exc}",
-            hint="the host runs the tea it was shipped: ship a binary built from this "
-            "version (`tea bundle`)",
+            hint="the host loads it with the tea binary it was sent: build that from this tea "
+            "(`tea bundle`), and keep the files the workflow names beside it",
         ) from exc
 
 

@@ -5,12 +5,14 @@ A durable run (``tea.durable``) keeps one per fan-out, beside its checkpoint
 not hold. Records are deltas (``BranchResult.to_dict``: the branch's own updates),
 so a journal grows with what the branches wrote, not with the state.
 
-Group commit: each record is handed to the operating system as its branch
-finishes (a killed process loses none), and records are made durable (fsync)
-together, at most every ``GROUP_SECONDS``, and always at ``commit()``: before
-the fan-in runs and when the run stops. After a power loss a resume re-runs at
-most the branches of the last uncommitted group (at-least-once). A torn last line
-is ignored and cut off before the next append.
+Group commit: records are appended as branches finish and written out and made
+durable (flush + fsync) together: a record arriving when the last sync is older
+than ``GROUP_SECONDS`` syncs the group at once (so a lone slow branch is durable
+as it finishes), a burst of quick ones shares one sync, and ``commit()`` syncs
+the rest: before the fan-in runs and when the run stops. After a SIGKILL or a
+power loss, a resume re-runs at most the branches of the last group not yet
+synced (at-least-once). A torn last line is ignored and cut off before the next
+append.
 """
 
 from __future__ import annotations
@@ -58,13 +60,12 @@ class BranchJournal:
         return self.load()
 
     def record(self, result: BranchResult) -> None:
-        """Append ``result``: written at once, durable by the group's fsync or ``commit``."""
+        """Append ``result``; it reaches the file, durably, with its group (or at ``commit``)."""
         try:
             line = self._encode(result)
             with self._lock:
                 out = self._open()
                 out.write(line)
-                out.flush()
                 self._dirty = True
                 if time.monotonic() - self._synced_at >= GROUP_SECONDS:
                     self._sync(out)
@@ -109,6 +110,7 @@ class BranchJournal:
     def _sync(self, out: IO[bytes]) -> None:
         # The file's entry in the directory is made durable by the synced checkpoint that
         # names this journal (a stop, an error: same directory), never needed before.
+        out.flush()
         os.fsync(out.fileno())
         self._dirty = False
         self._synced_at = time.monotonic()

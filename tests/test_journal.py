@@ -17,7 +17,7 @@ import pytest
 
 from executors.base import BranchResult, ErrorInfo
 from tea.errors import CheckpointError
-from tea.journal import BranchJournal
+from tea.journal import GROUP_SECONDS, BranchJournal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,7 +98,7 @@ JOURNAL_WRITER = textwrap.dedent(
     import sys
     from pathlib import Path
     from executors.base import BranchResult
-    from tea.journal import BranchJournal
+    from tea.journal import GROUP_SECONDS, BranchJournal
     journal = BranchJournal(Path(sys.argv[1]))
     print("go", flush=True)
     for i in range(10**6):
@@ -129,13 +129,16 @@ def test_sigkill_during_appends_leaves_a_readable_journal(tmp_path: Path) -> Non
         assert mine == list(range(len(mine)))
 
 
-def test_records_reach_the_file_at_once_and_commit_makes_them_durable(tmp_path: Path) -> None:
+def test_records_are_synced_in_groups_and_at_commit(tmp_path: Path) -> None:
     journal = BranchJournal(tmp_path / "fan.journal.jsonl")
-    for i in range(50):
+    journal.record(result("fan[0]", i=0))
+    time.sleep(GROUP_SECONDS * 2)
+    journal.record(result("fan[1]", i=1))  # the group's time is up: synced with it
+    assert set(BranchJournal(journal.path).load()) == {"fan[0]", "fan[1]"}
+    for i in range(2, 50):
         journal.record(result(f"fan[{i}]", i=i))
-    # Handed to the operating system as each branch finishes: another reader sees them all.
-    assert len(BranchJournal(journal.path).load()) == 50
     journal.commit()
+    assert len(BranchJournal(journal.path).load()) == 50
     journal.commit()  # idempotent
     journal.record(result("fan[50]", i=50))  # a record after a commit reopens the file
     journal.commit()

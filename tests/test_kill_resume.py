@@ -116,7 +116,7 @@ def kill_and_resume(
     """Chains of run/resume, each killed at random until it finishes; (kills, resumes)."""
     workdir.mkdir()
     events, errors = workdir / "events.ndjson", workdir / "stderr.txt"
-    deadline = time.monotonic() + 55
+    deadline = time.monotonic() + 100  # a guard against a hang, not a speed check
     kills = resumes = chains = 0
     while kills < kills_wanted:
         chains += 1
@@ -187,7 +187,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_state(tmp_path: Pa
             for n in range(2)
         ]
         try:
-            outcomes = [job.result(timeout=120) for job in jobs]
+            outcomes = [job.result(timeout=150) for job in jobs]
         except AssertionError as exc:
             raise AssertionError(f"{exc} (seed {seed})") from exc
     assert sum(kills for kills, _ in outcomes) >= KILLS

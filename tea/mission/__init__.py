@@ -17,18 +17,21 @@ types; ``scheduler`` runs them on an executor through ``program``; ``result``,
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tea.mission.diagram import FORMATS, describe, mission_diagram, plan
 from tea.mission.format import collect_errors, load_mission, loads_mission
 from tea.mission.model import Mission, MissionConfig, Step
-from tea.mission.result import MissionResult, StepResult
-from tea.mission.resume import is_mission_checkpoint
-from tea.mission.run import resume_mission, run_mission
 from tea.mission.steps import NOT_BUILT, STEP_TYPES, StepFailed, StepTimeout
+
+if TYPE_CHECKING:
+    from tea.mission.result import MissionResult, StepResult
+    from tea.mission.resume import is_mission_checkpoint
+    from tea.mission.run import resume_mission, run_mission
 
 __all__ = [
     "FORMATS",
@@ -52,6 +55,26 @@ __all__ = [
     "resume_mission",
     "run_mission",
 ]
+
+# What only a run needs (the executors, the scheduler, checkpoints) is imported on first
+# use, so that `tea run mission.yaml --dry-run` and `tea validate` do not pay for it.
+_LAZY = {
+    "MissionResult": "tea.mission.result",
+    "StepResult": "tea.mission.result",
+    "is_mission_checkpoint": "tea.mission.resume",
+    "resume_mission": "tea.mission.run",
+    "run_mission": "tea.mission.run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tea.mission' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 _TOP_KEY = re.compile(r"^(steps|nodes)\s*:", re.MULTILINE)
 

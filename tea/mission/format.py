@@ -92,7 +92,7 @@ def parse_mission(doc: Any, *, path: Path | None = None, source_hash: str = "") 
                 "a mission cannot have 'nodes:'", location_of(doc, key),
                 hint="a file with steps: is a mission; workflows (nodes:) are a different format",
             ))
-    unknown_keys({k: v for k, v in doc.items() if k != "nodes"}, TOP_KEYS, "a mission", errors)
+    unknown_keys(doc, (*TOP_KEYS, "nodes"), "a mission", errors)
     name = text_field(doc, "name", errors, "") or (path.stem if path is not None else "mission")
     version = text_field(doc, "version", errors, "", numbers=True)
     description = text_field(doc, "description", errors, "")

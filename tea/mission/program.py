@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from executors.base import BranchTask
-from tea.actions import ActionContext
 from tea.errors import Cancelled, TeaError
 from tea.mission.model import Mission
 from tea.mission.steps import STEP_TYPES
@@ -69,6 +68,8 @@ class MissionProgram:
             left = float(mission_deadline) - time.time()
             if deadline is None or now + left < deadline:
                 deadline, is_mission = now + left, True
+        from tea.actions import ActionContext  # the actions package only where steps run
+
         action = ActionContext(node=step_id, workflow_dir=Path(self.base_dir), settings=self.settings,
                                secrets=self.secrets)
         return StepContext(step_id, self.types[step_id], action, cancel, deadline, is_mission,

@@ -21,8 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from executors import UnknownStrategy, known_strategies, parse_options
-from tea.actions.llm import SETTING_KEYS as LLM_KEYS
 from tea.errors import LoadError, SchemaError
 from tea.keys import suggest
 from tea.mission.schema import boolean, number, text_field, unknown_keys
@@ -91,7 +89,9 @@ def parse_settings(raw: Any, doc: Mapping[str, Any], errors: list[LoadError]) ->
         text_field(files, "root", errors, "settings.files.")
     llm = _section(raw, "llm", errors)
     if llm is not None:
-        unknown_keys(llm, LLM_KEYS, "settings.llm", errors)
+        from tea.actions.llm import SETTING_KEYS  # only a mission with settings.llm pays for it
+
+        unknown_keys(llm, SETTING_KEYS, "settings.llm", errors)
     parallel = _section(raw, "parallel", errors)
     if parallel is None:
         return Settings(plain(raw))
@@ -100,6 +100,10 @@ def parse_settings(raw: Any, doc: Mapping[str, Any], errors: list[LoadError]) ->
 
 
 def _parallel(raw: Mapping[str, Any], errors: list[LoadError]) -> tuple[str, int | None, Any]:
+    # Only here: listing strategies reads entry points, which a mission without
+    # settings.parallel need not pay for.
+    from executors import UnknownStrategy, known_strategies, parse_options
+
     known = known_strategies()
     strategy = raw.get("strategy", "thread")
     if not isinstance(strategy, str) or strategy not in known:

@@ -50,7 +50,7 @@ def test_branches_of_different_fan_outs_in_one_batch_travel_pickled():
 def test_a_shared_state_is_encoded_once_per_batch_and_keyed_by_content():
     shared = {"items": list(range(100)), "name": "x"}
     tasks = [BranchTask(f"f[{i}]", "n", None, shared, index=i, overrides={"item": i}) for i in range(5)]
-    batch = Batch.prepare(ToyProgram(), tasks)
+    batch = Batch.prepare(program_payload(ToyProgram(), tasks), tasks)
     assert len(batch.states) == 1 and len(batch.shared_states()) == 1
     encoded = batch.state_of(tasks[3])
     assert encoded is batch.state_of(tasks[0])
@@ -76,7 +76,7 @@ def test_what_json_cannot_carry_is_refused_per_branch_by_path():
         BranchTask("f[1]", "n", None, shared, overrides={"item": {1: "one"}}),
         BranchTask("f[2]", "n", None, shared, overrides={"item": (1, 2)}),
     ]
-    batch = Batch.prepare(ToyProgram(), tasks)
+    batch = Batch.prepare(program_payload(ToyProgram(), tasks), tasks)
     with pytest.raises(SerializationError) as caught:
         batch.state_of(tasks[0])
     assert caught.value.message.startswith(

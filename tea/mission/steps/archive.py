@@ -9,8 +9,6 @@ Names inside the archive are relative to each source's parent directory
 from __future__ import annotations
 
 import os
-import tarfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +58,9 @@ def compress(ctx: StepContext, p: dict[str, Any]) -> dict[str, Any]:
     if fmt is None:
         raise ctx.fail(f"cannot tell the archive format of '{p['destination']}'", retryable=False,
                        hint=f"set format: to one of {', '.join(FORMATS)}")
+    import tarfile
+    import zipfile
+
     target = ctx.confine(p["destination"], "destination")
     members = [(path, name) for path, name in _members(ctx, p["sources"]) if path != target]
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -21,11 +21,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tea.actions import ActionContext, ActionFailed
-from tea.actions._common import confine, files_root
 from tea.errors import Cancelled, RunError
+
+if TYPE_CHECKING:
+    from tea.actions import ActionContext
 
 __all__ = [
     "KINDS",
@@ -120,6 +121,8 @@ class StepContext:
     @property
     def root(self) -> Path:
         """The directory file parameters are confined to."""
+        from tea.actions._common import files_root  # the actions package only where steps run
+
         return files_root(self.action)
 
     def section(self, name: str) -> Mapping[str, Any]:
@@ -138,6 +141,9 @@ class StepContext:
 
     def confine(self, path: Any, name: str = "path") -> Path:
         """``path`` under the files root (tea's file-action rule), else a ``StepFailed``."""
+        from tea.actions import ActionFailed
+        from tea.actions._common import confine
+
         try:
             return confine(self.action, self.step_type, path, name=name)
         except ActionFailed as exc:

@@ -142,7 +142,7 @@ def delete_file(ctx: StepContext, p: dict[str, Any]) -> dict[str, Any]:
 def _two_paths(ctx: StepContext, p: dict[str, Any]) -> tuple[Path, Path]:
     source = ctx.confine(p["source"], "source")
     destination = ctx.confine(p["destination"], "destination")
-    if destination.is_dir():
+    if destination.is_dir() or str(p["destination"]).endswith(("/", os.sep)):
         destination = destination / source.name
     if not source.is_file():
         raise ctx.fail(f"no such file '{p['source']}'")
@@ -233,7 +233,7 @@ _PATH = Param("path", required=True, doc="a path under the files root")
 _ENCODING = Param("encoding", default="utf-8", doc="text encoding")
 _OVERWRITE = Param("overwrite", "bool", default=True, doc="replace an existing destination")
 _MOVED = (Param("source", required=True, doc="the file to copy or move"),
-          Param("destination", required=True, doc="the new path (or an existing directory)"), _OVERWRITE)
+          Param("destination", required=True, doc="the new path, or a directory (existing, or ending in /)"), _OVERWRITE)
 
 STEP_TYPES = (
     StepType("create_file", "files", "write a file (parent directories created)",

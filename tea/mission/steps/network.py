@@ -4,7 +4,8 @@
 it is JSON. A status of 400 or more fails the step unless ``check_status: false``.
 ``llm`` is tea's ``llm.call`` action with the same parameters (and its key rules:
 an API key comes from ``--secrets`` or the environment, never from the mission
-text), so ``settings.llm`` gives the defaults.
+text), so ``settings.llm`` gives the defaults. tea's actions and httpx are imported
+where a step checks or runs, so loading a mission that has none stays fast.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tea.actions import ActionFailed, call_action, validate_action_params
-from tea.actions._common import url_problem
-from tea.actions.llm import llm_call
 from tea.errors import NodeError
 from tea.mission.steps.base import Param, StepContext, StepType, is_template
 from tea.mission.steps.files import as_text
@@ -47,6 +45,8 @@ def http(ctx: StepContext, p: dict[str, Any]) -> dict[str, Any]:
     """One HTTP request."""
     import httpx
 
+    from tea.actions._common import url_problem
+
     problem = url_problem("url", p["url"])
     if problem:
         raise ctx.fail(problem, retryable=False)
@@ -77,6 +77,9 @@ def http(ctx: StepContext, p: dict[str, Any]) -> dict[str, Any]:
 
 def llm(ctx: StepContext, p: dict[str, Any]) -> dict[str, Any]:
     """One chat completion through the ``llm.call`` action."""
+    from tea.actions import ActionFailed, call_action
+    from tea.actions.llm import llm_call
+
     given = {k: v for k, v in p.items() if v is not None}
     if "system_message" in given:
         given.setdefault("system", given.pop("system_message"))
@@ -93,6 +96,8 @@ def llm(ctx: StepContext, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _http_check(params: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
+    from tea.actions._common import url_problem
+
     problems = []
     url = params.get("url")
     if isinstance(url, str) and not is_template(url):
@@ -106,6 +111,8 @@ def _http_check(params: Mapping[str, Any], settings: Mapping[str, Any]) -> list[
 
 
 def _llm_check(params: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
+    from tea.actions import validate_action_params
+
     given = dict(params)
     if "system_message" in given:
         given["system"] = given.pop("system_message")

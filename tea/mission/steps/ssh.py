@@ -12,7 +12,6 @@ remote login shell that runs it). Like ``command``, it needs
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shlex
 from collections.abc import Mapping
@@ -54,6 +53,8 @@ def _defaults(ctx: StepContext) -> Mapping[str, Any]:
 
 
 async def _run(ctx: StepContext, p: dict[str, Any], line: str) -> tuple[int, str, str]:
+    import asyncio
+
     import asyncssh
 
     defaults = _defaults(ctx)
@@ -84,6 +85,8 @@ async def _run(ctx: StepContext, p: dict[str, Any], line: str) -> tuple[int, str
 
 def ssh_execute(ctx: StepContext, p: dict[str, Any]) -> dict[str, Any]:
     """Run ``command`` on ``host`` and wait for its exit status."""
+    import asyncio
+
     import asyncssh
 
     line = remote_command(p["command"])
