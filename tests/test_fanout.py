@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import tea
 from tea.errors import BranchError, NodeError
 from tea.workflow import Workflow
 
@@ -861,3 +862,42 @@ def test_dynamic_parallel_strategy_thread_is_accepted(load_yaml: LoadYaml) -> No
     events = list(workflow.stream({}, stream_mode="debug"))
     assert {e["strategy"] for e in events if e["type"] == "branch_start"} == {"thread"}
     assert events[-1]["state"]["ys"] == [2, 4]
+
+
+WIDE = """
+nodes:
+  - name: fan
+    type: dynamic_parallel
+    items: "{{ state['items'] }}"
+    fan_in: total
+    steps:
+      - run: |
+          return {"doubled": state["item"] * 2}
+  - name: total
+    interrupt: after
+    run: |
+      return {"sum": sum(r["doubled"] for r in parallel_results)}
+"""
+
+
+def test_results_carry_their_update_and_read_through_to_the_shared_input(load_yaml: LoadYaml) -> None:
+    """A branch result holds what the branch wrote, never a copy of the parent state."""
+    big = ["x" * 100] * 2000
+    final = load_yaml(WIDE.replace("    interrupt: after\n", "")).invoke({"items": [1, 2, 3], "big": big})
+    records = final["parallel_results"]
+    assert [r.update for r in records] == [
+        {"item": i, "index": n, "doubled": 2 * i} for n, i in enumerate([1, 2, 3])
+    ]
+    assert records[0]["big"] is big and records[2].state["doubled"] == 6  # read through
+    assert final["sum"] == 12
+
+
+def test_a_checkpoint_after_a_wide_fan_out_holds_the_state_once(write_yaml: Callable[..., Path]) -> None:
+    """Checkpoints do not grow with the fan-out's width (beyond what branches wrote)."""
+    path = write_yaml(WIDE)
+    big = "y" * 200_000
+    run = tea.load(path).run({"items": list(range(300)), "big": big}, checkpoint_dir=path.parent / "ck")
+    run.invoke()
+    assert run.stopped is not None and run.checkpoint_path is not None
+    size = run.checkpoint_path.stat().st_size
+    assert len(big) < size < 2 * len(big)
