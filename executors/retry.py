@@ -2,12 +2,14 @@
 
 ::
 
-    Retrier(policy, sleep=..., stop=...).call(attempt, failure=None)
+    Retrier(policy, sleep=..., stop=..., node=..., branch=..., on_retry=...).call(attempt, failure=None)
       for n in 1 .. policy.max_attempts:  attempt(n)
         raises exc ──────────────► retried when retryable(policy, exc); else, or after
                                    the last try, exc is re-raised
         returns r, failure(r) is an ErrorInfo ─► retried when retryable(policy, info);
                                    else, or after the last try, r is returned
+        before each wait: on_retry(RetryNotice) (default ``log_retry``: one INFO line
+        on the ``tea.retry`` logger, the stream event attached as ``tea_event``)
         wait between tries: backoff(policy), through ``sleep`` (a cancel-aware sleep may
         end it early, or raise); ``stop()`` true: no further try
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -36,10 +38,14 @@ from executors.base import ErrorInfo, Locate, RetryPolicy, error_kinds
 from tea.errors import SchemaError
 
 __all__ = [
+    "EVENT_KEY",
     "NEVER_RETRIED",
     "RETRY_KEYS",
+    "OnRetry",
     "Retrier",
+    "RetryNotice",
     "backoff",
+    "log_retry",
     "parse_retry",
     "retryable",
 ]
@@ -56,6 +62,82 @@ _OLD_MAX_ATTEMPTS = "max_retries"
 """The old spelling in tea's own blocks: retries after the first try (max_attempts - 1)."""
 
 log = logging.getLogger("tea.retry")
+
+EVENT_KEY = "tea_event"
+"""The attribute of a log record that carries the record's stream event (a dict): a
+front end shows the record as a line and may add the event to its output."""
+_SUMMARY_CHARS = 240
+
+
+@dataclass(frozen=True, slots=True)
+class RetryNotice:
+    """A try that failed and will be tried again after ``wait_seconds``.
+
+    ``node`` and ``branch`` say what is retried, when the caller knows: a node's
+    error policy names its node, a fan-out names the branch (and the failed
+    result may name the node inside it that failed).
+    """
+
+    attempt: int
+    """The try that failed, 1-based."""
+    max_attempts: int
+    error: ErrorInfo
+    wait_seconds: float
+    node: str | None = None
+    branch: str | None = None
+
+    def describe(self) -> str:
+        """``node 'fetch': attempt 2/4 failed: ConnectionError: refused; retrying in 0.8 s``."""
+        return (
+            f"{self._subject()}attempt {self.attempt}/{self.max_attempts} failed: "
+            f"{_summary(self.error)}; retrying in {self.wait_seconds:.1f} s"
+        )
+
+    def event(self) -> dict[str, object]:
+        """The ``retry`` stream event."""
+        event: dict[str, object] = {"type": "retry"}
+        node = self.node or self.error.node
+        if node is not None:
+            event["node"] = node
+        if self.branch is not None:
+            event["branch"] = self.branch
+        event.update(
+            attempt=self.attempt, max_attempts=self.max_attempts,
+            error={"type": self.error.type, "message": self.error.message},
+            wait_seconds=round(self.wait_seconds, 3),
+        )
+        return event
+
+    def _subject(self) -> str:
+        node = self.node or self.error.node
+        if self.branch is not None:
+            inner = f" (node '{node}')" if node is not None else ""
+            return f"branch '{self.branch}'{inner}: "
+        return f"node '{node}': " if node is not None else ""
+
+
+OnRetry = Callable[[RetryNotice], None]
+
+
+def log_retry(notice: RetryNotice) -> None:
+    """Report a retry as one INFO line on the ``tea.retry`` logger (with its event)."""
+    log.info("%s", notice.describe(), extra={EVENT_KEY: notice.event()})
+
+
+def _summary(error: ErrorInfo) -> str:
+    """The error in one short line: its message, led by its type unless the message names it."""
+    message = (error.message.strip().splitlines() or [""])[0]
+    text = message if error.type in message else f"{error.type}: {message}"
+    return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 3] + "..."
+
+
+def _root_error(exc: BaseException) -> ErrorInfo:
+    """``exc`` as an ``ErrorInfo`` describing its cause (the user's own error, when an
+    engine error wraps it), named for the node the engine error names."""
+    cause = exc.__cause__ or exc
+    info = ErrorInfo.from_exception(cause)
+    node = getattr(exc, "node", None)
+    return replace(info, node=node) if node is not None and info.node is None else info
 
 
 def retryable(policy: RetryPolicy, error: ErrorInfo | BaseException) -> bool:
@@ -93,8 +175,9 @@ class Retrier:
 
     ``sleep`` waits between tries (a cancel-aware sleep returns early, or raises to
     end the operation with its own exception); ``stop`` is asked before each retry
-    and ends the retries when true. ``attempts`` is the number of tries made, also
-    when ``call`` raised.
+    and ends the retries when true. ``on_retry`` hears of each retry before its wait
+    (default ``log_retry``); ``node`` and ``branch`` name what is retried in it.
+    ``attempts`` is the number of tries made, also when ``call`` raised.
     """
 
     def __init__(
@@ -103,11 +186,17 @@ class Retrier:
         *,
         sleep: Callable[[float], None] = time.sleep,
         stop: Callable[[], bool] | None = None,
+        on_retry: OnRetry = log_retry,
+        node: str | None = None,
+        branch: str | None = None,
     ) -> None:
         self.policy = policy
         self.attempts = 0
         self._sleep = sleep
         self._stop = stop
+        self._on_retry = on_retry
+        self._node = node
+        self._branch = branch
 
     def call(
         self,
@@ -131,10 +220,27 @@ class Retrier:
             retry=tenacity.retry_if_exception(self._retry_exception)
             | tenacity.retry_if_result(on_result),
             sleep=self._sleep,
+            before_sleep=partial(self._report, failure),
             retry_error_callback=_last_outcome,
         )
         result: T = retrying(one)
         return result
+
+    def _report(self, failure: Callable[[Any], ErrorInfo | None] | None, state: tenacity.RetryCallState) -> None:
+        outcome, action = state.outcome, state.next_action
+        assert outcome is not None and action is not None
+        exc = outcome.exception()
+        if exc is not None:
+            error = _root_error(exc)
+        else:
+            found = failure(outcome.result()) if failure is not None else None
+            if found is None:
+                return
+            error = found
+        self._on_retry(RetryNotice(
+            state.attempt_number, self.policy.max_attempts, error, action.sleep,
+            node=self._node, branch=self._branch,
+        ))
 
     def _stopped(self) -> bool:
         return self._stop is not None and self._stop()

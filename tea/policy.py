@@ -23,10 +23,15 @@ Once the tries run out: ``checkpoint_and_exit`` fails the run (which saves a
 checkpoint to resume from); ``continue`` records the error in
 ``state["__error__"]`` and goes on with the node's normal route; ``fallback``
 records it and routes to the fallback node.
+
+Recoveries are reported: each retry as one INFO line on ``tea.retry`` (the retry
+core's), a fallback or a continue as one WARNING line on ``tea.policy``; each
+record carries its stream event (``retry``, ``fallback``) as ``tea_event``.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,12 +40,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from executors.base import RetryPolicy
-from executors.retry import RETRY_KEYS, Retrier, parse_retry
+from executors.retry import EVENT_KEY, RETRY_KEYS, Retrier, parse_retry
 from tea.errors import Interrupted, RunError, SchemaError
 from tea.keys import check_keys
 from tea.yamlsrc import location_of
 
 __all__ = ["NODE_RETRY", "ErrorPolicy", "Fallback", "global_policy", "parse_node_policy"]
+
+log = logging.getLogger("tea.policy")
 
 NODE_RETRY = RetryPolicy(max_attempts=1, backoff_base_ms=1000.0, backoff_max_ms=30_000.0)
 """A node's retry defaults: one try; when retried, waits from 1 s up to 30 s, with jitter."""
@@ -91,7 +98,7 @@ class ErrorPolicy:
         The wait between tries is a safe point: a stop (SIGTERM, SIGINT) raises
         ``Interrupted`` there, a cancelled branch ends it with a ``RunError``.
         """
-        retrier = Retrier(self.retry, sleep=lambda seconds: _wait(seconds, node, scope))
+        retrier = Retrier(self.retry, sleep=lambda seconds: _wait(seconds, node, scope), node=node)
         try:
             return retrier.call(lambda _: attempt())
         except Interrupted:
@@ -109,7 +116,23 @@ class ErrorPolicy:
                 "timestamp": datetime.now(UTC).isoformat(),
             }
             target = self.fallback if self.on_failure == "fallback" else None
+            _report_fallback(node, target, error)
             return Fallback(target, {"__error__": error})
+
+
+def _report_fallback(node: str, target: str | None, error: Mapping[str, Any]) -> None:
+    """One WARNING line (and a ``fallback`` event) for a node that failed for good but
+    whose run goes on."""
+    attempts = error["attempts"]
+    tries = f"after {attempts} attempts" if attempts > 1 else "on its only attempt"
+    then = f"falling back to '{target}'" if target else "continuing (the error is in state.__error__)"
+    first_line = (str(error["message"]).strip().splitlines() or [""])[0]
+    event = {
+        "type": "fallback", "node": node, "target": target, "attempts": attempts,
+        "error": {"type": error["type"], "message": error["message"]},
+    }
+    log.warning("node '%s': failed %s: %s: %s; %s", node, tries, error["type"], first_line, then,
+                extra={EVENT_KEY: event})
 
 
 def _wait(seconds: float, node: str, scope: Waiting) -> None:

@@ -82,7 +82,9 @@ class Checkpointer:
         self.context = dict(context)
         self.name = unique_name(mission.name, "mission")
         self.path: Path | None = None
-        self._last = time.monotonic()
+        self._last = float("-inf")
+        self._saved = -1
+        """How many steps had succeeded at the last save."""
 
     def save(self, results: Mapping[str, StepResult], *, reason: str, error: str | None = None,
              sync: bool = True) -> Path:
@@ -98,12 +100,19 @@ class Checkpointer:
             extra={"kind": _KIND, "mission": self.mission.name},
         )
         self.path = save_checkpoint(self.directory, ckpt, redact=self.secrets.redact, name=self.name, sync=sync)
-        self._last = time.monotonic()
+        self._last, self._saved = time.monotonic(), len(succeeded)
         return self.path
 
-    def progress(self, results: Mapping[str, StepResult]) -> None:
-        """Save without fsync when the last save is a second old (insurance against SIGKILL)."""
-        if time.monotonic() - self._last >= PROGRESS_INTERVAL_SECONDS:
+    def due_in(self, succeeded: int) -> float | None:
+        """Seconds until a progress save of ``succeeded`` steps is due (``None``: nothing new)."""
+        if succeeded == self._saved:
+            return None
+        return max(0.0, self._last + PROGRESS_INTERVAL_SECONDS - time.monotonic())
+
+    def progress(self, results: Mapping[str, StepResult], succeeded: int) -> None:
+        """Save without fsync when steps succeeded since the last save and it is a second old
+        (the first success is saved at once): insurance against SIGKILL."""
+        if self.due_in(succeeded) == 0.0:
             self.save(results, reason="progress", sync=False)
 
     def discard(self) -> None:

@@ -78,6 +78,7 @@ class Scheduler:
         self.deadline: float | None = None
         self.deadline_epoch: float | None = None
         self.timed_out = False
+        self.succeeded = len(self.results)
         self.shared: dict[str, Any] = {}
         self.feeders = ThreadPoolExecutor(max_workers=mission.max_concurrent, thread_name_prefix="tea-mission")
 
@@ -100,7 +101,7 @@ class Scheduler:
                 self._check_limits()
                 self._start_ready()
                 if self.checkpointer is not None:
-                    self.checkpointer.progress(self.results)
+                    self.checkpointer.progress(self.results, self.succeeded)
         finally:
             self.cancel.set()
             self.feeders.shutdown(wait=False)
@@ -176,8 +177,9 @@ class Scheduler:
             end = self.deadline + (MISSION_GRACE_SECONDS if self.timed_out else 0.0)
             # Past the grace, cancelled steps are coming back: wait for them without spinning.
             timeout = max(_STOP_POLL_SECONDS if self.cancel.is_set() else 0.0, end - time.monotonic())
-        if self.stop_flag is not None:
-            timeout = _STOP_POLL_SECONDS if timeout is None else min(timeout, _STOP_POLL_SECONDS)
+        for limit in (_STOP_POLL_SECONDS if self.stop_flag is not None else None, self._save_due()):
+            if limit is not None:
+                timeout = limit if timeout is None else min(timeout, limit)
         try:
             yield self.done.get(timeout=timeout)
         except queue.Empty:
@@ -187,6 +189,11 @@ class Scheduler:
                 yield self.done.get_nowait()
             except queue.Empty:
                 return
+
+    def _save_due(self) -> float | None:
+        if self.checkpointer is None:
+            return None
+        return self.checkpointer.due_in(self.succeeded)
 
     def _check_limits(self) -> None:
         if self.stop_flag is not None and self.stop_flag.requested is not None and self.signum is None:
@@ -209,6 +216,7 @@ class Scheduler:
             output = result.update.get("output") or {}
             self._record(step, "success", output, None, started, result)
             self.outputs[step.id] = output
+            self.succeeded += 1
             self._release(step.id)
             return
         error = result.error or ErrorInfo("Error", "the step failed")

@@ -84,7 +84,7 @@ def test_an_unknown_host_key_is_refused(run: RunMission, host: SshCluster, tmp_p
           - id: s
             step_type: ssh_execute
             retry_attempts: 3
-            parameters: {{host: "{host.hosts[0].login}", command: [true], known_hosts: "{empty}"}}
+            parameters: {{host: "{host.hosts[0].login}", command: ["true"], known_hosts: "{empty}"}}
     """))
     step = result.step_results["s"]
     assert step.status == "failed" and step.attempts == 1 and "is not trusted" in (step.error or "")

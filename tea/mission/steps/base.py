@@ -233,11 +233,12 @@ def _coerce_container(kind: str, value: Any) -> tuple[Any, str | None]:
         return value, "must be a string or a list of strings"
     if isinstance(value, str):  # command
         return value, None
-    if isinstance(value, list | tuple) and value and all(
-        isinstance(v, str | int | float) and not isinstance(v, bool) for v in value
-    ):
-        return [str(v) for v in value], None
-    return value, "must be an argument list (or a string split like a shell would, without one)"
+    if not isinstance(value, list | tuple) or not value:
+        return value, "must be a non-empty argument list (or a string, split into words without a shell)"
+    bad = [v for v in value if isinstance(v, bool) or not isinstance(v, str | int | float)]
+    if bad:
+        return value, f"items must be strings or numbers, got {bad[0]!r} (quote words like 'true' or 'no')"
+    return [str(v) for v in value], None
 
 
 def check_params(stype: StepType, raw: Mapping[str, Any]) -> list[tuple[str | None, str, str | None]]:
