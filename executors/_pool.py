@@ -1,15 +1,17 @@
 """The worker processes of the ``process`` strategy, as the driver sees them.
 
 ``WorkerPool`` keeps ``WorkerProcess``es for the executor's life. Each is one
-``multiprocessing.Process`` with its own pipe and its own stderr file, and the
+``multiprocessing.Process`` with its own pipe and its own output file, and the
 driver's record of what that worker holds (programs, shared states)::
 
     WorkerProcess ── pipe: requests and replies (see executors._worker) ── worker process
-                  ◄─ stderr file: fd 2 of the worker, read and emptied by the driver after
-                     each branch; the end of it goes into the error of a branch that failed
+                  ◄─ output file: fds 1 and 2 of the worker, read and emptied by the driver
+                     after each branch; the end of it goes into the error of a branch that
+                     failed
 
-The stderr file is an unlinked temporary file, so nothing is left behind, and a
-worker's output never reaches the user's terminal (see ``executors.process``).
+The output file (called the stderr file below: it holds both streams) is an unlinked
+temporary file, so nothing is left behind, and a worker's output never reaches tea's
+stdout, which carries the run's data (see ``executors.process`` for where it goes).
 """
 
 from __future__ import annotations

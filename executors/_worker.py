@@ -1,7 +1,8 @@
 """The worker-process side of the ``process`` strategy.
 
-A worker sends its stderr (fd 2) to a file the driver gave it (see ``InheritedFd``),
-says ``ready`` once booted, then serves one branch at a time over its pipe::
+A worker sends its stdout and stderr (fds 1 and 2) to a file the driver gave it (see
+``InheritedFd``), says ``ready`` once booted, then serves one branch at a time over its
+pipe::
 
     driver ── (program key, program bytes | None,                         ──► worker
                shared key, shared bytes | None,
@@ -97,8 +98,9 @@ class _Held:
 def serve(conn: Connection, stderr: InheritedFd | None = None) -> None:
     """Worker main loop: run branches until the driver closes the pipe.
 
-    With ``stderr``, the worker's fd 2 goes to that file, where the driver reads
-    it (a crash's last words go into the branch's error). A worker whose driver
+    With ``stderr``, the worker's fds 1 and 2 go to that file, where the driver reads
+    them (a crash's last words go into the branch's error): what a branch prints
+    never reaches tea's stdout, which carries the run's data. A worker whose driver
     went away (the pipe broke, Ctrl-C) exits at once, with status 0 and without a
     traceback: the driver is gone or has stopped listening, and multiprocessing
     would print that traceback on the user's terminal.
@@ -111,7 +113,7 @@ def serve(conn: Connection, stderr: InheritedFd | None = None) -> None:
 
 def _serve(conn: Connection, stderr: InheritedFd | None) -> None:
     if stderr is not None:
-        _redirect_stderr(stderr.fd)
+        _capture_output(stderr.fd)
     # The driver decides what Ctrl-C means (stop at the next safe point); a worker
     # that died of the terminal's SIGINT would look like a crash.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -129,18 +131,24 @@ def _serve(conn: Connection, stderr: InheritedFd | None) -> None:
         except OSError:
             return
         reply = _handle(message, held)
-        # The driver reads the stderr file once the reply is in: nothing may still be buffered.
-        if sys.stderr is not None:
-            sys.stderr.flush()
+        # The driver reads the output file once the reply is in: nothing may still be buffered.
+        _flush()
         conn.send_bytes(reply)
 
 
-def _redirect_stderr(fd: int) -> None:
-    """Point fd 2 (and so ``sys.stderr``, faulthandler and C code) at ``fd``."""
-    if sys.stderr is not None:
-        sys.stderr.flush()
+def _capture_output(fd: int) -> None:
+    """Point fds 1 and 2 (and so ``sys.stdout``, ``sys.stderr``, faulthandler, C code and
+    the programs a branch starts) at ``fd``."""
+    _flush()
+    os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
 
 
 def _handle(message: bytes, held: _Held) -> bytes:

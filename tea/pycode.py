@@ -11,6 +11,10 @@ Either way the code sees ``state``, ``variables``, ``json`` and, in a fan-in,
 ``parallel_results``. Assigning to ``state[key]`` also updates ``key``. Code is
 compiled with the workflow file as its filename and YAML line numbers, so a
 traceback points at the user's line in the YAML file.
+
+``print()`` writes to stderr, each line led by the node's name (``[fetch] ...``):
+stdout carries the run's data (``tea run wf.yaml | jq``), wherever the node runs.
+``print(..., file=f)`` still writes to ``f``.
 """
 
 from __future__ import annotations
@@ -19,31 +23,64 @@ import ast
 import builtins
 import json
 import re
+import sys
 import types
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import IO, Any
 
 from tea.errors import Location, WorkflowSyntaxError
 from tea.overlay import BranchState
 
 __all__ = ["PythonCode", "compile_deferred"]
 
-_INJECTED = frozenset({"state", "variables", "json", "parallel_results", "secrets", "__builtins__"})
+_INJECTED = frozenset({"state", "variables", "json", "parallel_results", "secrets", "print", "__builtins__"})
 _HIDDEN_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)
 _FN_NAME = "__tea_node__"
 _TOP_RETURN = re.compile(r"^return\b", re.MULTILINE)
 """A ``return`` at column 0 of the (dedented) block is certainly top-level."""
+_LABEL_NODE = re.compile(r"^node '(.*)'")
+"""The node a label names (``node 'x'``, ``node 'x' step 2``): quotes inside a name are kept."""
+
+
+def stderr_print(label: str) -> Callable[..., None]:
+    """A ``print`` for the code of ``label`` (``node 'x'``): to stderr, each line led by
+    ``[x] ``; with ``file=``, the builtin ``print``. Thread-safe as ``sys.stderr`` is."""
+    match = _LABEL_NODE.match(label)
+    name = match.group(1) if match else label
+    prefix = f"[{name}] " if name else ""
+    at_line_start = True
+
+    def print_(*values: object, sep: str | None = " ", end: str | None = "\n",
+               file: IO[str] | None = None, flush: bool = False) -> None:
+        nonlocal at_line_start
+        if file is not None:
+            builtins.print(*values, sep=sep, end=end, file=file, flush=flush)
+            return
+        stream = sys.stderr
+        if stream is None:  # pythonw, a daemon: nowhere to print
+            return
+        text = (" " if sep is None else sep).join(map(str, values)) + ("\n" if end is None else end)
+        lines = text.splitlines(keepends=True)
+        out = [line if index == 0 and not at_line_start else prefix + line for index, line in enumerate(lines)]
+        if lines:
+            at_line_start = lines[-1].endswith(("\n", "\r"))
+        stream.write("".join(out))
+        if flush:
+            stream.flush()
+
+    return print_
 
 
 class PythonCode:
     """Compiled inline Python; ``run(state, ...)`` returns the update (or None)."""
 
-    __slots__ = ("_code", "_fn", "is_function", "label", "location", "source")
+    __slots__ = ("_code", "_fn", "_print", "is_function", "label", "location", "source")
 
     def __init__(self, source: str, location: Location, *, defer: bool = False, label: str = "") -> None:
         self.source = source
         self.location = location
         self.label = f" of {label}" if label else ""
+        self._print = stderr_print(label)
         self._fn: types.FunctionType | None = None
         self._code: types.CodeType | None = None
         if defer and self._plain_function():
@@ -114,7 +151,7 @@ class PythonCode:
         if self._fn is None:
             if self._code is None:
                 self._code, _ = self._compile()
-            namespace: dict[str, Any] = {"json": json, "__builtins__": builtins}
+            namespace: dict[str, Any] = {"json": json, "print": self._print, "__builtins__": builtins}
             exec(self._code, namespace)
             self._fn = namespace[_FN_NAME]
         return self._fn
@@ -141,6 +178,7 @@ class PythonCode:
                 "json": json,
                 "parallel_results": parallel_results,
                 "secrets": secrets or {},
+                "print": self._print,
                 "__builtins__": builtins,
             }
             assert self._code is not None  # a script body is always compiled at once
@@ -159,7 +197,12 @@ class PythonCode:
         return update
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (PythonCode, (self.source, self.location))
+        return (_rebuild, (self.source, self.location, self.label.removeprefix(" of ")))
+
+
+def _rebuild(source: str, location: Location, label: str) -> PythonCode:
+    """A ``PythonCode`` unpickled (in a worker process): compiled again, its label kept."""
+    return PythonCode(source, location, label=label)
 
 
 _ABSENT = object()
@@ -200,7 +243,8 @@ def _compile_together(filename: str, group: list[PythonCode]) -> bool:
     exec(module, namespace)
     for index, code in enumerate(group):
         fn = namespace[f"__tea_node_{index}__"]
-        code._fn = types.FunctionType(fn.__code__, {"json": json, "__builtins__": builtins}, _FN_NAME)
+        own = {"json": json, "print": code._print, "__builtins__": builtins}
+        code._fn = types.FunctionType(fn.__code__, own, _FN_NAME)
     return True
 
 

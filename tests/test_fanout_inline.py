@@ -9,7 +9,7 @@ import pytest
 
 from executors import register_executor
 from executors.testing import InlineExecutor
-from tea.errors import BranchError, WorkerDied
+from tea.errors import BranchError, LoadError, NodeError, WorkerDied
 from tea.workflow import Workflow
 
 LoadYaml = Callable[..., Workflow]
@@ -72,3 +72,30 @@ def test_a_failure_fails_the_run_by_default_naming_the_branch(load_yaml: LoadYam
     inline.failures = {"fan[1]": WorkerDied("gone")}
     with pytest.raises(BranchError, match=r"1 of 2 branches failed; first: fan\[1\]: WorkerDied: gone"):
         load_yaml(DYNAMIC.format(extra="")).invoke({"items": [1, 2]})
+
+
+def test_more_items_than_the_default_max_branches_fail_before_any_branch(
+    load_yaml: LoadYaml, inline: InlineExecutor
+) -> None:
+    workflow = load_yaml(DYNAMIC.format(extra=""))
+    with pytest.raises(NodeError, match=r"1,000,001 entries, more than settings\.parallel\.max_branches \(1,000,000\)"):
+        workflow.invoke({"items": list(range(1_000_001))})
+    assert inline.tasks == []
+
+
+def test_max_branches_is_a_setting(load_yaml: LoadYaml, inline: InlineExecutor) -> None:
+    workflow = load_yaml(DYNAMIC.format(extra=", max_branches: 2"))
+    with pytest.raises(NodeError, match=r"node 'fan'.*3 entries"):
+        workflow.invoke({"items": [1, 2, 3]})
+    assert inline.tasks == []
+    with pytest.raises(LoadError, match="max_branches"):
+        load_yaml(DYNAMIC.format(extra=", max_branches: 0"))
+
+
+@pytest.mark.parametrize("items", ["text", 7, None])
+def test_items_that_are_not_a_list_fail_before_any_branch(
+    load_yaml: LoadYaml, inline: InlineExecutor, items: object
+) -> None:
+    with pytest.raises(NodeError, match=r"node 'fan'.*items must be a list"):
+        load_yaml(DYNAMIC.format(extra="")).invoke({"items": items})
+    assert inline.tasks == []

@@ -27,6 +27,7 @@ import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import distributed
@@ -75,6 +76,8 @@ class _Slot:
 @dataclass(eq=False, slots=True)
 class _Chunk:
     slots: list[_Slot] = field(default_factory=list)
+    """Its branches; fixed once ``sent`` (the task carries them), shrinking before."""
+    sent: bool = False
     future: distributed.Future[Any] | None = None
 
 
@@ -145,32 +148,35 @@ class Batch:
                 return
             slot.abandoned = True
             chunk = slot.chunk
-            future = chunk.future
-            if future is None:
+            if not chunk.sent:
                 chunk.slots.remove(slot)
-            elif not all(s.abandoned or s.result is not None for s in chunk.slots):
-                future = None
+            wanted = any(not s.abandoned and s.result is None for s in chunk.slots)
+            future = None if wanted else chunk.future
         slot.done.set()
         if future is not None:
             future.cancel()
 
     def _submit(self, chunks: list[_Chunk]) -> None:
         for chunk in chunks:
+            with self._lock:
+                chunk.sent = True
+                tasks = [s.ctx.task for s in chunk.slots]
+            if not tasks:  # every branch left it between its sealing and now
+                self._finish(chunk, [])
+                continue
             try:
-                future = self._send(chunk)
+                future = self._send(tasks)
             except Exception as exc:
-                self._finish(chunk, [failed(s.ctx.task, _setup(exc, s.ctx.task)) for s in chunk.slots])
+                self._finish(chunk, [failed(t, _setup(exc, t)) for t in tasks])
                 continue
             with self._lock:
                 chunk.future = future
                 unwanted = all(s.abandoned for s in chunk.slots)
             if unwanted:
                 future.cancel()
-            future.add_done_callback(lambda done, chunk=chunk: self._done(chunk, done))
+            future.add_done_callback(partial(self._done, chunk))
 
-    def _send(self, chunk: _Chunk) -> distributed.Future[Any]:
-        with self._lock:
-            tasks = [s.ctx.task for s in chunk.slots]
+    def _send(self, tasks: list[BranchTask]) -> distributed.Future[Any]:
         first = tasks[0]
         plan = self._plan
         program_key, program = plan.program
@@ -252,6 +258,8 @@ def _lost(task: BranchTask, exc: BaseException) -> ErrorInfo:
 
 
 def _setup(exc: BaseException, task: BranchTask) -> ErrorInfo:
+    """A chunk that Dask could not run at all: tea is missing or different on the workers,
+    or the cluster refused the task."""
     if isinstance(exc, DaskSetupError):
         return error_info(exc, traceback=False)
     error = DaskSetupError(
@@ -259,9 +267,5 @@ def _setup(exc: BaseException, task: BranchTask) -> ErrorInfo:
         branch=task.branch_id,
         hint="install tea, the same version and with its dependencies, on every Dask worker",
     )
-    info = error_info(error, traceback=False)
-    return ErrorInfo(**{**_fields(info), "traceback": error_info(exc).traceback})
-
-
-def _fields(info: ErrorInfo) -> dict[str, Any]:
-    return {name: getattr(info, name) for name in info.__dataclass_fields__}
+    error.__cause__ = exc  # its traceback (the worker's, rebuilt by Dask) goes into the error
+    return error_info(error)

@@ -135,7 +135,7 @@ def test_unknown_and_missing_parameters(load: LoadMission) -> None:
 
 
 def test_parameter_values_of_the_wrong_kind(load: LoadMission) -> None:
-    error = only(load, "steps:\n  - id: a\n    step_type: file_search\n    parameters: {pattern: '*', max_results: lots}\n")
+    error = only(load, "steps:\n  - {id: a, step_type: file_search, parameters: {pattern: '*', max_results: lots}}\n")
     assert "parameter 'max_results' must be an integer, got 'lots'" in error.message
 
 
@@ -185,7 +185,8 @@ def test_command_needs_shell_enabled(load: LoadMission) -> None:
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("config: {fail_fst: true}\nsteps: [{id: a, step_type: noop}]\n", "unknown key 'fail_fst' in config"),
-    ("config: {timeout_seconds: 0}\nsteps: [{id: a, step_type: noop}]\n", "timeout_seconds must be a number greater than 0"),
+    ("config: {timeout_seconds: 0}\nsteps: [{id: a, step_type: noop}]\n",
+     "timeout_seconds must be a number greater than 0"),
     ("config: {max_concurrent_steps: 0}\nsteps: [{id: a, step_type: noop}]\n", "must be an integer at least 1"),
     ("stepz: []\nsteps: [{id: a, step_type: noop}]\n", "unknown key 'stepz' in a mission"),
     ("steps: []\n", "steps must be a non-empty list"),

@@ -250,7 +250,8 @@ def test_context_config_and_env_variables(run: RunMission, tmp_path: Path, monke
             step_type: create_file
             parameters:
               path: vars.json
-              content: {ctx: "{{ context.user }}", env: "{{ env.TEA_MISSION_TEST }}", retries: "{{ config.retry_attempts }}"}
+              content: {ctx: "{{ context.user }}", env: "{{ env.TEA_MISSION_TEST }}",
+                        retries: "{{ config.retry_attempts }}"}
     """, {"user": "ana"})
     assert result.status == "completed"
     assert json.loads((tmp_path / "vars.json").read_text()) == {"ctx": "ana", "env": "from-env", "retries": 2}
@@ -261,7 +262,8 @@ def test_steps_run_in_worker_processes_with_the_process_strategy(run: RunMission
         settings: {shell: {enabled: true}, parallel: {strategy: process, max_workers: 2}}
         steps:
           - {id: where, step_type: command, parameters: {command: [sh, -c, "echo $PPID"]}}
-          - {id: write, step_type: create_file, depends_on: [where], parameters: {path: p.txt, content: "{{ where.output.stdout }}"}}
+          - {id: write, step_type: create_file, depends_on: [where],
+             parameters: {path: p.txt, content: "{{ where.output.stdout }}"}}
     """)
     assert result.status == "completed", result.to_json()
     assert int(result.step_results["where"].output["stdout"]) != os.getpid()

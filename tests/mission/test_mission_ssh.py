@@ -16,7 +16,7 @@ from conftest import RunMission
 from tea.mission.steps.ssh import parse_target, remote_command
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "remote"))
-from sshd_hosts import SshCluster  # noqa: E402
+from sshd_hosts import SshCluster
 
 
 def test_targets_and_command_lines() -> None:
@@ -65,7 +65,8 @@ def mission(cluster: SshCluster, steps: str) -> str:
 def test_ssh_execute_runs_on_the_host(run: RunMission, host: SshCluster) -> None:
     target = host.hosts[0].login
     result = run(mission(host, f"""
-          - {{id: who, step_type: ssh_execute, parameters: {{host: "{target}", command: [sh, -c, 'id -un; echo "$0"', 'a b']}}}}
+          - {{id: who, step_type: ssh_execute,
+             parameters: {{host: "{target}", command: [sh, -c, 'id -un; echo "$0"', 'a b']}}}}
           - {{id: fail, step_type: ssh_execute, parameters: {{host: "{target}", command: "echo oops >&2; exit 5"}}}}
           - {{id: read, step_type: ssh_execute, parameters: {{host: "{target}", command: [cat], input: piped}}}}
     """))

@@ -28,7 +28,7 @@ def test_parse_json_and_yaml_from_text_and_files(run: RunMission, tmp_path: Path
     assert "not valid JSON: Expecting value at line 1, column 7" in (result.step_results["bad"].error or "")
 
 
-SCHEMA = """{type: object, required: [name, age], properties: {name: {type: string}, age: {type: integer, minimum: 0}}}"""
+SCHEMA = "{type: object, required: [name, age], properties: {name: {type: string}, age: {type: integer, minimum: 0}}}"
 
 
 def test_validate_schema_passes_fails_and_reports(run: RunMission) -> None:
@@ -101,11 +101,13 @@ def test_sql_query_script_insert_and_select(run: RunMission, tmp_path: Path) -> 
           - id: select
             step_type: sql_query
             depends_on: [insert]
-            parameters: {database: shop.db, query: "SELECT name, price FROM items WHERE price > :p ORDER BY name", params: {p: 1}}
+            parameters: {database: shop.db, params: {p: 1},
+                         query: "SELECT name, price FROM items WHERE price > :p ORDER BY name"}
     """)
     assert result.status == "completed", result.to_json()
     assert result.step_results["insert"].output["rowcount"] == 1
-    assert result.step_results["select"].output["rows"] == [{"name": "cup", "price": 2.0}, {"name": "tea", "price": 3.5}]
+    rows = result.step_results["select"].output["rows"]
+    assert rows == [{"name": "cup", "price": 2.0}, {"name": "tea", "price": 3.5}]
     with sqlite3.connect(tmp_path / "shop.db") as db:
         assert db.execute("SELECT count(*) FROM items").fetchone() == (2,)
 

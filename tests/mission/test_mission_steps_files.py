@@ -14,13 +14,17 @@ def test_create_edit_read_copy_move_delete(run: RunMission, tmp_path: Path) -> N
     result = run("""
         steps:
           - {id: create, step_type: create_file, parameters: {path: a/notes.txt, content: "one\\n", mode: "600"}}
-          - {id: append, step_type: edit_file, depends_on: [create], parameters: {path: a/notes.txt, content: "two\\n", append: true}}
-          - {id: swap, step_type: edit_file, depends_on: [append], parameters: {path: a/notes.txt, find: two, replace: TWO, backup: true}}
+          - {id: append, step_type: edit_file, depends_on: [create],
+             parameters: {path: a/notes.txt, content: "two\\n", append: true}}
+          - {id: swap, step_type: edit_file, depends_on: [append],
+             parameters: {path: a/notes.txt, find: two, replace: TWO, backup: true}}
           - {id: read, step_type: read_file, depends_on: [swap], parameters: {path: a/notes.txt}}
           - {id: copy, step_type: copy_file, depends_on: [read], parameters: {source: a/notes.txt, destination: b/}}
-          - {id: move, step_type: move_file, depends_on: [copy], parameters: {source: b/notes.txt, destination: b/moved.txt}}
+          - {id: move, step_type: move_file, depends_on: [copy],
+             parameters: {source: b/notes.txt, destination: b/moved.txt}}
           - {id: delete, step_type: delete_file, depends_on: [move], parameters: {path: a/notes.txt.bak}}
-          - {id: gone, step_type: delete_file, depends_on: [delete], parameters: {path: a/notes.txt.bak, missing_ok: true}}
+          - {id: gone, step_type: delete_file, depends_on: [delete],
+             parameters: {path: a/notes.txt.bak, missing_ok: true}}
     """)
     out = {k: r.output for k, r in result.step_results.items()}
     assert result.status == "completed", result.to_json()

@@ -23,7 +23,8 @@ def test_http_get_then_post_with_the_first_answer(run: RunMission, httpserver: H
           - id: note
             step_type: http
             depends_on: [user]
-            parameters: {{url: "{httpserver.url_for('/notes')}", method: put, json: {{for: "{{{{ user.output.json.name }}}}"}}}}
+            parameters: {{url: "{httpserver.url_for('/notes')}", method: put,
+                         json: {{for: "{{{{ user.output.json.name }}}}"}}}}
     """, {"user_id": 7}, secrets={"token": "tok-12345"})
     assert result.status == "completed", result.to_json()
     user = result.step_results["user"].output
@@ -51,7 +52,9 @@ def test_http_retries_a_server_error(run: RunMission, httpserver: HTTPServer) ->
 
     def flaky(request: Request) -> Response:
         calls.append(1)
-        return Response("busy", status=503) if len(calls) < 2 else Response('{"ok": true}', content_type="application/json")
+        if len(calls) < 2:
+            return Response("busy", status=503)
+        return Response('{"ok": true}', content_type="application/json")
 
     httpserver.expect_request("/flaky").respond_with_handler(flaky)
     result = run(f"""

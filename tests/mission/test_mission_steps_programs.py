@@ -81,7 +81,8 @@ def test_git_status_diff_and_commit(run: RunMission, tmp_path: Path) -> None:
                              "entries": [{"status": "M", "path": "tracked.txt"}, {"status": "??", "path": "new.txt"}]}
     assert out["diff"]["files"] == ["tracked.txt"] and "+two" in out["diff"]["diff"]
     assert out["commit"]["message"] == "second: 2 changes"
-    assert git(repo, "log", "-1", "--format=%H %an %s").strip() == f"{out['commit']['commit']} Mission Bot second: 2 changes"
+    last = git(repo, "log", "-1", "--format=%H %an %s").strip()
+    assert last == f"{out['commit']['commit']} Mission Bot second: 2 changes"
     assert out["after"]["clean"] is True
 
 
@@ -89,4 +90,5 @@ def test_git_outside_a_repository_fails_with_its_stderr(run: RunMission, tmp_pat
     (tmp_path / "plain").mkdir()
     result = run(SHELL + "\n        steps:\n          - {id: s, step_type: git_status, parameters: {repo: plain}}\n")
     error = result.step_results["s"].error or ""
-    assert error.startswith("step 's' (git_status): git status exited with status 128") and "not a git repository" in error
+    assert error.startswith("step 's' (git_status): git status exited with status 128")
+    assert "not a git repository" in error

@@ -233,7 +233,8 @@ _PATH = Param("path", required=True, doc="a path under the files root")
 _ENCODING = Param("encoding", default="utf-8", doc="text encoding")
 _OVERWRITE = Param("overwrite", "bool", default=True, doc="replace an existing destination")
 _MOVED = (Param("source", required=True, doc="the file to copy or move"),
-          Param("destination", required=True, doc="the new path, or a directory (existing, or ending in /)"), _OVERWRITE)
+          Param("destination", required=True, doc="the new path, or a directory (existing, or ending in /)"),
+          _OVERWRITE)
 
 STEP_TYPES = (
     StepType("create_file", "files", "write a file (parent directories created)",
