@@ -16,6 +16,7 @@ problems are collected (``collect_errors`` returns them for ``tea validate``).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from tea.document import Document, read_document
 from tea.errors import InputError, LoadError, LoadErrors, Location, SchemaError
 from tea.graph import START, Graph, Node
 from tea.node_loader import BodyContext, read_nodes
+from tea.overrides import Override, apply
 from tea.problems import Problems
 from tea.pycode import compile_deferred
 from tea.routes import chain, read_edges
@@ -32,10 +34,17 @@ from tea.yamlsrc import load_yaml, location_of
 __all__ = ["collect_errors", "load_graph", "load_graph_text"]
 
 
-def load_graph_text(text: str, path: Path | None = None, *, _stack: tuple[Path, ...] = ()) -> Graph:
-    """Compile workflow YAML text (``path`` locates it for errors and relative files)."""
+def load_graph_text(
+    text: str,
+    path: Path | None = None,
+    *,
+    overrides: Sequence[Override] = (),
+    _stack: tuple[Path, ...] = (),
+) -> Graph:
+    """Compile workflow YAML text (``path`` locates it for errors and relative files);
+    ``overrides`` (``tea.overrides``) are merged onto the document before it is checked."""
     file = str(path) if path is not None else None
-    doc = load_yaml(text, file)
+    doc = apply(load_yaml(text, file), overrides) if overrides else load_yaml(text, file)
     problems = Problems(file)
     document = read_document(doc, path, problems)
     ctx = BodyContext(
@@ -104,8 +113,8 @@ def _load_subgraph(path: Path, where: Location, stack: tuple[Path, ...]) -> Grap
     return load_graph(resolved, _stack=(*stack, resolved))
 
 
-def load_graph(path: str | Path, *, _stack: tuple[Path, ...] = ()) -> Graph:
-    """Read and compile the workflow at ``path``."""
+def load_graph(path: str | Path, *, overrides: Sequence[Override] = (), _stack: tuple[Path, ...] = ()) -> Graph:
+    """Read and compile the workflow at ``path`` (with ``overrides`` merged on)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -113,13 +122,13 @@ def load_graph(path: str | Path, *, _stack: tuple[Path, ...] = ()) -> Graph:
         raise InputError(f"workflow file not found: {file}", Location(str(file))) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read workflow {file}: {exc}", Location(str(file))) from None
-    return load_graph_text(text, file, _stack=_stack or (file.resolve(),))
+    return load_graph_text(text, file, overrides=overrides, _stack=_stack or (file.resolve(),))
 
 
-def collect_errors(path: str | Path) -> list[LoadError]:
+def collect_errors(path: str | Path, overrides: Sequence[Override] = ()) -> list[LoadError]:
     """Every load problem of the workflow at ``path`` (empty when it is valid)."""
     try:
-        load_graph(path)
+        load_graph(path, overrides=overrides)
     except LoadErrors as exc:
         return exc.errors
     except LoadError as exc:

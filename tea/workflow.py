@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tea.durable import durable_run
 from tea.graph import Graph
+from tea.loader import load_graph, load_graph_text
+from tea.overrides import Override
 from tea.program import GraphProgram
 from tea.run import Run
 from tea.secrets import Secrets
@@ -58,8 +61,6 @@ class Workflow:
         ``stop_flag`` (``tea.graceful_signals()``) makes SIGTERM/SIGINT stop the run at
         its next safe point with a checkpoint.
         """
-        from tea.durable import durable_run
-
         return durable_run(
             self.graph,
             state,
@@ -95,15 +96,15 @@ class Workflow:
         return self.run(state, checkpoint=checkpoint, **options).stream()
 
 
-def load(path: str | Path) -> Workflow:
-    """Load and compile the workflow YAML at ``path``; raises ``LoadError`` on any problem."""
-    from tea.loader import load_graph
+def load(path: str | Path, *, overrides: Sequence[Override] = ()) -> Workflow:
+    """Load and compile the workflow YAML at ``path``; raises ``LoadError`` on any problem.
 
-    return Workflow(load_graph(path))
+    ``overrides`` (``tea.overrides``: ``--hosts``, ``--strategy``, ``--set``, ``-C``) are
+    merged onto the document before it is checked.
+    """
+    return Workflow(load_graph(path, overrides=overrides))
 
 
-def loads(text: str, path: str | Path | None = None) -> Workflow:
+def loads(text: str, path: str | Path | None = None, *, overrides: Sequence[Override] = ()) -> Workflow:
     """Compile workflow YAML text (``path``, when given, locates relative files and errors)."""
-    from tea.loader import load_graph_text
-
-    return Workflow(load_graph_text(text, Path(path) if path is not None else None))
+    return Workflow(load_graph_text(text, Path(path) if path is not None else None, overrides=overrides))

@@ -2,7 +2,7 @@
 
 ::
 
-    BatchRunner drivers (one per branch in flight: up to cap × chunk_size)
+    BatchRunner drivers (one per branch in flight: up to cap * chunk_size)
       attempt(ctx) ─► joins the open chunk ─ full, or no branch joined for _LINGER ─► sealed
                       sealed chunks are submitted while fewer than ``cap`` are in flight
                       (one Dask task each, named tea:<fan-out>-<token>-<first>..<last>)
@@ -154,7 +154,7 @@ class Batch:
             future = None if wanted else chunk.future
         slot.done.set()
         if future is not None:
-            future.cancel()
+            future.cancel()  # type: ignore[no-untyped-call]
 
     def _submit(self, chunks: list[_Chunk]) -> None:
         for chunk in chunks:
@@ -173,8 +173,8 @@ class Batch:
                 chunk.future = future
                 unwanted = all(s.abandoned for s in chunk.slots)
             if unwanted:
-                future.cancel()
-            future.add_done_callback(partial(self._done, chunk))
+                future.cancel()  # type: ignore[no-untyped-call]
+            future.add_done_callback(partial(self._done, chunk))  # type: ignore[no-untyped-call]
 
     def _send(self, tasks: list[BranchTask]) -> distributed.Future[Any]:
         first = tasks[0]

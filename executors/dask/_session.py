@@ -50,12 +50,13 @@ class Session:
         self,
         client: distributed.Client,
         cluster: distributed.LocalCluster | None,
+        address: str,
         origin: str,
         timeout: float,
     ) -> None:
         self.client = client
         self.cluster = cluster
-        self.address: str = client.scheduler.address
+        self.address = address
         self.origin = origin
         """Where the address came from (the setting, the variable, the embedded cluster)."""
         self._timeout = timeout
@@ -82,11 +83,11 @@ class Session:
             if cluster is not None:
                 cluster.close(timeout=_CLOSE_SECONDS)
             raise
-        return cls(client, cluster, origin, options.connect_timeout)
+        return cls(client, cluster, address, origin, options.connect_timeout)
 
     def threads(self) -> int:
         """Worker threads in the cluster now (at least 1)."""
-        return max(1, sum(self.client.nthreads().values()))
+        return max(1, sum(self.client.nthreads().values()))  # type: ignore[no-untyped-call]
 
     def ship(self, kind: str, key: str, data: bytes, branch: str) -> distributed.Future[bytes]:
         """``data`` on the cluster under ``tea-<kind>-<key>``, scattered to every worker the
@@ -111,7 +112,7 @@ class Session:
     def close(self) -> None:
         """Disconnect, and stop the embedded cluster. Errors while closing are ignored."""
         with contextlib.suppress(Exception):
-            self.client.close(timeout=_CLOSE_SECONDS)
+            self.client.close(timeout=_CLOSE_SECONDS)  # type: ignore[no-untyped-call]
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.close(timeout=_CLOSE_SECONDS)
@@ -119,7 +120,9 @@ class Session:
     def _scatter(self, name: str, data: bytes, kind: str, branch: str) -> distributed.Future[bytes]:
         what = "workflow" if kind == "program" else "fan-out's shared input"
         try:
-            futures = self.client.scatter({name: data}, broadcast=True, hash=False, timeout=self._timeout)
+            futures = self.client.scatter(  # type: ignore[no-untyped-call]
+                {name: data}, broadcast=True, hash=False, timeout=self._timeout
+            )
         except TimeoutError as exc:
             raise DaskSetupError(
                 f"the Dask cluster at {self.address} ({self.origin}) has no running worker "
@@ -145,7 +148,7 @@ def _connect(address: str, timeout: float, origin: str, branch: str) -> distribu
         client.__init__(address, timeout=timeout, set_as_default=False)  # type: ignore[misc]
     except Exception as exc:
         with contextlib.suppress(Exception):
-            client.close(timeout=_CLOSE_SECONDS)
+            client.close(timeout=_CLOSE_SECONDS)  # type: ignore[no-untyped-call]
         raise SchedulerUnreachable(
             f"no Dask scheduler answered at {address} ({origin}) within {timeout:g}s: {_reason(exc)}",
             branch=branch,
@@ -168,7 +171,7 @@ def _local_cluster(branch: str) -> distributed.LocalCluster:
     }
     try:
         with dask.config.set(settings):
-            return distributed.LocalCluster(
+            return distributed.LocalCluster(  # type: ignore[no-untyped-call]
                 n_workers=os.cpu_count() or 1,
                 threads_per_worker=1,
                 processes=True,

@@ -83,7 +83,7 @@ class Checkpointer:
         self.name = unique_name(mission.name, "mission")
         self.path: Path | None = None
         self._last = float("-inf")
-        self._saved = -1
+        self._saved: int | None = None
         """How many steps had succeeded at the last save."""
 
     def save(self, results: Mapping[str, StepResult], *, reason: str, error: str | None = None,
@@ -105,7 +105,7 @@ class Checkpointer:
 
     def due_in(self, succeeded: int) -> float | None:
         """Seconds until a progress save of ``succeeded`` steps is due (``None``: nothing new)."""
-        if succeeded == self._saved:
+        if succeeded == self._saved or not succeeded:
             return None
         return max(0.0, self._last + PROGRESS_INTERVAL_SECONDS - time.monotonic())
 

@@ -231,7 +231,7 @@ class Scheduler:
     def _record_failure(self, step: Step, message: str, output: Mapping[str, Any], started: str,
                         attempts: int, duration_ms: float) -> None:
         self.results[step.id] = StepResult(step.id, step.step_type, "failed", self.secrets.redact(dict(output)),
-                                           message, duration_ms, started, utc_now(), attempts)
+                                           message, round(duration_ms, 3), started, utc_now(), attempts)
         self.progress.finished("failed", was_running=attempts > 0)
         if step.continue_on_error:
             self.outputs[step.id] = output
@@ -252,7 +252,7 @@ class Scheduler:
     def _record(self, step: Step, status: str, output: Mapping[str, Any], error: str | None, started: str,
                 result: BranchResult) -> None:
         self.results[step.id] = StepResult(step.id, step.step_type, status, self.secrets.redact(dict(output)),
-                                           error, result.duration_ms, started, utc_now(), result.attempts)
+                                           error, round(result.duration_ms, 3), started, utc_now(), result.attempts)
         self.progress.finished(status)
 
     def _release(self, step_id: str) -> None:

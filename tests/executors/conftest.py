@@ -72,10 +72,29 @@ def _inline(request: pytest.FixtureRequest) -> Backend:
     )
 
 
+def _dask(request: pytest.FixtureRequest) -> Backend:
+    """The dask strategy on a LocalCluster inside the test process (threads, real TCP)."""
+    from executors.dask import DaskOptions
+
+    options = DaskOptions(address=request.getfixturevalue("dask_address"))
+    return Backend("dask", ParallelConfig(strategy="dask", options=options), lambda: get_executor("dask"))
+
+
+@pytest.fixture(scope="session")
+def dask_address() -> Iterator[str]:
+    """The scheduler address of one in-process LocalCluster (2 workers of 2 threads) per session."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=2, processes=False, protocol="tcp", dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "thread": _local("thread"),
     "process": _local("process"),
     "inline": _inline,
+    "dask": _dask,
 }
 
 

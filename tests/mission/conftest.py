@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +11,11 @@ import pytest
 
 # The checkout first: tests/ on sys.path would let tests/executors pass for the real package.
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT)]
+sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
+
+from mission_helpers import LoadMission, RunMission, WriteMission  # noqa: E402
 
 from tea.mission import Mission, MissionResult, load_mission, run_mission  # noqa: E402
-
-WriteMission = Callable[..., Path]
-LoadMission = Callable[..., Mission]
-RunMission = Callable[..., MissionResult]
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import LoadMission, WriteMission
+from mission_helpers import LoadMission, WriteMission
 
 from tea.errors import LoadError, LoadErrors
 from tea.mission import collect_errors, is_mission, load_mission, loads_mission

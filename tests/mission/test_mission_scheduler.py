@@ -8,7 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
-from conftest import LoadMission, RunMission
+from mission_helpers import LoadMission, RunMission
 
 from tea.mission import run_mission
 from tea.signals import StopFlag

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import RunMission
+from mission_helpers import RunMission
 
 from tea.mission.steps.ssh import parse_target, remote_command
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from conftest import LoadMission, RunMission
+from mission_helpers import LoadMission, RunMission
 
 from tea.errors import LoadError
 

@@ -7,7 +7,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from conftest import RunMission
+from mission_helpers import RunMission
 
 
 def test_create_edit_read_copy_move_delete(run: RunMission, tmp_path: Path) -> None:

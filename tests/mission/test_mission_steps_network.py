@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import RunMission
+from mission_helpers import RunMission
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 

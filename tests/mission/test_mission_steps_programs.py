@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from conftest import RunMission
+from mission_helpers import RunMission
 
 SHELL = "\n        settings: {shell: {enabled: true}}"
 
