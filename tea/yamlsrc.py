@@ -19,7 +19,7 @@ from tea.errors import Location, WorkflowSyntaxError
 if TYPE_CHECKING:
     import yaml
 
-__all__ = ["LocDict", "LocList", "load_yaml", "located", "location_of"]
+__all__ = ["MAX_ALIAS_EXPANSION", "LocDict", "LocList", "load_yaml", "located", "location_of"]
 
 
 class LocDict(dict[str, Any]):
@@ -105,6 +105,9 @@ def load_yaml(text: str, file: str | None = None) -> Any:
         raise WorkflowSyntaxError(f"YAML error: {exc}", Location(file)) from None
 
 
+MAX_ALIAS_EXPANSION = 100_000
+"""The most values that YAML aliases (``*name``) may expand to in one document."""
+
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _CONTAINER_TAGS = frozenset({"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"})
@@ -126,8 +129,31 @@ class _Converter:
     def __init__(self, file: str | None, scalars: yaml.SafeLoader) -> None:
         self.file = file
         self.scalars = scalars
+        self.seen: set[int] = set()
+        self.in_alias = 0
+        self.expanded = 0
 
     def convert(self, node: yaml.Node) -> Any:
+        # An alias (*name) is the same composed node met again: what it expands to is
+        # counted, so a "billion laughs" document is refused, not expanded.
+        again = id(node) in self.seen
+        self.seen.add(id(node))
+        self.in_alias += again
+        try:
+            if self.in_alias:
+                self.expanded += 1
+                if self.expanded > MAX_ALIAS_EXPANSION:
+                    raise WorkflowSyntaxError(
+                        f"YAML aliases expand to more than {MAX_ALIAS_EXPANSION:,} values",
+                        _loc(node, self.file),
+                        hint="a document that repeats an anchor (*name) inside anchors grows "
+                        "exponentially; write the data out, or use fewer nested aliases",
+                    )
+            return self._convert(node)
+        finally:
+            self.in_alias -= again
+
+    def _convert(self, node: yaml.Node) -> Any:
         # PyYAML's node kinds by their ``id`` ("scalar", "sequence", "mapping"), so that
         # this module needs no yaml class at import time.
         kind = getattr(node, "id", "")

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tea.errors import Location, WorkflowSyntaxError
-from tea.yamlsrc import LocDict, LocList, load_yaml, location_of
+from tea.yamlsrc import MAX_ALIAS_EXPANSION, LocDict, LocList, load_yaml, location_of
 
 DOC = """\
 name: demo
@@ -110,3 +110,18 @@ def test_reading_locations_does_not_import_pyyaml() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_an_alias_bomb_is_refused_quickly_at_its_line() -> None:
+    """A "billion laughs" document (320 bytes, 10^7 values) is refused, not expanded."""
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdef", "bcdefg", strict=True):
+        lines.append(f"{name}: &{name} [{','.join(['*' + prev] * 9)}]")
+    with pytest.raises(WorkflowSyntaxError, match=f"expand to more than {MAX_ALIAS_EXPANSION:,} values") as caught:
+        load_yaml("\n".join(lines) + "\n", "bomb.yaml")
+    assert caught.value.location.file == "bomb.yaml" and caught.value.location.line is not None
+
+
+def test_ordinary_aliases_still_work() -> None:
+    doc = load_yaml("base: &b {retry: 2}\none: *b\ntwo: {<<: *b, extra: 1}\nthree: [*b, *b]\n")
+    assert doc["one"] == {"retry": 2} and doc["two"] == {"retry": 2, "extra": 1} and len(doc["three"]) == 2

@@ -37,6 +37,8 @@ from executors.dask.errors import DaskSetupError, SchedulerUnreachable
 
 __all__ = ["Session"]
 
+log = logging.getLogger("tea.dask")
+
 # The shared inputs a session keeps on the cluster: a loop around a fan-out, or nested
 # fan-outs, find theirs again; older ones are released.
 _SHARED_KEPT = 4
@@ -69,6 +71,7 @@ class Session:
         """Connect to the scheduler ``options`` name (raises ``DaskSetupError``; ``branch``
         is the first branch that needs the cluster, named in the error)."""
         address, origin = resolve_address(options)
+        _quiet_dask_logs(logging.WARNING if address else logging.CRITICAL)
         cluster = None
         if address is None:
             address = _worker_scheduler()
@@ -171,11 +174,13 @@ def _local_cluster(branch: str) -> distributed.LocalCluster:
     }
     try:
         with dask.config.set(settings):
-            return distributed.LocalCluster(  # type: ignore[no-untyped-call]
+            cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
                 n_workers=os.cpu_count() or 1,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                host="127.0.0.1",
+                # A free port: Dask's default (8787) warns when another cluster holds it.
+                dashboard_address="127.0.0.1:0",
                 silence_logs=logging.CRITICAL,
             )
     except Exception as exc:
@@ -185,6 +190,17 @@ def _local_cluster(branch: str) -> distributed.LocalCluster:
             hint="a Python script that runs this workflow must guard its entry point with "
             "if __name__ == '__main__':; or point settings.parallel.dask.address at a cluster",
         ) from exc
+    log.info("embedded Dask cluster at %s, dashboard %s", cluster.scheduler_address, cluster.dashboard_link)
+    return cluster
+
+
+def _quiet_dask_logs(level: int) -> None:
+    """Keep Dask's own log lines below ``level`` off tea's log (its INFO lines say that a
+    scheduler started or a client connected; an embedded cluster's errors are the ones tea
+    reports itself, as branch errors), unless tea logs at DEBUG (``tea -v``)."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        dask_log = logging.getLogger("distributed")
+        dask_log.setLevel(max(dask_log.getEffectiveLevel(), level))
 
 
 def _worker_scheduler() -> str | None:
