@@ -39,11 +39,13 @@ PACKAGES = ("tea", "executors", "remote")
 BUILD_INFO = "_build_info.json"
 HIDDEN_IMPORTS = ("lupa.lua54", "remote.worker", "remote._entry", "executors.thread")
 # Never imported at run time; pygments and markdown_it come with rich but the
-# progress table needs neither. Leaving them out keeps the binary under 20 MB.
+# progress table needs neither. dask and distributed belong to the optional dask
+# strategy (tea[dask], installed where the driver runs): a host runs its branches on
+# threads and never needs them. Leaving all these out keeps the binary under 20 MB.
 _EXCLUDES = (
     "tkinter", "pytest", "_pytest", "mypy", "ruff", "PyInstaller", "setuptools", "pip",
     "pkg_resources", "pygments", "markdown_it", "pydoc", "pydoc_data", "unittest", "doctest",
-    "lib2to3", "xmlrpc", "sqlite3", "test",
+    "lib2to3", "xmlrpc", "sqlite3", "test", "dask", "distributed",
 )
 
 

@@ -17,6 +17,7 @@ Functions, coroutines and userdata are refused. Reading a table goes through
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +25,7 @@ from lupa.lua54 import LUA_MAXINTEGER, LUA_MININTEGER, lua_type
 
 from executors.base import BranchResult
 
-__all__ = ["MAX_DEPTH", "ConversionError", "from_lua", "plain"]
+__all__ = ["MAX_DEPTH", "Budget", "ConversionError", "LimitExceeded", "from_lua", "plain"]
 
 MAX_DEPTH = 100
 """Deepest nesting converted either way; deeper (or cyclic) data is refused."""
@@ -103,8 +104,40 @@ def _plain_sequence(value: list[Any] | tuple[Any, ...], where: str, depth: int) 
     return out if changed else value
 
 
-def from_lua(value: Any, where: str, depth: int = 0) -> Any:
-    """The Python value of a Lua value returned by lupa; raises ``ConversionError``."""
+class Budget:
+    """What converting a Lua result may still spend: the node's time limit and a count of
+    values standing for its memory limit (a shared sub-table is counted at every use, as
+    it is copied at every use)."""
+
+    __slots__ = ("deadline", "values")
+
+    def __init__(self, deadline: float, values: float) -> None:
+        self.deadline = deadline
+        self.values = values
+
+    def spend(self) -> None:
+        self.values -= 1
+        if self.values < 0:
+            raise LimitExceeded("memory")
+        if int(self.values) % 1024 == 0 and time.monotonic() > self.deadline:
+            raise LimitExceeded("timeout")
+
+
+class LimitExceeded(ConversionError):
+    """Converting the result went past the node's time (``timeout``) or memory limit."""
+
+    def __init__(self, limit: str) -> None:
+        super().__init__(f"converting the result went past the {limit} limit")
+        self.limit = limit
+
+
+_UNLIMITED = Budget(float("inf"), float("inf"))
+
+
+def from_lua(value: Any, where: str, depth: int = 0, budget: Budget = _UNLIMITED) -> Any:
+    """The Python value of a Lua value returned by lupa; raises ``ConversionError``
+    (``LimitExceeded`` when ``budget`` runs out)."""
+    budget.spend()
     kind = type(value)
     if kind is float:
         if value.is_integer() and LUA_MININTEGER <= value <= LUA_MAXINTEGER:
@@ -125,13 +158,13 @@ def from_lua(value: Any, where: str, depth: int = 0) -> Any:
     if _is_array(items):
         out: list[Any] = [None] * max(key for key, _ in items)
         for key, item in items:
-            out[key - 1] = from_lua(item, f"{where}[{key}]", depth + 1)
+            out[key - 1] = from_lua(item, f"{where}[{key}]", depth + 1, budget)
         return out
     result: dict[Any, Any] = {}
     for key, item in items:
         if type(key) not in (str, int, float, bool):
             raise ConversionError(f"{where} has a Lua {lua_type(key)} as a key")
-        result[key] = from_lua(item, _key(where, key), depth + 1)
+        result[key] = from_lua(item, _key(where, key), depth + 1, budget)
     return result
 
 

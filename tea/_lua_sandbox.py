@@ -232,6 +232,9 @@ end
 -- Python lifts the memory limit before it fetches a table with take().
 local function finish(ok, value)
   local timed_out = reset()
+  -- A time limit hit is final even if the code caught it (coroutine.close returns
+  -- the error of a coroutine it closes): the run fails as timed out.
+  if timed_out then return false, TIMEOUT, false, error_line, true end
   if ok then
     if IMMEDIATE[type(value)] then return true, value, false, false, false end
     stash = value

@@ -34,7 +34,7 @@ from typing import Any, Self
 
 import lupa.lua54 as lupa
 
-from tea._lua_convert import ConversionError, from_lua, plain
+from tea._lua_convert import Budget, ConversionError, LimitExceeded, from_lua, plain
 from tea._lua_sandbox import (
     CHECK_INTERVAL,
     CHUNK_NAME,
@@ -56,6 +56,7 @@ __all__ = [
 _POSITION = re.compile(r"^lua:(\d+): ")
 _SETTINGS_KEYS = ("sandbox", "timeout_seconds", "max_memory_mb")
 _HEADROOM = 64 * 1024
+_BYTES_PER_VALUE = 32
 """Bytes left free below the memory limit for the call itself (arguments, stack)."""
 
 
@@ -198,11 +199,15 @@ class LuaRuntime:
         extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """Run a node body: a table is the update, nil ``None``, anything else ``{"result": v}``."""
-        value = self._call(code, False, state, variables, node, timeout, extra)
+        value, deadline, seconds = self._call(code, False, state, variables, node, timeout, extra)
         if value is None:
             return None
         try:
-            converted = from_lua(value, "result")
+            converted = from_lua(value, "result", budget=Budget(deadline, self._value_budget()))
+        except LimitExceeded as exc:
+            if exc.limit == "timeout":
+                raise self._timeout_error(node, seconds) from None
+            raise self._memory_error(node, "its result needs") from None
         except ConversionError as exc:
             message = f"Lua node returned a value tea cannot use: {exc}"
             raise LuaNodeError(message, node=node) from exc
@@ -221,8 +226,13 @@ class LuaRuntime:
         timeout: float | None = None,
     ) -> bool:
         """Evaluate a Lua expression; Lua truthiness (only ``nil`` and ``false`` are false)."""
-        value = self._call(expr, True, state, variables, node, timeout, None)
+        value = self._call(expr, True, state, variables, node, timeout, None)[0]
         return value is not None and value is not False
+
+    def _value_budget(self) -> float:
+        """How many Python values a result may convert to under the memory limit (each
+        costs tens of bytes in Python; ``_BYTES_PER_VALUE`` is a floor)."""
+        return self._limit / _BYTES_PER_VALUE if self._limit else float("inf")
 
     def memory_used(self) -> int:
         """Bytes the Lua state holds now, its own base included."""
@@ -274,7 +284,7 @@ class LuaRuntime:
         node: str,
         timeout: float | None,
         extra: Mapping[str, Any] | None,
-    ) -> Any:
+    ) -> tuple[Any, float, float]:
         lua = self._runtime()
         function = self._function(code, expression, node)
         seconds = self.settings.timeout_seconds
@@ -297,10 +307,9 @@ class LuaRuntime:
                 del args
                 raise self._memory_error(node, "the state and variables passed to Lua need")
         lua.set_max_memory(self._limit)
+        deadline = time.monotonic() + seconds
         try:
-            ok, value, stashed, line, timed_out = self._run(
-                function, time.monotonic() + seconds, *args
-            )
+            ok, value, stashed, line, timed_out = self._run(function, deadline, *args)
         except lupa.LuaError as exc:
             # The trusted runner itself failed: a limit hit between the code
             # returning and the runner resetting.
@@ -315,7 +324,7 @@ class LuaRuntime:
         finally:
             lua.set_max_memory(0)
         if ok:
-            return self._take() if stashed else value
+            return (self._take() if stashed else value), deadline, seconds
         if timed_out:
             raise self._timeout_error(node, seconds)
         if value == MEMORY_ERROR:

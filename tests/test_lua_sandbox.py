@@ -278,3 +278,38 @@ def test_deep_c_recursion_never_crashes(code: str) -> None:
     assert outcome[-1] == "alive"
     if isinstance(outcome[0], LuaNodeError):
         assert "stack overflow" in str(outcome[0]) or "error in error handling" in str(outcome[0])
+
+
+SHARED_LEAVES = """
+local t = {1, 2}
+for _ = 1, 20 do t = {t, t} end   -- 2^20 leaves, a few KB in Lua: every level shared
+return {tree = t}
+"""
+
+
+def test_converting_a_shared_result_is_held_to_the_memory_limit() -> None:
+    """Sub-tables shared in Lua are copied at every use in Python: the limit counts that."""
+    with LuaRuntime(LuaSettings(timeout_seconds=30, max_memory_mb=32)) as lua:
+        with pytest.raises(LuaLimitError, match="its result needs more than 32 MB") as caught:
+            run(lua, SHARED_LEAVES)
+        assert caught.value.limit == "memory"
+        assert result(lua, "return 5") == 5
+
+
+def test_converting_a_result_is_held_to_the_time_limit() -> None:
+    with LuaRuntime(LuaSettings(timeout_seconds=0.05)) as lua:
+        with pytest.raises(LuaLimitError, match=r"longer than 0\.05 s") as caught:
+            run(lua, SHARED_LEAVES)
+        assert caught.value.limit == "timeout"
+
+
+def test_a_time_limit_swallowed_by_coroutine_close_still_fails(lua: LuaRuntime) -> None:
+    code = """
+    local co = coroutine.create(function() while true do end end)
+    coroutine.resume(co)
+    coroutine.close(co)
+    return {ok = true}
+    """
+    with pytest.raises(LuaLimitError, match="Lua timeout") as caught:
+        run(lua, code)
+    assert caught.value.limit == "timeout"

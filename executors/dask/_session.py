@@ -71,12 +71,12 @@ class Session:
         """Connect to the scheduler ``options`` name (raises ``DaskSetupError``; ``branch``
         is the first branch that needs the cluster, named in the error)."""
         address, origin = resolve_address(options)
-        _quiet_dask_logs(logging.WARNING if address else logging.CRITICAL)
         cluster = None
         if address is None:
             address = _worker_scheduler()
             if address is not None:
                 origin = "the scheduler of the Dask worker running this branch"
+        _quiet_dask_logs(logging.WARNING if address else logging.CRITICAL)
         if address is None:
             cluster = _local_cluster(branch)
             address = cluster.scheduler_address

@@ -1,0 +1,204 @@
+"""What the ``tea`` command reads and where its data goes: Unix conventions, stdout for data only.
+
+::
+
+    -i JSON | @file.json | @file.yaml | - | @-      read_object (``-``/``@-``: stdin)
+    --secrets JSON | @file | @-                      read_secrets
+    tea run FILE | -                                 load_workflow (``-``: stdin, paths
+                                                     relative to the current directory)
+    -o FILE | -                                      DataOut.final / write_file
+
+stdin can be read once: a second option asking for it is an ``InputError`` naming
+the first. ``DataOut`` keeps a copy of fd 1 for the run's data and points fd 1 at
+stderr while the run goes on, so that nothing else (a ``print`` in a library, a
+program a node starts, a worker process) can write into the data stream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+import tea
+from tea.errors import InputError
+
+__all__ = ["STDIN_PATH", "DataOut", "PipeClosed", "Stdin", "dumps", "load_workflow", "read_object",
+           "read_secrets"]
+
+log = logging.getLogger("tea")
+
+STDIN = "-"
+STDIN_PATH = Path("<stdin>")
+"""What a workflow read from stdin is called in messages and checkpoints; its relative
+paths (subgraphs, imports, files) resolve against the current directory."""
+
+
+class PipeClosed(Exception):
+    """Whoever reads stdout went away (``tea run ... | head -1``)."""
+
+
+class Stdin:
+    """stdin, read at most once, by the first option that asks for it."""
+
+    def __init__(self) -> None:
+        self.reader: str | None = None
+
+    def read(self, what: str) -> str:
+        """stdin's whole text, for ``what`` (``--input -``); an ``InputError`` when another
+        option already read it or when it is a terminal (nothing was piped in)."""
+        if self.reader is not None:
+            raise InputError(f"{what} reads stdin, but {self.reader} already does",
+                             hint="stdin can be read once: give one of them as text or @file")
+        self.reader = what
+        if sys.stdin is None or sys.stdin.isatty():
+            raise InputError(f"{what} reads stdin, but nothing is piped in",
+                             hint=f"pipe it in, e.g. echo '{{}}' | tea ... {what}")
+        return sys.stdin.read()
+
+
+def read_object(text: str, what: str, stdin: Stdin) -> dict[str, Any]:
+    """``JSON``, ``@file.json``, ``@file.yaml``, or ``-``/``@-`` (JSON on stdin): an object."""
+    source = what
+    if text in (STDIN, "@" + STDIN):
+        text, source = stdin.read(what), f"{what} (stdin)"
+    elif not text.strip() or text.strip() == "@":
+        raise InputError(f"{what} is empty", hint="""pass a JSON object, e.g. -i '{"key": "value"}', or @file.json""")
+    elif text.startswith("@"):
+        path = Path.cwd() / text[1:]
+        source = f"{what} file {text[1:]}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(f"{what} file not found: {text[1:]}",
+                             hint="paths after @ are relative to the current directory") from None
+        except OSError as exc:
+            raise InputError(f"cannot read {source}: {exc}") from None
+        if path.suffix in (".yaml", ".yml"):
+            return _yaml_object(text, source)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            hint="""pass a JSON object, e.g. -i '{"key": "value"}', or @file.json""",
+        ) from None
+    return _must_be_object(value, source)
+
+
+def _yaml_object(text: str, source: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{source} is not valid YAML: {exc}") from None
+    return _must_be_object(value, source)
+
+
+def _must_be_object(value: Any, source: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InputError(f"{source} must be a JSON object, not {type(value).__name__}",
+                         hint="""wrap it in an object, e.g. {"value": ...}""")
+    return value
+
+
+def read_secrets(secrets: str | None, secrets_env: str | None, stdin: Stdin) -> dict[str, Any]:
+    """``--secrets-env`` values, then ``--secrets`` (JSON, @file, or @- for JSON on stdin) over them."""
+    values: dict[str, Any] = {}
+    if secrets_env is not None:
+        values.update(tea.secrets_from_env(secrets_env, os.environ))
+    if secrets is not None:
+        if secrets in (STDIN, "@" + STDIN):
+            text = stdin.read("--secrets")
+            if not text.strip():
+                raise InputError("--secrets @- read nothing from stdin", hint="pipe a JSON object in")
+            values.update(tea.parse_secrets_arg(text.strip(), cwd=Path.cwd()))
+        else:
+            values.update(tea.parse_secrets_arg(secrets, cwd=Path.cwd()))
+    return values
+
+
+def load_workflow(file: str, stdin: Stdin) -> tea.Workflow:
+    """The workflow at ``file``, or read from stdin for ``-``."""
+    if file == STDIN:
+        return tea.loads(stdin.read("the workflow (-)"), path=STDIN_PATH)
+    return tea.load(file)
+
+
+def dumps(value: Any, indent: int | None = None) -> str:
+    """Strict JSON: NaN and infinities (which JSON has no words for) become null."""
+    try:
+        return json.dumps(value, default=_json_default, ensure_ascii=False, indent=indent, allow_nan=False)
+    except (ValueError, TypeError):
+        log.warning("the output holds NaN or infinite numbers (written as null) or keys that are "
+                    "not strings (written as text)")
+        return json.dumps(_finite(value), default=_json_default, ensure_ascii=False, indent=indent)
+
+
+def _json_default(value: Any) -> Any:
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    if isinstance(value, set | tuple):
+        return list(value)
+    return repr(value)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+class DataOut:
+    """stdout, kept for data: lines written here are the only ones that reach fd 1 while
+    the context is open (fd 1 points at stderr meanwhile). Thread-safe; a closed pipe
+    raises ``PipeClosed``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._saved: int | None = None
+        self._out: IO[str] = sys.stdout
+
+    def __enter__(self) -> Self:
+        sys.stdout.flush()
+        self._saved = os.dup(1)
+        os.dup2(2, 1)
+        self._out = os.fdopen(os.dup(self._saved), "w", encoding="utf-8", closefd=True)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        saved, self._saved = self._saved, None
+        if saved is None:
+            return
+        sys.stdout.flush()
+        try:
+            self._out.close()
+        except BrokenPipeError:
+            pass
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            self._out = sys.stdout
+
+    def line(self, text: str) -> None:
+        """Write ``text`` and a newline, at once."""
+        with self._lock:
+            try:
+                self._out.write(text + "\n")
+                self._out.flush()
+            except BrokenPipeError:
+                raise PipeClosed from None
