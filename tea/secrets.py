@@ -5,7 +5,9 @@ Secrets come from ``--secrets JSON|@file`` (``parse_secrets_arg``) and
 ``secrets.*``; they are never merged into state. Whatever would leave the process
 (state in events and checkpoints, log lines, error messages) goes through
 ``Secrets.redact`` first, which replaces every secret value of four characters or
-more with ``***``. Shorter values are left alone on purpose: redacting ``"1"``
+more with ``***``: in text (also JSON-escaped, ``repr``-escaped and URL-encoded),
+in bytes, in sets, a number equal to a secret, and objects that turn into JSON
+through ``to_dict()`` (redacted as that JSON). Shorter values are left alone on purpose: redacting ``"1"``
 everywhere would destroy output without protecting anything.
 
 ``Secrets`` is immutable after construction and safe to share between threads.
@@ -19,6 +21,7 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from tea.errors import InputError, Location
 
@@ -26,6 +29,18 @@ __all__ = ["REDACTED", "RedactingFilter", "Secrets", "parse_secrets_arg", "secre
 
 REDACTED = "***"
 _MIN_LEN = 4
+
+
+def _forms(text: str) -> set[str]:
+    """``text`` as it may appear in output: raw, inside JSON, inside a ``repr``, in a URL."""
+    return {
+        text,
+        json.dumps(text)[1:-1],
+        json.dumps(text, ensure_ascii=False)[1:-1],
+        repr(text)[1:-1],
+        quote(text, safe=""),
+        quote_plus(text, safe=""),
+    }
 
 
 def _leaf_strings(value: Any) -> Iterator[str]:
@@ -42,14 +57,17 @@ def _leaf_strings(value: Any) -> Iterator[str]:
 class Secrets(Mapping[str, Any]):
     """A read-only mapping of secret names to values; ``repr`` shows the names only."""
 
-    __slots__ = ("_pattern", "_values")
+    __slots__ = ("_bytes", "_pattern", "_texts", "_values")
 
     def __init__(self, values: Mapping[str, Any] | None = None) -> None:
         self._values: dict[str, Any] = dict(values or {})
-        texts = {text for text in _leaf_strings(self._values) if len(text) >= _MIN_LEN}
-        # Longest first, so a secret that contains another is replaced whole.
-        ordered = sorted(texts, key=len, reverse=True)
+        self._texts = frozenset(text for text in _leaf_strings(self._values) if len(text) >= _MIN_LEN)
+        # Every form a secret takes on its way out: as is, JSON- and repr-escaped,
+        # URL-encoded. Longest first, so a secret that contains another is replaced whole.
+        forms = {form for text in self._texts for form in _forms(text) if len(form) >= _MIN_LEN}
+        ordered = sorted(forms, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._bytes = tuple(form.encode("utf-8") for form in ordered)
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
@@ -90,7 +108,21 @@ class Secrets(Mapping[str, Any]):
             return [self._redact(item) for item in obj]
         if isinstance(obj, tuple):
             return tuple(self._redact(item) for item in obj)
+        if isinstance(obj, set | frozenset):
+            return type(obj)(self._redact(item) for item in obj)
+        if isinstance(obj, int | float) and not isinstance(obj, bool):
+            return REDACTED if str(obj) in self._texts else obj  # a numeric secret, as a number
+        if isinstance(obj, bytes | bytearray):
+            return self._redact_bytes(bytes(obj))
+        to_dict = getattr(obj, "to_dict", None)
+        if callable(to_dict):  # redacted as the JSON it turns into (a branch result)
+            return self._redact(to_dict())
         return obj
+
+    def _redact_bytes(self, data: bytes) -> bytes:
+        for form in self._bytes:
+            data = data.replace(form, REDACTED.encode())
+        return data
 
 
 class RedactingFilter(logging.Filter):

@@ -116,3 +116,26 @@ def test_redacting_filter_cleans_messages_args_and_tracebacks():
     assert records[0] == "calling with ***"
     assert "key *** rejected" in records[1]
     assert all("sk-live-999" not in text for text in records)
+
+
+def test_every_form_of_a_secret_is_redacted() -> None:
+    """Escaped for JSON or repr, URL-encoded, in bytes or sets, or a number equal to a secret."""
+    import json as _json
+
+    from executors.base import BranchResult
+
+    pw = 'p@ss"wo/rd\\x'
+    secrets = Secrets({"k": pw, "pin": 48151623})
+    out = secrets.redact({
+        "json": _json.dumps({"v": pw}),
+        "repr": repr([pw]),
+        "url": "https://user:" + "p%40ss%22wo%2Frd%5Cx" + "@host/",
+        "bytes": b"<" + pw.encode() + b">",
+        "set": {pw, "other"},
+        "number": 48151623,
+        "record": BranchResult("fan[0]", True, {"token": pw}),
+    })
+    text = repr(out)
+    assert pw not in text and "48151623" not in text and "p%40ss" not in text
+    assert out["set"] == {"***", "other"} and out["number"] == "***"
+    assert out["record"]["state"] == {"token": "***"}  # redacted as the JSON it becomes

@@ -32,6 +32,7 @@ from typing import Any
 
 import distributed
 
+from executors._sync import shared_threads
 from executors.base import BranchResult, BranchTask, ErrorInfo
 from executors.dask._session import Session
 from executors.dask._task import Head, Outcome
@@ -92,6 +93,8 @@ class Batch:
         self._last_join = 0.0
         self._sealed: deque[_Chunk] = deque()
         self._in_flight = 0
+        self._sealing = False
+        """Whether ``_seal_when_idle`` runs (on a pool thread) for the open chunk."""
 
     def attempt(self, ctx: AttemptContext) -> BranchResult:
         """One try of ``ctx.task``: joins a chunk and waits for the branch's result."""
@@ -103,11 +106,12 @@ class Batch:
             self._last_join = time.monotonic()
             if len(chunk.slots) >= self._plan.chunk_size:
                 self._seal()
+            elif not self._sealing:
+                self._sealing = True
+                shared_threads().submit(self._seal_when_idle)
             ready = self._ready()
         unhook = ctx.token.on_cancel(lambda: self._abandon(slot))
         self._submit(ready)
-        while slot.chunk is self._open and not slot.done.wait(_LINGER):
-            self._seal_if_idle()
         slot.done.wait(ctx.remaining())
         if slot.result is None:
             ctx.token.cancel()  # the deadline passed (or a cancel did this already)
@@ -133,12 +137,19 @@ class Batch:
                 ready.append(chunk)
         return ready
 
-    def _seal_if_idle(self) -> None:
-        with self._lock:
-            if time.monotonic() - self._last_join >= _LINGER:
-                self._seal()
-            ready = self._ready()
-        self._submit(ready)
+    def _seal_when_idle(self) -> None:
+        """Seal the open chunk once no branch joined it for ``_LINGER``; ends when no chunk
+        is open (the next one to open starts it again)."""
+        while True:
+            time.sleep(_LINGER)
+            with self._lock:
+                if self._open is None:
+                    self._sealing = False
+                    return
+                if time.monotonic() - self._last_join >= _LINGER:
+                    self._seal()
+                ready = self._ready()
+            self._submit(ready)
 
     def _abandon(self, slot: _Slot) -> None:
         """``slot``'s attempt ended without a result: leave its chunk; cancel the chunk's
