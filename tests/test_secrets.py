@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 
 import pytest
 
+from executors.base import BranchResult
 from tea.errors import InputError
 from tea.secrets import RedactingFilter, Secrets, parse_secrets_arg, secrets_from_env
 
@@ -120,14 +122,10 @@ def test_redacting_filter_cleans_messages_args_and_tracebacks():
 
 def test_every_form_of_a_secret_is_redacted() -> None:
     """Escaped for JSON or repr, URL-encoded, in bytes or sets, or a number equal to a secret."""
-    import json as _json
-
-    from executors.base import BranchResult
-
     pw = 'p@ss"wo/rd\\x'
     secrets = Secrets({"k": pw, "pin": 48151623})
     out = secrets.redact({
-        "json": _json.dumps({"v": pw}),
+        "json": json.dumps({"v": pw}),
         "repr": repr([pw]),
         "url": "https://user:" + "p%40ss%22wo%2Frd%5Cx" + "@host/",
         "bytes": b"<" + pw.encode() + b">",
