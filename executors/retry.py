@@ -90,7 +90,7 @@ class RetryNotice:
         """``node 'fetch': attempt 2/4 failed: ConnectionError: refused; retrying in 0.8 s``."""
         return (
             f"{self._subject()}attempt {self.attempt}/{self.max_attempts} failed: "
-            f"{_summary(self.error)}; retrying in {self.wait_seconds:.1f} s"
+            f"{_summary(self.error)}; retrying in {_seconds(self.wait_seconds)}"
         )
 
     def event(self) -> dict[str, object]:
@@ -125,10 +125,17 @@ def log_retry(notice: RetryNotice) -> None:
 
 
 def _summary(error: ErrorInfo) -> str:
-    """The error in one short line: its message, led by its type unless the message names it."""
+    """The error in one short line: its message, led by its type unless the message already
+    starts with the type or a cause's (``ValueError: boom`` of an engine error around it)."""
     message = (error.message.strip().splitlines() or [""])[0]
-    text = message if error.type in message else f"{error.type}: {message}"
+    named = any(message.startswith(f"{kind}:") for kind in (error.type, *error.kinds))
+    text = message if named else f"{error.type}: {message}"
     return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 3] + "..."
+
+
+def _seconds(seconds: float) -> str:
+    """``0.8 s``, or ``40 ms`` below a tenth of a second (where ``0.0 s`` would say nothing)."""
+    return f"{seconds:.1f} s" if seconds >= 0.1 else f"{seconds * 1000:.0f} ms"
 
 
 def _root_error(exc: BaseException) -> ErrorInfo:
@@ -298,12 +305,19 @@ def _old_max_retries(block: Mapping[str, Any], path: str, locate: Locate) -> int
             "and max_attempts both set the tries; keep max_attempts (the tries in all)",
         )
     attempts = _int(block, _OLD_MAX_ATTEMPTS, path, locate, minimum=0) + 1
-    log.warning(
-        "%s: %s.max_retries is deprecated; write max_attempts: %d instead "
-        "(the tries in all, the first included)",
-        locate(block, _OLD_MAX_ATTEMPTS), path, attempts,
-    )
+    where = str(locate(block, _OLD_MAX_ATTEMPTS))
+    if where not in _WARNED:  # a block inherited by every node is read once per node
+        _WARNED.add(where)
+        log.warning(
+            "%s: %s.max_retries is deprecated; write max_attempts: %d instead "
+            "(the tries in all, the first included)",
+            where, path, attempts,
+        )
     return attempts
+
+
+_WARNED: set[str] = set()
+"""Where a deprecated key was reported already (once per place and process)."""
 
 
 def _error(

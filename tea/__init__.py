@@ -9,8 +9,10 @@ The public API::
     workflow.invoke({"ok": True}, checkpoint="ckpt.json")   # resume
 
 ``tea.StateGraph`` builds a graph in Python; ``tea.register_action`` adds an
-action for ``uses:``. What a command line needs besides (signals, secrets,
-checkpoints, validation, diagrams) is here too, so ``tea.cli`` and other front
+action for ``uses:``, ``tea.register_executor`` a parallel strategy;
+``tea.ParallelConfig`` and ``tea.RetryPolicy`` describe how fan-outs run. What a
+command line needs besides (signals, secrets, checkpoints, validation, diagrams,
+the JSON Schema, the progress board) is here too, so ``tea.cli`` and other front
 ends use only this module. Imports are lazy so that ``tea --version`` stays fast.
 """
 
@@ -28,7 +30,9 @@ __all__ = [
     "CheckpointError",
     "LoadError",
     "ParallelConfig",
+    "ProgressBoard",
     "RedactingFilter",
+    "RetryPolicy",
     "Run",
     "RunError",
     "Secrets",
@@ -38,11 +42,14 @@ __all__ = [
     "__version__",
     "collect_errors",
     "graceful_signals",
+    "json_schema",
     "load",
     "load_checkpoint",
     "loads",
     "parse_secrets_arg",
+    "progress_board",
     "register_action",
+    "register_executor",
     "register_reducer",
     "render_diagram",
     "secrets_from_env",
@@ -63,6 +70,11 @@ _LAZY = {
     "register_reducer": "tea.state",
     "BranchResult": "executors.base",
     "ParallelConfig": "executors.base",
+    "RetryPolicy": "executors.base",
+    "register_executor": "executors",
+    "ProgressBoard": "tea.progress",
+    "progress_board": "tea.progress",
+    "json_schema": "tea.schema",
     "TeaError": "tea.errors",
     "LoadError": "tea.errors",
     "RunError": "tea.errors",
@@ -79,7 +91,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from executors.base import BranchResult, ParallelConfig
+    from executors import register_executor
+    from executors.base import BranchResult, ParallelConfig, RetryPolicy
     from tea.actions import register_action
     from tea.builder import StateGraph
     from tea.checkpoint import load_checkpoint
@@ -87,7 +100,9 @@ if TYPE_CHECKING:
     from tea.errors import CheckpointError, LoadError, RunError, TeaError
     from tea.graph import END, START
     from tea.loader import collect_errors
+    from tea.progress import ProgressBoard, progress_board
     from tea.run import STREAM_MODES, Run
+    from tea.schema import json_schema
     from tea.secrets import RedactingFilter, Secrets, parse_secrets_arg, secrets_from_env
     from tea.signals import graceful_signals
     from tea.state import register_reducer

@@ -6,21 +6,35 @@ hidden temporary files (``.*.tmp``). ``scan`` reads them into ``Entry`` records:
 checkpoint with its journal counted in its size, a journal no checkpoint names
 (``orphan``), a file that was a checkpoint once (``corrupt``) and a temporary file
 (``partial``). Files that are not tea's are never listed, nor removed.
+
+``checkpoints`` is the ``tea checkpoints`` command group built on it::
+
+    tea checkpoints list [DIR] [--format text|json]
+    tea checkpoints clean [DIR] (--older-than 7d | --all) [--dry-run]
+
+``DIR`` defaults to ``.tea-checkpoints`` in the current directory (where ``tea run``
+writes for a workflow in it); a missing default directory is an empty one.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import click
+
 import tea
+from tea._cli_io import dumps
 from tea.errors import CheckpointError
 
-__all__ = ["Entry", "human_age", "human_size", "parse_age", "scan", "table"]
+__all__ = ["Entry", "checkpoints", "human_age", "human_size", "parse_age", "scan", "table"]
+
+DEFAULT_DIR = ".tea-checkpoints"
 
 _FORMAT_MARK = b"tea-checkpoint"
 _JOURNAL_SUFFIX = ".journal.jsonl"
@@ -162,3 +176,78 @@ def table(entries: Iterable[Entry], now: datetime) -> str:
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _directory(directory: str | None) -> Path | None:
+    """The directory to look in; ``None`` when the default one does not exist (nothing to do)."""
+    path = Path(directory or DEFAULT_DIR)
+    if path.is_dir():
+        return path
+    if directory is None:
+        return None
+    raise click.BadParameter(f"{directory} is not a directory", param_hint="DIR")
+
+
+@click.group()
+def checkpoints() -> None:
+    """List and remove the checkpoints runs leave behind (a finished run leaves none)."""
+
+
+@checkpoints.command("list")
+@click.argument("directory", metavar="[DIR]", required=False)
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def list_(directory: str | None, fmt: str) -> None:
+    """Show each checkpoint in DIR (default .tea-checkpoints): run, node, reason, age, size."""
+    path = _directory(directory)
+    entries = scan(path) if path is not None else []
+    now = datetime.now(UTC)
+    if fmt == "json":
+        click.echo(dumps([e.to_dict(now) for e in entries], indent=2))
+    elif entries:
+        click.echo(table(entries, now))
+    else:
+        click.echo(f"no checkpoints in {path or DEFAULT_DIR}", err=True)
+
+
+def _age(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_age(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@checkpoints.command()
+@click.argument("directory", metavar="[DIR]", required=False)
+@click.option("--older-than", "older_than", metavar="AGE", callback=_age,
+              help="Remove what is older than AGE: 45s, 30m, 12h, 7d, 2w.")
+@click.option("--all", "all_", is_flag=True, help="Remove every checkpoint and journal in DIR.")
+@click.option("-n", "--dry-run", is_flag=True, help="Only print what would be removed.")
+def clean(directory: str | None, older_than: timedelta | None, all_: bool, dry_run: bool) -> None:
+    """Remove old checkpoints and their journals from DIR (default .tea-checkpoints).
+
+    Prints each removed file on stdout and a summary on stderr.
+    """
+    if (older_than is None) == (not all_):
+        raise click.UsageError("say what to remove: --older-than AGE or --all (one of them)")
+    path = _directory(directory)
+    now = datetime.now(UTC)
+    entries = scan(path) if path is not None else []
+    doomed = [e for e in entries if all_ or (older_than is not None and now - e.created > older_than)]
+    removed, size = 0, 0
+    for entry in doomed:
+        for file in entry.files:
+            if not dry_run:
+                try:
+                    file.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    click.echo(f"cannot remove {file}: {exc.strerror}", err=True)
+                    sys.exit(1)
+            click.echo(str(file))
+            removed += 1
+        size += entry.size
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {removed} files ({human_size(size)}) from {path or DEFAULT_DIR}", err=True)

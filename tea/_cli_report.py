@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ LIVE_EVENTS = frozenset({"branch_start", "branch_end"})
 """Events the stream takes from ``Run.watch`` as they happen (the walk's copies are dropped)."""
 
 branch_log = logging.getLogger("tea.branch")
+_ERROR_NAME = re.compile(r"^[A-Za-z_]\w*(Error|Exception|Timeout|Warning|Exit|Interrupt|Died|Open|Cancelled): ")
 
 
 def use_color() -> bool:
@@ -117,7 +119,8 @@ def branch_line(event: dict[str, Any]) -> str | None:
     where = _where(event)
     message = (str(error.get("message", "")).strip().splitlines() or [""])[0]
     kind = error.get("type")
-    cause = message if skipped or not kind or kind in message else f"{kind}: {message}"
+    named = _ERROR_NAME.match(message) is not None  # "ValueError: boom" inside a NodeError
+    cause = message if skipped or not kind or named else f"{kind}: {message}"
     return f"branch '{event.get('branch')}' {'skipped' if skipped else 'failed'}{after}{where}: {cause}"
 
 

@@ -1,76 +1,39 @@
 """The ``tea`` command line. Calls only the public API (and the remote entry points).
 
-It uses ``tea``'s top level (including what a front end needs besides
-running: signals, secrets, checkpoints, validation, diagrams), ``tea.errors``
-and ``tea.version``, and the ``remote`` package for ``tea worker`` and
+It uses ``tea``'s top level (including what a front end needs besides running:
+signals, secrets, checkpoints, validation, diagrams, the schema, the progress
+board), ``tea.errors`` and ``tea.version``, its own helpers (``tea._cli_io``:
+stdin and the data stream; ``tea._cli_report``: logs and stream events;
+``tea._cli_checkpoints``), and the ``remote`` package for ``tea worker`` and
 ``tea bundle``.
 
-Exit codes: 0 success; 1 the workflow failed (a checkpoint path is printed);
-2 invalid workflow, input or checkpoint; 3 stopped at an interrupt (checkpoint
-saved); 130 / 143 stopped by SIGINT / SIGTERM (checkpoint saved). No Python
-traceback reaches the user unless ``-v`` asks for it.
+stdout carries data only (the final state, the NDJSON events, a schema, a listing);
+everything for people goes to stderr. Exit codes: 0 success; 1 the workflow failed
+(a checkpoint path is printed); 2 invalid workflow, input, flag value or checkpoint;
+3 stopped at an interrupt (checkpoint saved); 130 / 143 stopped by SIGINT / SIGTERM
+(checkpoint saved); 141 whoever read stdout went away. No Python traceback reaches
+the user unless ``-v`` asks for it.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import math
 import os
 import sys
 import traceback
-from collections.abc import Mapping
+import uuid
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 import tea
-from tea.errors import InputError, RunError, TeaError
+from tea._cli_checkpoints import checkpoints
+from tea._cli_io import STDIN, DataOut, PipeClosed, Stdin, dumps, load_workflow, read_object, read_secrets
+from tea._cli_report import LIVE_EVENTS, EventStream, level_word, report_branches, setup_logging, use_color
+from tea.errors import InputError, LoadError, LoadErrors, RunError, TeaError
 from tea.version import __version__, version_text
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3
-log = logging.getLogger("tea")
-
-
-def _json_default(value: Any) -> Any:
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        return to_dict()
-    if isinstance(value, set | tuple):
-        return list(value)
-    return repr(value)
-
-
-def _dumps(value: Any, indent: int | None = None) -> str:
-    """Strict JSON: NaN and infinities (which JSON has no words for) become null."""
-    try:
-        return json.dumps(value, default=_json_default, ensure_ascii=False, indent=indent, allow_nan=False)
-    except (ValueError, TypeError):
-        log.warning("the output holds NaN or infinite numbers (written as null) or keys that are "
-                    "not strings (written as text)")
-        return json.dumps(_finite(value), default=_json_default, ensure_ascii=False, indent=indent)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k if isinstance(k, str) else str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _setup_logging(verbose: int, quiet: bool, secrets: Mapping[str, Any] | None = None) -> None:
-    level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    if secrets:
-        handler.addFilter(tea.RedactingFilter(tea.Secrets(dict(secrets))))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 3, 141
 
 
 def _fail(exc: BaseException, verbose: int, code: int | None = None, secrets: Any = None) -> NoReturn:
@@ -81,89 +44,45 @@ def _fail(exc: BaseException, verbose: int, code: int | None = None, secrets: An
         details = getattr(exc, "details", None)
         if details:
             click.echo(redact(f"where it happened:\n{details}"), err=True)
-    text = str(exc)
     location = getattr(exc, "location", None)
     located = location is not None and (location.file is not None or location.line is not None)
-    prefix = "" if located and hasattr(exc, "path") else "error: "
-    click.echo(redact(f"{prefix}{text}"), err=True)
+    prefix = "" if located and hasattr(exc, "path") else level_word(40, use_color())
+    click.echo(redact(f"{prefix}{exc}"), err=True)
     if code is None:
         code = exc.exit_code if isinstance(exc, TeaError) else EXIT_FAILED
     sys.exit(code)
-
-
-def _read_object(text: str, what: str, cwd: Path) -> dict[str, Any]:
-    """``JSON`` or ``@file.json`` / ``@file.yaml`` that must hold an object."""
-    source = what
-    if not text.strip() or text.strip() == "@":
-        raise InputError(f"{what} is empty", hint="""pass a JSON object, e.g. -i '{"key": "value"}', or @file.json""")
-    if text.startswith("@"):
-        path = cwd / text[1:]
-        source = f"{what} file {text[1:]}"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(f"{what} file not found: {text[1:]}",
-                             hint="paths after @ are relative to the current directory") from None
-        except OSError as exc:
-            raise InputError(f"cannot read {source}: {exc}") from None
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            try:
-                value = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                raise InputError(f"{source} is not valid YAML: {exc}") from None
-            return _must_be_object(value, source)
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            hint="""pass a JSON object, e.g. -i '{"key": "value"}', or @file.json""",
-        ) from None
-    return _must_be_object(value, source)
-
-
-def _must_be_object(value: Any, source: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InputError(f"{source} must be a JSON object, not {type(value).__name__}",
-                         hint="""wrap it in an object, e.g. {"value": ...}""")
-    return value
 
 
 def _names(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(n.strip() for v in values for n in v.split(",") if n.strip())
 
 
-def _secrets(secrets: str | None, secrets_env: str | None) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if secrets_env:
-        values.update(tea.secrets_from_env(secrets_env, os.environ))
-    if secrets:
-        values.update(tea.parse_secrets_arg(secrets, cwd=Path.cwd()))
-    return values
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", message=version_text())
 def cli() -> None:
-    """tea: run YAML state-graph workflows (The Edge Agent dialect)."""
+    """tea: run YAML state-graph workflows (The Edge Agent dialect).
+
+    stdout carries only data (JSON); messages, logs and progress go to stderr.
+    """
 
 
 _run_options = [
-    click.option("-i", "--input", "input_", help="Initial state (or update): JSON, @file.json or @file.yaml."),
-    click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the final state here."),
-    click.option("-s", "--stream", is_flag=True, help="Print events as NDJSON."),
-    click.option("--stream-mode", type=click.Choice(["updates", "values", "debug"]), default="updates",
-                 show_default=True),
-    click.option("--secrets", help="Secrets: JSON or @file (never stored in state or logs)."),
-    click.option("--secrets-env", help="Read secrets from PREFIX_* environment variables."),
+    click.option("-i", "--input", "input_", metavar="JSON|@FILE|-",
+                 help="Initial state (or update): JSON, @file.json, @file.yaml, or - / @- for JSON on stdin."),
+    click.option("-o", "--output", metavar="FILE|-",
+                 help="Write the final state to FILE (- for stdout, also with --stream)."),
+    click.option("-s", "--stream", is_flag=True, help="Print the run's events on stdout as NDJSON."),
+    click.option("--stream-mode", type=click.Choice(tea.STREAM_MODES), default="updates", show_default=True,
+                 help="Which events --stream prints."),
+    click.option("--secrets", metavar="JSON|@FILE|@-",
+                 help="Secrets: JSON, @file (.json/.yaml), or @- for JSON on stdin. Never stored or logged."),
+    click.option("--secrets-env", metavar="PREFIX", help="Read secrets from PREFIX_* environment variables."),
     click.option("-c", "--checkpoint-dir", type=click.Path(file_okay=False),
                  help="Where checkpoints go (default: .tea-checkpoints beside the workflow)."),
-    click.option("--interrupt-before", multiple=True, help="Stop before these nodes (a,b)."),
-    click.option("--interrupt-after", multiple=True, help="Stop after these nodes (a,b)."),
-    click.option("-v", "--verbose", count=True, help="Debug logs and tracebacks."),
-    click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr."),
+    click.option("--interrupt-before", multiple=True, metavar="NODES", help="Stop before these nodes (a,b)."),
+    click.option("--interrupt-after", multiple=True, metavar="NODES", help="Stop after these nodes (a,b)."),
+    click.option("-v", "--verbose", count=True, help="-v: tea's debug logs and tracebacks; -vv: libraries' too."),
+    click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr (no progress, no warnings)."),
 ]
 
 
@@ -173,14 +92,25 @@ def run_options(fn: Any) -> Any:
     return fn
 
 
+def _prepare(opts: dict[str, Any], stdin: Stdin) -> None:
+    """Check the flags that go together, read the secrets and set up logging."""
+    if opts["quiet"] and opts["verbose"]:
+        raise click.UsageError("-q and -v contradict each other: choose one")
+    opts["secrets_values"] = tea.Secrets(read_secrets(opts.pop("secrets"), opts.pop("secrets_env"), stdin))
+    setup_logging(opts["verbose"], opts["quiet"], opts["secrets_values"])
+    output = opts["output"]
+    if output is not None and output != STDIN:
+        if not output.strip() or Path(output).is_dir():
+            raise InputError(f"--output {output!r} is not a file name", hint="give a file path, or - for stdout")
+        if not Path(output).parent.is_dir():
+            raise InputError(f"--output {output}: the directory {Path(output).parent} does not exist",
+                             hint="create it first, or write the output elsewhere")
+
+
 def _execute(workflow: tea.Workflow, opts: dict[str, Any], *, state: dict[str, Any] | None,
              checkpoint: str | None = None, force: bool = False) -> None:
-    secrets = tea.Secrets(opts["secrets_values"])
-    output = Path(opts["output"]) if opts["output"] else None
-    if output is not None and not output.parent.is_dir():
-        _fail(InputError(f"--output {output}: the directory {output.parent} does not exist",
-                         hint="create it first, or write the output elsewhere"), opts["verbose"])
-    with tea.graceful_signals() as stop:
+    secrets: tea.Secrets = opts["secrets_values"]
+    with DataOut() as out, tea.graceful_signals() as stop:
         try:
             run = workflow.run(
                 state, secrets=secrets, stream_mode=opts["stream_mode"],
@@ -191,17 +121,42 @@ def _execute(workflow: tea.Workflow, opts: dict[str, Any], *, state: dict[str, A
             )
         except TeaError as exc:
             _fail(exc, opts["verbose"], secrets=secrets)
+        _drive(run, out, opts)
+        if run.stopped is not None:
+            _stopped(run, opts["quiet"])
+        _write_final(secrets.redact(run.state), out, opts)
+
+
+def _drive(run: tea.Run, out: DataOut, opts: dict[str, Any]) -> None:
+    """Run to the end with a progress display, branch reports and, with ``--stream``, the events."""
+    stream = EventStream(out, _run_id(run), opts["secrets_values"]) if opts["stream"] else None
+    report_branches(run)
+    with tea.ProgressBoard.open(False if opts["quiet"] else None) as board:
+        if board.live:
+            board.watch(run)
+        if stream is not None:
+            stream.attach(run)
         try:
             for event in run.stream():  # events come redacted
-                if opts["stream"]:
-                    click.echo(_dumps(event))
+                if stream is None or event["type"] in LIVE_EVENTS:
+                    continue  # branch events went out as they happened
+                stream.write(event)
+                if stream.closed:
+                    raise PipeClosed
         except TeaError as exc:
             if run.checkpoint_path is not None:
                 click.echo(f"checkpoint: {run.checkpoint_path}", err=True)
-            _fail(exc, opts["verbose"], EXIT_FAILED if isinstance(exc, RunError) else None, secrets)
-    if run.stopped is not None:
-        _stopped(run, opts["quiet"])
-    _write_final(secrets.redact(run.state), output, opts)
+            board.close()
+            _fail(exc, opts["verbose"], EXIT_FAILED if isinstance(exc, RunError) else None, opts["secrets_values"])
+        finally:
+            if stream is not None:
+                stream.detach()
+
+
+def _run_id(run: tea.Run) -> str:
+    """The id a durable run names its progress checkpoints with (a fresh one otherwise)."""
+    run_id = getattr(run.observer, "run_id", None)
+    return run_id if isinstance(run_id, str) else uuid.uuid4().hex[:12]
 
 
 def _stopped(run: tea.Run, quiet: bool) -> NoReturn:
@@ -219,33 +174,32 @@ def _stopped(run: tea.Run, quiet: bool) -> NoReturn:
     sys.exit(EXIT_INTERRUPTED)
 
 
-def _write_final(final: dict[str, Any], output: Path | None, opts: dict[str, Any]) -> None:
+def _write_final(final: dict[str, Any], out: DataOut, opts: dict[str, Any]) -> None:
     """Print the final state, or write it to ``--output`` (printed instead if that fails)."""
-    if output is not None:
+    output = opts["output"]
+    if output == STDIN:
+        out.line(dumps(final) if opts["stream"] else dumps(final, indent=2))
+    elif output is not None:
         try:
-            output.write_text(_dumps(final, indent=2) + "\n", encoding="utf-8")
+            Path(output).write_text(dumps(final, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
-            click.echo(_dumps(final, indent=2))
+            out.line(dumps(final, indent=2))
             _fail(RunError(f"cannot write --output {output}: {exc.strerror}",
                            hint="the final state was printed on stdout instead"), opts["verbose"])
     elif not opts["stream"]:
-        click.echo(_dumps(final, indent=2))
-
-
-def _prepare(opts: dict[str, Any]) -> None:
-    opts["secrets_values"] = _secrets(opts.pop("secrets"), opts.pop("secrets_env"))
-    _setup_logging(opts["verbose"], opts["quiet"], opts["secrets_values"])
+        out.line(dumps(final, indent=2))
 
 
 @cli.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", metavar="FILE|-")
 @run_options
 def run(file: str, input_: str | None, **opts: Any) -> None:
-    """Run a workflow and print its final state as JSON."""
+    """Run a workflow and print its final state as JSON (FILE - reads the workflow from stdin)."""
+    stdin = Stdin()
     try:
-        _prepare(opts)
-        workflow = tea.load(file)
-        state = _read_object(input_, "--input", Path.cwd()) if input_ is not None else None
+        _prepare(opts, stdin)
+        workflow = load_workflow(file, stdin)
+        state = read_object(input_, "--input", stdin) if input_ is not None else None
     except TeaError as exc:
         _fail(exc, opts.get("verbose", 0))
     _execute(workflow, opts, state=state)
@@ -253,24 +207,24 @@ def run(file: str, input_: str | None, **opts: Any) -> None:
 
 @cli.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("-w", "--workflow", "workflow_file", type=click.Path(dir_okay=False),
-              help="The workflow file (default: the one recorded in the checkpoint).")
+@click.option("-w", "--workflow", "workflow_file", metavar="FILE|-",
+              help="The workflow file, or - for stdin (default: the one recorded in the checkpoint).")
 @click.option("--force", is_flag=True, help="Resume even if the workflow changed since the checkpoint.")
 @run_options
 def resume(checkpoint: str, workflow_file: str | None, force: bool, input_: str | None, **opts: Any) -> None:
     """Continue a run from a checkpoint, with an optional update merged into its state."""
+    stdin = Stdin()
     try:
-        _prepare(opts)
+        _prepare(opts, stdin)
         ckpt = tea.load_checkpoint(Path(checkpoint))
         path = workflow_file or ckpt.workflow_path
         if not path:
-            raise InputError("the checkpoint does not record its workflow",
-                             hint="pass --workflow FILE")
+            raise InputError("the checkpoint does not record its workflow", hint="pass --workflow FILE")
         if workflow_file is None and not Path(path).is_file():
             raise InputError(f"the workflow this checkpoint was saved from is gone: {path}",
                              hint="pass --workflow FILE (the same workflow, or --force for a changed one)")
-        workflow = tea.load(path)
-        update = _read_object(input_, "--input", Path.cwd()) if input_ is not None else None
+        workflow = load_workflow(path, stdin)
+        update = read_object(input_, "--input", stdin) if input_ is not None else None
         if opts["checkpoint_dir"] is None:
             opts["checkpoint_dir"] = str(Path(checkpoint).resolve().parent)
     except TeaError as exc:
@@ -281,37 +235,100 @@ def resume(checkpoint: str, workflow_file: str | None, force: bool, input_: str 
         _fail(exc, opts["verbose"])
 
 
-@cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
-def validate(files: tuple[str, ...], quiet: bool) -> None:
-    """Check workflows without running them; print every problem as file:line:col: message."""
-    failed = False
-    for file in files:
+def _problems(file: str, stdin: Stdin) -> tuple[list[LoadError], tea.Workflow | None]:
+    """Every load problem of ``file`` (``-``: stdin), and the workflow when there is none."""
+    if file != STDIN:
         errors = tea.collect_errors(file)
-        if errors:
-            failed = True
+        return errors, None if errors else tea.load(file)
+    try:
+        return [], load_workflow(file, stdin)
+    except LoadErrors as exc:
+        return list(exc.errors), None
+    except LoadError as exc:
+        return [exc], None
+
+
+def _problem(error: LoadError) -> dict[str, Any]:
+    where = error.location
+    return {"file": where.file, "line": where.line, "column": where.column, "message": error.message,
+            "hint": error.hint, "path": error.path}
+
+
+def _github(error: LoadError) -> str:
+    """A GitHub Actions annotation: ``::error file=f,line=l,col=c,title=...::message``."""
+
+    def data(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(text: str) -> str:
+        return data(text).replace(":", "%3A").replace(",", "%2C")
+
+    where = error.location
+    props = [f"file={prop(where.file)}"] if where.file else []
+    props += [f"line={where.line}"] if where.line else []
+    props += [f"col={where.column}"] if where.column else []
+    props.append("title=tea validate")
+    message = error.message + (f"\nhint: {error.hint}" if error.hint else "")
+    return f"::error {','.join(props)}::{data(message)}"
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE|-...")
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
+              show_default=True,
+              help="text: file:line:col: message on stderr; json: a report on stdout; github: annotations.")
+def validate(files: tuple[str, ...], quiet: bool, fmt: str) -> None:
+    """Check workflows without running them; exit 2 if any has a problem."""
+    setup_logging(0, True)
+    stdin, report, failed = Stdin(), [], False
+    for file in files:
+        errors, workflow = _problems(file, stdin)
+        failed = failed or bool(errors)
+        entry: dict[str, Any] = {"file": file, "valid": not errors, "problems": [_problem(e) for e in errors]}
+        if workflow is not None:
+            nodes = workflow.graph.nodes
+            entry["nodes"] = len(nodes)
+            entry["routes"] = sum(len(n.route.targets()) for n in nodes.values())
+        report.append(entry)
+        if fmt == "github":
+            for error in errors:
+                click.echo(_github(error))
+        elif fmt == "text":
             for error in errors:
                 click.echo(str(error), err=True)
-            continue
-        if not quiet:
-            nodes = tea.load(file).graph.nodes
-            edges = sum(len(n.route.targets()) for n in nodes.values())
-            click.echo(f"OK: {file} ({len(nodes)} nodes, {edges} routes)")
+            if workflow is not None and not quiet:
+                click.echo(f"OK: {file} ({entry['nodes']} nodes, {entry['routes']} routes)")
+    if fmt == "json":
+        click.echo(dumps({"valid": not failed, "files": report}, indent=2))
     sys.exit(EXIT_INVALID if failed else EXIT_OK)
 
 
 @cli.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", metavar="FILE|-")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "mermaid", "dot"]),
               default="text", show_default=True)
 def inspect(file: str, fmt: str) -> None:
     """Show a workflow's nodes, routes and fan-outs."""
     try:
-        workflow = tea.load(file)
+        workflow = load_workflow(file, Stdin())
     except TeaError as exc:
         _fail(exc, 0)
     click.echo(tea.render_diagram(workflow.graph, fmt))
+
+
+@cli.command()
+@click.option("-k", "--kind", type=click.Choice(["all", "workflow", "mission"]), default="all", show_default=True,
+              help="all: a workflow or a mission, told apart by nodes: / steps:.")
+def schema(kind: str) -> None:
+    """Print the JSON Schema of tea's YAML, for editors (yaml-language-server) and CI.
+
+    \b
+    tea schema > tea.schema.json
+    then put this line first in a workflow file:
+    # yaml-language-server: $schema=./tea.schema.json
+    """
+    click.echo(dumps(tea.json_schema(kind), indent=2))
 
 
 @cli.command(hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -336,12 +353,20 @@ def bundle(output: str) -> None:
     click.echo(str(path))
 
 
+cli.add_command(checkpoints)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
         cli.main(args=args, prog_name="tea", standalone_mode=True)
     except KeyboardInterrupt:
         sys.exit(130)
+    except PipeClosed:
+        # Whoever read stdout is gone: say nothing (as cat and grep), and keep the
+        # interpreter's last flush of stdout from complaining.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        sys.exit(EXIT_PIPE)
     except Exception as exc:  # a bug of ours: say so plainly, traceback only with -v
         verbose = any(a in ("-v", "--verbose") or a.startswith("-vv") for a in args)
         if verbose:

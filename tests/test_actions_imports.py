@@ -9,7 +9,7 @@ from pathlib import Path
 import cloudpickle
 import pytest
 
-from tea.actions import ActionRegistry, imported_paths, load_imports
+from tea.actions import ActionRegistry, load_imports
 from tea.errors import LoadError, SchemaError, WorkflowSyntaxError
 from tea.yamlsrc import load_yaml
 
@@ -82,12 +82,6 @@ def test_imported_actions_travel_by_value_through_cloudpickle(tmp_path):
     load_imports(registry, [{"path": "mine.py", "namespace": "x"}], tmp_path)
     restored = cloudpickle.loads(cloudpickle.dumps(registry))
     assert restored["x.shout"]({}, text="far") == {"shout": "FAR!"}
-
-
-def test_imported_paths_lists_files_for_remote_subsets(tmp_path):
-    imports = [{"path": "a.py", "namespace": "a"}, {"package": "p"}, {"path": "sub/b.py"}]
-    assert imported_paths(imports, tmp_path) == [(tmp_path / "a.py").resolve(),
-                                                 (tmp_path / "sub" / "b.py").resolve()]
 
 
 def load_from_yaml(tmp_path: Path, text: str) -> None:

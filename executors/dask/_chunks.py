@@ -32,6 +32,7 @@ from typing import Any
 
 import distributed
 
+from executors._pickling import dumps
 from executors._sync import shared_threads
 from executors.base import BranchResult, BranchTask, ErrorInfo
 from executors.dask._session import Session
@@ -194,15 +195,17 @@ class Batch:
         shared_key, shared = plan.shared[id(first.state)]
         program_ref = self._session.ship("program", program_key, program, first.branch_id)
         shared_ref = self._session.ship("shared", shared_key, shared, first.branch_id)
-        heads: list[Head] = [
-            (t.branch_id, t.entry, t.exit, t.index, t.target, t.fanout, t.attempt, t.depth)
+        # One opaque blob, not lists of tuples and dicts: Dask walks a task's arguments
+        # item by item (looking for futures), which cost more than the branches themselves.
+        branches: list[tuple[Head, Mapping[str, Any]]] = [
+            ((t.branch_id, t.entry, t.exit, t.index, t.target, t.fanout, t.attempt, t.depth),
+             t.overrides)
             for t in tasks
         ]
         span = first.branch_id if len(tasks) == 1 else f"{first.branch_id}..{tasks[-1].branch_id}"
         key = f"tea:{plan.name}-{uuid.uuid4().hex}-{span}"
         return self._session.submit(
-            key, program_key, program_ref, shared_key, shared_ref, heads,
-            [t.overrides for t in tasks],
+            key, program_key, program_ref, shared_key, shared_ref, dumps(branches)
         )
 
     def _done(self, chunk: _Chunk, future: distributed.Future[Any]) -> None:

@@ -2,10 +2,11 @@
 
 ::
 
-    run_chunk(program_key, program_blob, shared_key, shared_blob, heads, overrides)
+    run_chunk(program_key, program_blob, shared_key, shared_blob, branches_blob)
       ├─ the program and the fan-out's shared input: unpickled once per worker process
       │  and kept by key (the blobs are Dask data the worker already holds: scattered
       │  once, not sent with each task)
+      ├─ branches_blob: each branch's head and overrides, pickled together
       ├─ each branch in turn: program.run_branch(task, cancel)
       │     ─► ("ok", pickled update) | ("error", ErrorInfo) | ("cancelled", None)
       └─ returns (pid, worker address, one outcome per branch, in the chunk's order)
@@ -23,7 +24,7 @@ import pickle
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import distributed
@@ -117,8 +118,7 @@ def run_chunk(
     program_blob: bytes,
     shared_key: str,
     shared_blob: bytes,
-    heads: Sequence[Head],
-    overrides: Sequence[Mapping[str, Any]],
+    branches_blob: bytes,
 ) -> tuple[int, str, list[Outcome]]:
     """Run the chunk's branches one after the other (the Dask task's function)."""
     worker = distributed.get_worker()
@@ -127,7 +127,7 @@ def run_chunk(
     if key is not None:
         _watcher.watch(worker, str(key), token)
     try:
-        outcomes = _run(program_key, program_blob, shared_key, shared_blob, heads, overrides, token)
+        outcomes = _run(program_key, program_blob, shared_key, shared_blob, branches_blob, token)
     finally:
         _watcher.forget(token)
     return os.getpid(), worker.address, outcomes
@@ -138,21 +138,21 @@ def _run(
     program_blob: bytes,
     shared_key: str,
     shared_blob: bytes,
-    heads: Sequence[Head],
-    overrides: Sequence[Mapping[str, Any]],
+    branches_blob: bytes,
     token: CancelToken,
 ) -> list[Outcome]:
+    branches: list[tuple[Head, Mapping[str, Any]]] = pickle.loads(branches_blob)
     try:
         program = _held.program(program_key, program_blob)
         shared = _held.shared(shared_key, shared_blob)
     except Exception as exc:
         error = SerializationError(
             f"the Dask worker cannot unpickle the branch program or its state: {exc}",
-            branch=heads[0][0] if heads else None,
+            branch=branches[0][0][0],
         )
-        return [("error", error_info(error))] * len(heads)
+        return [("error", error_info(error))] * len(branches)
     outcomes: list[Outcome] = []
-    for head, own in zip(heads, overrides, strict=True):
+    for head, own in branches:
         if token.cancelled:
             outcomes.append(("cancelled", None))
             continue

@@ -15,7 +15,7 @@ Imports run one way::
 """
 
 from tea.actions.builtin import builtin_registry, validate_action_params
-from tea.actions.imports import imported_paths, load_entry_points, load_imports
+from tea.actions.imports import load_entry_points, load_imports
 from tea.actions.registry import (
     ActionContext,
     ActionFailed,
@@ -34,7 +34,6 @@ __all__ = [
     "UnknownAction",
     "builtin_registry",
     "call_action",
-    "imported_paths",
     "load_entry_points",
     "load_imports",
     "parameter_problems",

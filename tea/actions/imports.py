@@ -34,7 +34,7 @@ from tea.actions.registry import ActionRegistry
 from tea.errors import LoadError, Location, SchemaError, WorkflowSyntaxError
 from tea.yamlsrc import location_of
 
-__all__ = ["imported_paths", "load_entry_points", "load_imports"]
+__all__ = ["load_entry_points", "load_imports"]
 
 log = logging.getLogger(__name__)
 
@@ -180,17 +180,6 @@ def load_imports(
         _register(registry, getattr(module, "register_actions", None), namespace, source,
                   engine, where)
         registry.loaded.add((key, namespace))
-
-
-def imported_paths(imports: Any, base_dir: Path) -> list[Path]:
-    """The files ``imports: [{path: ...}]`` names, resolved (for shipping to remote hosts)."""
-    if not isinstance(imports, list):
-        return []
-    return [
-        (Path(base_dir) / Path(item["path"]).expanduser()).resolve()
-        for item in imports
-        if isinstance(item, Mapping) and isinstance(item.get("path"), str)
-    ]
 
 
 def _entry_points() -> tuple[Any, ...]:

@@ -9,10 +9,10 @@ A YAML file with a top-level ``steps:`` list (and no ``nodes:``) is a mission::
     resume_mission(result.checkpoint_path) # runs only the steps that did not succeed
     mission_diagram(mission, "mermaid")    # text, json, mermaid, dot
 
-Modules: ``format`` (+ ``schema``, ``settings``, ``checks``) read and validate;
+Modules: ``format`` (+ ``schema``, ``checks``) read and validate;
 ``model`` holds the frozen records; ``plan`` orders them; ``steps`` are the step
 types; ``scheduler`` runs them on an executor through ``program``; ``result``,
-``resume``, ``progress`` and ``diagram`` report.
+``resume`` and ``diagram`` report.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@
 ``collect_errors`` returns every problem (``tea validate``); ``parse_mission``
 raises them together as ``LoadErrors`` (or the one ``LoadError``). The step
 checks (ids, types, parameters, dependencies, cycles, template names) live in
-``tea.mission.checks``; the ``settings:`` block in ``tea.mission.settings``.
+``tea.mission.checks``; the ``settings:`` block in ``tea.mission.schema``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ from tea.errors import InputError, LoadError, LoadErrors, Location, SchemaError
 from tea.mission.checks import StepChecker
 from tea.mission.model import CONFIG_DEFAULTS, Mission, MissionConfig
 from tea.mission.plan import make_plan
-from tea.mission.schema import TOP_KEYS, boolean, number, text_field, unknown_keys
-from tea.mission.settings import parse_settings
+from tea.mission.schema import TOP_KEYS, boolean, number, parse_settings, text_field, unknown_keys
 from tea.yamlsrc import load_yaml, location_of
 
 __all__ = ["collect_errors", "load_mission", "loads_mission", "parse_mission"]

@@ -1,6 +1,17 @@
-"""``MissionProgram``: the ``BranchProgram`` that runs one step of a mission, on any strategy.
+"""What a step receives and how it runs: its rendered parameters, and the ``BranchProgram``.
 
-::
+Variables its templates read, rendered in the driver just before the step starts
+(where every finished step's output is, so a step on a worker process or a remote
+host receives plain values)::
+
+    {{ fetch.output.body }}     the output of step fetch (one the step depends on, checked at load);
+                                {{ fetch.status }} and {{ fetch.error }} too
+    {{ env.HOME }}              the driver's environment
+    {{ context.user }}          the run's input (tea run -i '{"user": ...}')
+    {{ config.retry_attempts }} the mission's config block
+    {{ secrets.api_token }}     --secrets (outputs and errors are redacted, never the values sent)
+
+``MissionProgram`` runs one step of a mission, on any strategy::
 
     scheduler ── BranchTask(branch_id=step id, overrides={step, params, timeout, deadline})
         │            params: the step's parameters, templates already rendered by the driver
@@ -24,12 +35,14 @@ from typing import Any
 
 from executors.base import BranchTask
 from tea.errors import Cancelled, TeaError
-from tea.mission.model import Mission
+from tea.mission.model import Mission, Step
+from tea.mission.result import StepResult
 from tea.mission.steps import STEP_TYPES
 from tea.mission.steps.base import StepContext, StepFailed, resolve_params
 from tea.secrets import Secrets
+from tea.templates import EnvironProxy, TemplateError, render_value
 
-__all__ = ["MissionProgram", "step_task"]
+__all__ = ["MissionProgram", "TemplateError", "Variables", "step_task"]
 
 
 def step_task(step_id: str, index: int, shared: Mapping[str, Any], params: Mapping[str, Any],
@@ -90,3 +103,31 @@ class MissionProgram:
         except Exception as exc:
             raise ctx.fail(f"{type(exc).__name__}: {exc}") from exc
         return {"output": output}
+
+
+class Variables:
+    """The run-wide part of every template's context; ``render`` adds the step's inputs."""
+
+    def __init__(self, context: Mapping[str, Any], config: Mapping[str, Any], secrets: Secrets) -> None:
+        self.base: dict[str, Any] = {"env": EnvironProxy(), "context": dict(context), "config": dict(config),
+                                     "secrets": secrets}
+
+    def render(self, step: Step, outputs: Mapping[str, Mapping[str, Any]],
+               results: Mapping[str, StepResult]) -> dict[str, Any]:
+        """``step``'s parameters with its templates rendered (``TemplateError`` when one fails).
+
+        ``outputs`` are the finished steps' outputs as they were produced (not redacted);
+        ``results`` give their status and error.
+        """
+        if step.static:
+            return dict(step.parameters)
+        scope = dict(self.base)
+        for name in step.reads:
+            result = results.get(name)
+            scope[name] = {
+                "output": outputs.get(name, {}),
+                "status": result.status if result is not None else None,
+                "error": result.error if result is not None else None,
+            }
+        rendered: dict[str, Any] = render_value(dict(step.parameters), scope)
+        return rendered

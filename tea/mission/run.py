@@ -25,12 +25,10 @@ from executors.base import SupportsWarm
 from tea.errors import CheckpointError, InputError
 from tea.mission.format import load_mission
 from tea.mission.model import Mission
-from tea.mission.program import MissionProgram
-from tea.mission.progress import MissionProgress
-from tea.mission.result import MissionResult, StepResult
+from tea.mission.program import MissionProgram, Variables
+from tea.mission.result import MissionProgress, MissionResult, StepResult
 from tea.mission.resume import Checkpointer, read_checkpoint
 from tea.mission.scheduler import Scheduler
-from tea.mission.variables import Variables
 from tea.secrets import Secrets
 from tea.signals import StopFlag
 

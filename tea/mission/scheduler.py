@@ -31,11 +31,9 @@ from typing import Any
 
 from executors.base import BranchResult, BranchTask, ErrorInfo, ParallelConfig, ParallelExecutor, RetryPolicy
 from tea.mission.model import Mission, Step
-from tea.mission.program import MissionProgram, step_task
-from tea.mission.progress import MissionProgress
-from tea.mission.result import MissionResult, StepResult, utc_now
+from tea.mission.program import MissionProgram, TemplateError, Variables, step_task
+from tea.mission.result import MissionProgress, MissionResult, StepResult, utc_now
 from tea.mission.resume import Checkpointer
-from tea.mission.variables import TemplateError, Variables
 from tea.secrets import Secrets
 from tea.signals import StopFlag
 
@@ -222,6 +220,9 @@ class Scheduler:
         error = result.error or ErrorInfo("Error", "the step failed")
         message = self._message(step, error)
         if error.category == "cancelled":
+            if self.halt is not None:  # the run's own reason says more than the executor's
+                reason = self.halt if self.signum is not None else f"stopped: {self.halt}"
+                message = f"step '{step.id}' ({step.step_type}): {reason}"
             self._record(step, "skipped", {}, message, started, result)
             self._skip_dependents(step.id, "was stopped")
             return

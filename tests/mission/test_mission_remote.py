@@ -13,11 +13,12 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from mission_helpers import RunMission
+
+from tea.mission import load_mission, run_mission
 
 REMOTE_TESTS = Path(__file__).resolve().parents[1] / "remote"
 sys.path.insert(0, str(REMOTE_TESTS))
-from sshd_hosts import SshCluster
+from sshd_hosts import SshCluster  # noqa: E402
 
 
 def _remote_fixtures() -> ModuleType:
@@ -50,20 +51,26 @@ def hosts() -> Iterator[tuple[SshCluster, Path]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_steps_run_on_the_hosts(run: RunMission, hosts: tuple[SshCluster, Path],
-                                monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_steps_run_on_the_hosts(hosts: tuple[SshCluster, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     cluster, launcher = hosts
     monkeypatch.setenv("HOME", str(cluster.root / "home"))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    tmp_path.chmod(0o755)  # the steps' files root, read by the hosts' test user
+    # The steps' files root is the mission's directory: the hosts' test user must reach it.
+    directory = Path(tempfile.mkdtemp(prefix="tea-mission-", dir=cluster.root))
+    directory.chmod(0o755)
     settings = cluster.remote_settings(cluster.user_dir("work"), cluster.user_dir("cache"), basefile=str(launcher))
-    result = run(f"""
-        settings:
-          shell: {{enabled: true}}
-          parallel: {{strategy: remote, remote: {json.dumps(settings)}}}
-        steps:
-          - {{id: who, step_type: command, parameters: {{command: [id, -un]}}}}
-          - {{id: parse, step_type: parse_json, depends_on: [who], parameters: {{content: '{{"user": "{{{{ who.output.stdout | trim }}}}"}}'}}}}
-    """)
+    path = directory / "mission.yaml"
+    path.write_text(f"""
+settings:
+  shell: {{enabled: true}}
+  parallel: {{strategy: remote, remote: {json.dumps(settings)}}}
+steps:
+  - {{id: who, step_type: command, parameters: {{command: [id, -un]}}}}
+  - id: parse
+    step_type: parse_json
+    depends_on: [who]
+    parameters: {{content: '{{"user": "{{{{ who.output.stdout | trim }}}}"}}'}}
+""")
+    result = run_mission(load_mission(path), autosave=False, progress=False)
     assert result.status == "completed", result.to_json()
     assert result.step_results["parse"].output == {"data": {"user": "teatest"}}

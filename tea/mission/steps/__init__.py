@@ -5,7 +5,7 @@
     STEP_TYPES["create_file"]  -> StepType(params=(Param...), outputs={...}, run=fn)
     lookup(name)               -> StepType, or UnknownStepType saying what exists
 
-One module per family: ``files`` (and ``archive``), ``data``, ``programs``
+One module per family: ``files``, ``data``, ``programs``
 (``command``, ``git_*``), ``network`` (``http``, ``llm``) and ``ssh``. Libraries a
 step needs (httpx, jsonschema, asyncssh, yaml, sqlite3) are imported when the
 step runs, so loading and planning a mission never pays for them.
@@ -17,7 +17,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from tea.mission.steps import archive, data, files, network, programs, ssh
+from tea.mission.steps import data, files, network, programs, ssh
 from tea.mission.steps.base import Param, StepContext, StepFailed, StepTimeout, StepType
 
 __all__ = [
@@ -42,7 +42,7 @@ _NOOP = StepType("noop", "control", "do nothing (a join point or a placeholder)"
 
 STEP_TYPES: Mapping[str, StepType] = {
     t.name: t
-    for t in (_NOOP, *files.STEP_TYPES, *archive.STEP_TYPES, *data.STEP_TYPES, *programs.STEP_TYPES,
+    for t in (_NOOP, *files.STEP_TYPES, *data.STEP_TYPES, *programs.STEP_TYPES,
               *network.STEP_TYPES, *ssh.STEP_TYPES)
 }
 """Every built step type by name."""

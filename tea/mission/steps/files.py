@@ -1,10 +1,12 @@
-"""File steps: create, edit, read, delete, copy, move, list and search files.
+"""File steps: create, edit, read, delete, copy, move, list, search and compress files.
 
 Every path is confined by tea's file-action rule (``tea.actions``' ``confine``):
 resolved with symlinks followed under ``settings.files.root`` (relative to the
 mission file) or the mission's own directory; ``..``, absolute paths and
 symlinks that lead outside are refused. Paths in outputs are relative to that
-root, written with ``/``.
+root, written with ``/``. ``compress`` leaves out a file reached through a symlink
+that leads outside the root, and names members relative to each source's parent
+(``dist/app`` is stored as ``app/...``, as ``tar -C dist app`` stores it).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from tea.mission.steps.base import Param, StepContext, StepType
 
-__all__ = ["STEP_TYPES", "as_text", "relative"]
+__all__ = ["ARCHIVE_FORMATS", "STEP_TYPES", "archive_format", "as_text", "relative"]
 
 
 def as_text(value: Any) -> str:
@@ -229,6 +231,68 @@ def file_search(ctx: StepContext, p: dict[str, Any]) -> dict[str, Any]:
     return {"matches": matches, "count": len(matches)}
 
 
+ARCHIVE_FORMATS = {"zip": "zip", "tar": "w", "tar.gz": "w:gz", "tgz": "w:gz", "tar.bz2": "w:bz2", "tar.xz": "w:xz"}
+"""Archive formats, with the ``tarfile`` mode of the tar ones."""
+
+
+def archive_format(destination: str, given: str | None) -> str | None:
+    """The format named by ``given``, else by the destination's suffix; ``None``: unknown."""
+    if given is not None:
+        return given if given in ARCHIVE_FORMATS else None
+    name = destination.lower()
+    for suffix in sorted(ARCHIVE_FORMATS, key=len, reverse=True):
+        if name.endswith("." + suffix):
+            return suffix
+    return None
+
+
+def _members(ctx: StepContext, sources: list[str]) -> list[tuple[Path, str]]:
+    """(file on disk, name in the archive) for every file under the sources, in order."""
+    found: list[tuple[Path, str]] = []
+    for source in sources:
+        base = ctx.confine(source, "sources")
+        if not base.exists():
+            raise ctx.fail(f"no such file or directory '{source}'")
+        if base.is_file():
+            found.append((base, base.name))
+            continue
+        for directory, dirs, files in os.walk(base):
+            ctx.check_time("packing")
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(directory) / name
+                if path.resolve().is_relative_to(ctx.root) and path.resolve().is_file():
+                    found.append((path, path.relative_to(base.parent).as_posix()))
+    return found
+
+
+def compress(ctx: StepContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Write ``destination`` holding every file of ``sources``."""
+    fmt = archive_format(p["destination"], p["format"])
+    if fmt is None:
+        raise ctx.fail(f"cannot tell the archive format of '{p['destination']}'", retryable=False,
+                       hint=f"set format: to one of {', '.join(ARCHIVE_FORMATS)}")
+    import tarfile
+    import zipfile
+
+    target = ctx.confine(p["destination"], "destination")
+    members = [(path, name) for path, name in _members(ctx, p["sources"]) if path != target]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if fmt == "zip":
+            with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for path, name in members:
+                    archive.write(path, name)
+        else:
+            with tarfile.open(target, ARCHIVE_FORMATS[fmt]) as tar:  # type: ignore[call-overload]
+                for path, name in members:
+                    tar.add(path, name, recursive=False)
+    except OSError as exc:
+        raise ctx.fail(f"cannot write '{p['destination']}': {exc.strerror or exc}") from None
+    return {"path": relative(ctx, target), "format": fmt, "files": len(members),
+            "bytes": target.stat().st_size}
+
+
 _PATH = Param("path", required=True, doc="a path under the files root")
 _ENCODING = Param("encoding", default="utf-8", doc="text encoding")
 _OVERWRITE = Param("overwrite", "bool", default=True, doc="replace an existing destination")
@@ -247,7 +311,7 @@ STEP_TYPES = (
               Param("find", doc="text to replace (instead of content)"),
               Param("replace", "any", default="", doc="what replaces find"),
               Param("count", "int", default=0, minimum=0, doc="replace at most this many (0: all)"),
-              Param("backup", "bool", default=False, doc="keep the old file as <path>.bak"), _ENCODING),
+              Param("backup", "bool", default=False, doc="keep the old file as path + .bak"), _ENCODING),
              {"path": "the file", "bytes": "its new size", "replacements": "with find: how many",
               "backup": "with backup: the copy's path"}, edit_file),
     StepType("read_file", "files", "read a text file", (_PATH, _ENCODING),
@@ -273,4 +337,11 @@ STEP_TYPES = (
               Param("contains", doc="only files whose text contains this"),
               Param("max_results", "int", default=1000, minimum=1, doc="stop after this many")),
              {"matches": "paths of the matching files", "count": "how many"}, file_search),
+    StepType("compress", "files", "pack files and directories into a zip or tar archive",
+             (Param("sources", "strings", required=True, doc="files and directories to pack"),
+              Param("destination", required=True, doc="the archive to write"),
+              Param("format", choices=tuple(ARCHIVE_FORMATS),
+                    doc="zip, tar, tar.gz (tgz), tar.bz2 or tar.xz (default: from destination)")),
+             {"path": "the archive", "format": "its format", "files": "how many files it holds",
+              "bytes": "its size"}, compress),
 )

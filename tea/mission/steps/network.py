@@ -127,14 +127,16 @@ _LLM_PARAMS = (
     Param("provider", doc="openai (any OpenAI-compatible server) or ollama"),
     Param("api_base", doc="the server's base URL"),
     Param("system", doc="a system message"), Param("system_message", doc="the seed's name for system"),
-    Param("temperature", "number", minimum=0), Param("max_tokens", "int", minimum=1),
+    Param("temperature", "number", minimum=0, doc="sampling temperature"),
+    Param("max_tokens", "int", minimum=1, doc="the longest reply, in tokens"),
     Param("timeout_seconds", "number", minimum=0.001, doc="per request"),
     Param("response_format", "any", doc="text or json (the reply is parsed)"),
     Param("api_key_secret", doc="the name of a --secrets entry holding the key"),
     Param("api_key_env", doc="an environment variable holding the key"),
     Param("api_key", doc="'{{ secrets.NAME }}' (never the key itself)"),
-    Param("max_retries", "int", minimum=0), Param("base_delay", "number", minimum=0),
-    Param("max_delay", "number", minimum=0),
+    Param("max_retries", "int", minimum=0, doc="the action's own retries of a failed request (3)"),
+    Param("base_delay", "number", minimum=0, doc="seconds before its first retry (1)"),
+    Param("max_delay", "number", minimum=0, doc="longest wait between its retries (30)"),
 )
 
 STEP_TYPES = (
