@@ -106,8 +106,8 @@ def child(script: str, mission: Path) -> dict[str, float]:
     return data
 
 
-def line(label: str, value: str, goal: str) -> None:
-    print(f"  {label:<52} {value:>12}   goal {goal}")
+def line(label: str, value: str, goal: str = "") -> None:
+    print(f"  {label:<52} {value:>12}" + (f"   goal {goal}" if goal else ""))
 
 
 def main() -> None:
@@ -126,9 +126,9 @@ def main() -> None:
              f"{dry_s * 1000:.0f} ms", "<= 300 ms")
         parts = [child(PARTS, mission) for _ in range(args.repeat)]
         line("  of which YAML parsing (tea.yamlsrc.load_yaml)",
-             f"{statistics.median(p['yaml'] for p in parts) * 1000:.0f} ms", "")
+             f"{statistics.median(p['yaml'] for p in parts) * 1000:.0f} ms")
         line("  of which validating and planning",
-             f"{statistics.median(p['check'] for p in parts) * 1000:.0f} ms", "")
+             f"{statistics.median(p['check'] for p in parts) * 1000:.0f} ms")
         threads = [child(RUN, mission) for _ in range(args.repeat)]
         run_s = statistics.median(r["run"] for r in threads)
         line("run on threads (run_mission)", f"{run_s:.2f} s", "<= 3 s")

@@ -22,12 +22,14 @@ import math
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
 import tea
 from tea.errors import InputError
+from tea.overrides import Override
 
 __all__ = ["STDIN_PATH", "DataOut", "PipeClosed", "Stdin", "dumps", "load_workflow", "read_object",
            "read_secrets"]
@@ -125,16 +127,24 @@ def read_secrets(secrets: str | None, secrets_env: str | None, stdin: Stdin) -> 
     return values
 
 
-def load_workflow(file: str, stdin: Stdin) -> tea.Workflow:
-    """The workflow at ``file``, or read from stdin for ``-``."""
+def load_workflow(file: str, stdin: Stdin, overrides: Sequence[Override] = ()) -> tea.Workflow:
+    """The workflow at ``file``, or read from stdin for ``-``, with ``overrides`` applied."""
     if file == STDIN:
-        return tea.loads(stdin.read("the workflow (-)"), path=STDIN_PATH)
-    return tea.load(file)
+        return tea.loads(stdin.read("the workflow (-)"), path=STDIN_PATH, overrides=overrides)
+    return tea.load(file, overrides=overrides)
+
+
+PRETTY_LIMIT = 1_000_000
+"""Output longer than this (in characters, compact) is printed on one line: Python's
+indenting encoder is many times slower than its compact one on a wide fan-out's results."""
 
 
 def dumps(value: Any, indent: int | None = None) -> str:
     """Strict JSON: NaN and infinities (which JSON has no words for) become null."""
     try:
+        compact = json.dumps(value, default=_json_default, ensure_ascii=False, allow_nan=False)
+        if indent is None or len(compact) > PRETTY_LIMIT:
+            return compact
         return json.dumps(value, default=_json_default, ensure_ascii=False, indent=indent, allow_nan=False)
     except (ValueError, TypeError):
         log.warning("the output holds NaN or infinite numbers (written as null) or keys that are "

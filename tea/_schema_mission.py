@@ -14,8 +14,7 @@ from typing import Any
 from executors import known_strategies
 from tea.actions.llm import SETTING_KEYS as LLM_KEYS
 from tea.mission.model import CONFIG_DEFAULTS
-from tea.mission.schema import ID_PATTERN, RESERVED_NAMES, STEP_KEYS, TOP_KEYS
-from tea.mission.settings import SETTINGS_KEYS
+from tea.mission.schema import ID_PATTERN, RESERVED_NAMES, SETTINGS_KEYS, STEP_KEYS, TOP_KEYS
 from tea.mission.steps import STEP_TYPES
 from tea.mission.steps.base import Param, StepType
 
@@ -25,11 +24,14 @@ Schema = dict[str, Any]
 
 _TEMPLATE: Schema = {"type": "string", "pattern": r"\{\{|\{%"}
 _TEXT: Schema = {"type": ["string", "number"]}
+_INT_TEXT = r"^\s*[-+]?\d[\d_]*\s*$"
+_NUMBER_TEXT = (r"^\s*[-+]?(\d[\d_]*(\.[\d_]*)?|\.\d[\d_]*)([eE][-+]?\d+)?\s*$"
+                r"|^\s*[-+]?([iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])\s*$")
 _KINDS: dict[str, Schema] = {
     "text": _TEXT,
-    # numbers may be written as text ("3"); a template is text too
-    "int": {"type": ["number", "string"]},
-    "number": {"type": ["number", "string"]},
+    # a number may be written as text ("3", as Python's int() and float() read it), or be a template
+    "int": {"anyOf": [{"type": "number"}, {"type": "string", "pattern": _INT_TEXT}, _TEMPLATE]},
+    "number": {"anyOf": [{"type": "number"}, {"type": "string", "pattern": _NUMBER_TEXT}, _TEMPLATE]},
     "bool": {"anyOf": [{"type": ["boolean", "string"]}, {"enum": [0, 1]}]},
     "list": {"anyOf": [{"type": "array"}, _TEMPLATE]},
     "mapping": {"anyOf": [{"type": "object"}, _TEMPLATE]},
@@ -45,7 +47,9 @@ def _param(param: Param) -> Schema:
     if param.choices:
         schema = {"anyOf": [{"enum": list(param.choices)}, _TEMPLATE]}
     elif param.minimum is not None and param.kind in ("int", "number"):
-        schema = {"anyOf": [{"type": "number", "minimum": param.minimum}, {"type": "string"}]}
+        text = _INT_TEXT if param.kind == "int" else _NUMBER_TEXT
+        schema = {"anyOf": [{"type": "number", "minimum": param.minimum},
+                            {"type": "string", "pattern": text}, _TEMPLATE]}
     schema = {"anyOf": [schema, {"type": "null"}]} if schema else schema
     if param.doc:
         schema["description"] = param.doc

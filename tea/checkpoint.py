@@ -2,11 +2,16 @@
 
 A checkpoint is one JSON document (never pickle: loading one never runs code)::
 
-    {"format": "tea-checkpoint", "version": 1,
+    {"format": "tea-checkpoint", "version": 2,
      "workflow_hash": ..., "workflow_path": ..., "node": ..., "position": "before"|"after",
      "reason": ..., "step": ..., "state": {...}, "pending_fanout": ..., "error": ...,
      "created_at": ..., "extra": {...},
-     "checksum": sha256 of the canonical body (every other key, sorted, compact)}
+     "checksum": sha256 of the body (every other key, in file order, compact JSON)}
+
+The body is encoded once (a large state costs one pass of the C encoder) and the
+checksum is taken over that text; reading re-encodes the parsed body the same
+way, which gives the same text for any JSON value. Version 1 files (checksum over
+the sorted body) are still read. The checksum detects damage, not tampering.
 
 It is written atomically: a hidden temporary file in the same directory is
 written, flushed and fsynced, renamed over the final name, and the directory is
@@ -48,7 +53,8 @@ __all__ = [
     "workflow_hash",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 FORMAT_NAME = "tea-checkpoint"
 POSITIONS = ("before", "after")
 REASONS = ("interrupt_before", "interrupt_after", "error", "signal", "fanout", "progress")
@@ -135,19 +141,19 @@ def save_checkpoint(
         "error": error,
         "created_at": created,
     }
-    plain = json.loads(dump_json(body, "checkpoint"))
-    plain["checksum"] = _checksum(plain)
+    text = dump_json(body, "checkpoint", compact=True)
+    checksum = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    data = f'{text[:-1]},"checksum":"{checksum}"}}'
     Path(directory).mkdir(parents=True, exist_ok=True)
     path = Path(directory) / f"{name or unique_name(ckpt.node, ckpt.position)}.json"
-    # One line: the C encoder writes a large state many times faster than an indented one.
-    _atomic_write(path, json.dumps(plain, ensure_ascii=False).encode("utf-8"), sync=sync)
+    _atomic_write(path, data.encode("utf-8"), sync=sync)
     return path
 
 
-def dump_json(value: Any, what: str) -> str:
+def dump_json(value: Any, what: str, *, compact: bool = False) -> str:
     """JSON text of ``value``; objects go through ``to_dict()`` or fail naming their key."""
     try:
-        return json.dumps(value, default=_to_json, ensure_ascii=False)
+        return json.dumps(value, default=_to_json, ensure_ascii=False, separators=_COMPACT if compact else None)
     except (TypeError, ValueError) as exc:
         try:
             where = _find_unsaveable(value, "")
@@ -189,13 +195,14 @@ def _find_unsaveable(value: Any, path: str) -> str | None:
     return f"{path or 'the value'} (a {type(value).__name__})"
 
 
+_COMPACT = (",", ":")
+
+
 def _checksum(body: Mapping[str, Any]) -> str:
-    canonical = json.dumps(
-        {k: v for k, v in body.items() if k != "checksum"},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    """The checksum ``body`` should carry (version 1: over the sorted body)."""
+    rest = {k: v for k, v in body.items() if k != "checksum"}
+    sort = body.get("version") == 1
+    canonical = json.dumps(rest, sort_keys=sort, separators=_COMPACT, ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -265,7 +272,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path} is not a tea checkpoint (not JSON)") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise CheckpointError(f'{path} is not a tea checkpoint (no "format": "{FORMAT_NAME}")')
-    if data.get("version") != FORMAT_VERSION:
+    if data.get("version") not in _READABLE_VERSIONS:
         raise CheckpointError(
             f"checkpoint {path} has format version {data.get('version')!r}; this tea reads version {FORMAT_VERSION}"
         )

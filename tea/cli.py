@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 import click
 
 import tea
+from tea import overrides
 from tea._cli_checkpoints import checkpoints
 from tea._cli_io import STDIN, DataOut, PipeClosed, Stdin, dumps, load_workflow, read_object, read_secrets
 from tea._cli_report import LIVE_EVENTS, EventStream, level_word, report_branches, setup_logging, use_color
@@ -81,6 +82,13 @@ _run_options = [
                  help="Where checkpoints go (default: .tea-checkpoints beside the workflow)."),
     click.option("--interrupt-before", multiple=True, metavar="NODES", help="Stop before these nodes (a,b)."),
     click.option("--interrupt-after", multiple=True, metavar="NODES", help="Stop after these nodes (a,b)."),
+    click.option("--strategy", metavar="NAME", help="Run every fan-out on this strategy (thread, process, ...)."),
+    click.option("--hosts", metavar="SPEC|@FILE",
+                 help="Remote hosts: [N/][user@]host[:port],... or @file (one a line)."),
+    click.option("--set", "set_", multiple=True, metavar="KEY=VALUE",
+                 help="Set a workflow key (dotted, value read as YAML), e.g. settings.parallel.max_workers=8."),
+    click.option("-C", "--config", "config", multiple=True, metavar="JSON|@FILE",
+                 help="A mapping merged onto the workflow (weaker than --set, --hosts, --strategy)."),
     click.option("-v", "--verbose", count=True, help="-v: tea's debug logs and tracebacks; -vv: libraries' too."),
     click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr (no progress, no warnings)."),
 ]
@@ -93,9 +101,16 @@ def run_options(fn: Any) -> Any:
 
 
 def _prepare(opts: dict[str, Any], stdin: Stdin) -> None:
-    """Check the flags that go together, read the secrets and set up logging."""
+    """Check the flags that go together, read the secrets and overrides, and set up logging."""
     if opts["quiet"] and opts["verbose"]:
         raise click.UsageError("-q and -v contradict each other: choose one")
+    opts["overrides"] = [
+        *(overrides.config(text) for text in opts.pop("config")),
+        *(overrides.setting(text) for text in opts.pop("set_")),
+        *([overrides.hosts(opts["hosts"])] if opts["hosts"] is not None else []),
+        *([overrides.strategy(opts["strategy"])] if opts["strategy"] is not None else []),
+    ]
+    del opts["hosts"], opts["strategy"]
     opts["secrets_values"] = tea.Secrets(read_secrets(opts.pop("secrets"), opts.pop("secrets_env"), stdin))
     setup_logging(opts["verbose"], opts["quiet"], opts["secrets_values"])
     output = opts["output"]
@@ -198,7 +213,7 @@ def run(file: str, input_: str | None, **opts: Any) -> None:
     stdin = Stdin()
     try:
         _prepare(opts, stdin)
-        workflow = load_workflow(file, stdin)
+        workflow = load_workflow(file, stdin, opts["overrides"])
         state = read_object(input_, "--input", stdin) if input_ is not None else None
     except TeaError as exc:
         _fail(exc, opts.get("verbose", 0))
@@ -223,7 +238,7 @@ def resume(checkpoint: str, workflow_file: str | None, force: bool, input_: str 
         if workflow_file is None and not Path(path).is_file():
             raise InputError(f"the workflow this checkpoint was saved from is gone: {path}",
                              hint="pass --workflow FILE (the same workflow, or --force for a changed one)")
-        workflow = load_workflow(path, stdin)
+        workflow = load_workflow(path, stdin, opts["overrides"])
         update = read_object(input_, "--input", stdin) if input_ is not None else None
         if opts["checkpoint_dir"] is None:
             opts["checkpoint_dir"] = str(Path(checkpoint).resolve().parent)

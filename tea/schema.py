@@ -209,7 +209,11 @@ def _edge() -> Schema:
               "from": {"type": "string"}, "to": _STRINGS, "fan_in": {"type": "string"},
               "type": {"enum": ["parallel", "normal"]}, "parallel": {"type": "boolean"},
               "parallel_strategy": {"type": "string", "examples": known_strategies()}}
-    return _obj(_keys([*EDGE_KEYS, *known_strategies()], values), required=["from", "to"])
+    fan_out = {"anyOf": [{"properties": {"to": {"type": "array"}}, "required": ["to"]},
+                         {"properties": {"type": {"const": "parallel"}}, "required": ["type"]},
+                         {"properties": {"parallel": {"const": True}}, "required": ["parallel"]}]}
+    return {**_obj(_keys([*EDGE_KEYS, *known_strategies()], values), required=["from", "to"]),
+            "if": fan_out, "then": {"required": ["fan_in"]}}
 
 
 def _workflow() -> Schema:

@@ -18,6 +18,7 @@ PUBLIC = [
     "END",
     "LoadError",
     "ParallelConfig",
+    "RetryPolicy",
     "Run",
     "RunError",
     "START",
@@ -29,14 +30,18 @@ PUBLIC = [
     "load",
     "loads",
     "register_action",
+    "register_executor",
     "register_reducer",
     # what a command line needs besides (tea.cli uses only this module)
     "RedactingFilter",
     "Secrets",
     "collect_errors",
     "graceful_signals",
+    "json_schema",
     "load_checkpoint",
     "parse_secrets_arg",
+    "ProgressBoard",
+    "progress_board",
     "render_diagram",
     "secrets_from_env",
     "version_text",
@@ -47,8 +52,12 @@ EMPTY = P.empty
 
 # (name, kind, default) of every parameter, in order.
 SIGNATURES: dict[str, list[tuple[str, Any, Any]]] = {
-    "load": [("path", P.POSITIONAL_OR_KEYWORD, EMPTY)],
-    "loads": [("text", P.POSITIONAL_OR_KEYWORD, EMPTY), ("path", P.POSITIONAL_OR_KEYWORD, None)],
+    "load": [("path", P.POSITIONAL_OR_KEYWORD, EMPTY), ("overrides", P.KEYWORD_ONLY, ())],
+    "loads": [
+        ("text", P.POSITIONAL_OR_KEYWORD, EMPTY),
+        ("path", P.POSITIONAL_OR_KEYWORD, None),
+        ("overrides", P.KEYWORD_ONLY, ()),
+    ],
     "Workflow.invoke": [
         ("self", P.POSITIONAL_OR_KEYWORD, EMPTY),
         ("state", P.POSITIONAL_OR_KEYWORD, None),
@@ -106,6 +115,13 @@ SIGNATURES: dict[str, list[tuple[str, Any, Any]]] = {
         ("name", P.POSITIONAL_OR_KEYWORD, EMPTY),
         ("fn", P.POSITIONAL_OR_KEYWORD, EMPTY),
     ],
+    "register_executor": [
+        ("name", P.POSITIONAL_OR_KEYWORD, EMPTY),
+        ("factory", P.POSITIONAL_OR_KEYWORD, EMPTY),
+    ],
+    "json_schema": [("kind", P.POSITIONAL_OR_KEYWORD, "all")],
+    "ProgressBoard.open": [("enabled", P.POSITIONAL_OR_KEYWORD, None)],
+    "progress_board": [],
 }
 
 
@@ -165,6 +181,26 @@ def test_workflow_type_of_load_and_compile(tmp_path: Any) -> None:
     graph.add_node("a")
     for workflow in (tea.load(path), tea.loads(path.read_text()), graph.compile()):
         assert isinstance(workflow, tea.Workflow)
+
+
+def test_retry_policy_and_parallel_config_describe_a_fan_out() -> None:
+    """RetryPolicy and ParallelConfig are the records a Python caller builds."""
+    config = tea.ParallelConfig(strategy="thread", retry=tea.RetryPolicy(max_attempts=3))
+    assert config.retry.max_attempts == 3
+
+
+def test_register_executor_adds_a_strategy_for_yaml(tmp_path: Any) -> None:
+    """A strategy registered from Python is usable as parallel_strategy: in YAML."""
+    from executors.thread import ThreadExecutor
+
+    tea.register_executor("threads_again", ThreadExecutor)
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "nodes:\n  - name: s\n  - name: a\n    run: 'x = 1'\n  - name: f\n"
+        "edges:\n  - {from: s, to: [a], fan_in: f, parallel_strategy: threads_again}\n",
+        encoding="utf-8",
+    )
+    assert tea.load(path).invoke({})["parallel_results"][0]["state"] == {"x": 1}
 
 
 def test_importing_tea_is_lazy() -> None:

@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DaskExecutor", "DaskOptions", "DaskSetupError", "SchedulerUnreachable"]
 
-_MAX_CHUNK = 100
-_MAX_IN_FLIGHT = 1024
+_MAX_CHUNK = 250
+_MAX_IN_FLIGHT = 512
 """Branches in flight at most (each waits on a driver thread of the BatchRunner)."""
 _CHUNKS_PER_SLOT = 4
 _OPTIONS = DaskOptions()

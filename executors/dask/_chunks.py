@@ -139,15 +139,17 @@ class Batch:
         return ready
 
     def _seal_when_idle(self) -> None:
-        """Seal the open chunk once no branch joined it for ``_LINGER``; ends when no chunk
-        is open (the next one to open starts it again)."""
+        """Seal the open chunk once no branch joined it for ``_LINGER`` and a task slot is
+        free (while every slot is taken, it may as well grow); ends when no chunk is open
+        (the next one to open starts it again)."""
         while True:
             time.sleep(_LINGER)
             with self._lock:
                 if self._open is None:
                     self._sealing = False
                     return
-                if time.monotonic() - self._last_join >= _LINGER:
+                idle = time.monotonic() - self._last_join >= _LINGER
+                if idle and self._in_flight < self._plan.cap:
                     self._seal()
                 ready = self._ready()
             self._submit(ready)

@@ -202,10 +202,13 @@ class Scheduler:
             return
         now = time.monotonic()
         if now >= self.deadline and not self.timed_out:
-            self.timed_out = True
-            self.halt = self.halt or f"the mission timed out after {self.mission.config.timeout_seconds:g}s"
+            self._time_out()
         if self.timed_out and now >= self.deadline + MISSION_GRACE_SECONDS:
             self.cancel.set()
+
+    def _time_out(self) -> None:
+        self.timed_out = True
+        self.halt = self.halt or f"the mission timed out after {self.mission.config.timeout_seconds:g}s"
 
     def _finished(self, result: BranchResult) -> None:
         step = self.mission.by_id[result.branch_id]
@@ -220,6 +223,10 @@ class Scheduler:
         error = result.error or ErrorInfo("Error", "the step failed")
         message = self._message(step, error)
         if error.category == "cancelled":
+            if self.halt is None and self.deadline is not None:
+                # Nothing else cancels a step before the run halts: it saw the mission's
+                # deadline (its clock) a moment before this loop did.
+                self._time_out()
             if self.halt is not None:  # the run's own reason says more than the executor's
                 reason = self.halt if self.signum is not None else f"stopped: {self.halt}"
                 message = f"step '{step.id}' ({step.step_type}): {reason}"

@@ -71,6 +71,12 @@ def test_the_result_json_and_exit_codes(run: RunMission) -> None:
     assert failed.exit_code == 1 and failed.status == "failed"
 
 
+def test_the_progress_bar_writes_to_stderr_only(run: RunMission, capsys: pytest.CaptureFixture[str]) -> None:
+    """stdout carries only the JSON result, so the bar (forced on here) must stay off it."""
+    result = run(DIAMOND, progress=True)
+    assert result.status == "completed" and capsys.readouterr().out == ""
+
+
 def test_every_step_type_documents_its_parameters_and_outputs() -> None:
     """What the reference chapter lists: a summary, documented parameters, documented outputs."""
     assert {"noop", "create_file", "edit_file", "read_file", "delete_file", "copy_file", "move_file",

@@ -77,6 +77,10 @@ class Param:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"parameter {self.name!r}: kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+
 
 Runner = Callable[["StepContext", dict[str, Any]], dict[str, Any]]
 Checker = Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]]

@@ -20,6 +20,7 @@ from tea.mission.steps.files import as_text, relative
 __all__ = ["STEP_TYPES"]
 
 _MAX_SCHEMA_ERRORS = 20
+_NO_JSONSCHEMA = "validate_schema needs the jsonschema package, which is not installed (pip install jsonschema)"
 
 
 def _source_text(ctx: StepContext, p: dict[str, Any], text_key: str = "content") -> str:
@@ -78,7 +79,10 @@ def _load_document(ctx: StepContext, path: str) -> Any:
 
 def validate_schema(ctx: StepContext, p: dict[str, Any]) -> dict[str, Any]:
     """Check ``data`` (or the JSON/YAML file ``path``) against a JSON Schema."""
-    import jsonschema
+    try:
+        import jsonschema
+    except ImportError:
+        raise ctx.fail(_NO_JSONSCHEMA, retryable=False) from None
 
     if (p["data"] is None) == (p["path"] is None) or (p["schema"] is None) == (p["schema_path"] is None):
         raise ctx.fail("give data or path, and schema or schema_path", retryable=False)
@@ -201,9 +205,12 @@ def _sql_check(params: Mapping[str, Any], settings: Mapping[str, Any]) -> list[s
 
 def _schema_check(params: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     schema = params.get("schema")
+    try:
+        import jsonschema
+    except ImportError:
+        return [_NO_JSONSCHEMA]
     if not isinstance(schema, Mapping) or any(is_template(v) for v in schema.values()):
         return []
-    import jsonschema
 
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
