@@ -50,7 +50,8 @@ class Entry:
     path: Path
     kind: str
     """``workflow`` or ``mission`` (a checkpoint), ``orphan`` (a journal), ``corrupt``, ``partial``."""
-    created: datetime
+    written: datetime
+    """When the file was last written (its age is what ``clean --older-than`` compares)."""
     size: int
     files: tuple[Path, ...]
     run: str | None = None
@@ -62,8 +63,8 @@ class Entry:
         return {
             "path": str(self.path), "kind": self.kind, "run": self.run, "workflow": self.workflow,
             "node": self.node, "reason": self.reason,
-            "created_at": self.created.isoformat(timespec="seconds"),
-            "age_seconds": round((now - self.created).total_seconds()), "size": self.size,
+            "written_at": self.written.isoformat(timespec="seconds"),
+            "age_seconds": round((now - self.written).total_seconds()), "size": self.size,
             "files": [str(f) for f in self.files],
         }
 
@@ -89,7 +90,7 @@ def scan(directory: Path) -> list[Entry]:
         if path not in claimed:
             entries.append(_plain(path, "orphan"))
     entries.extend(_plain(path, "partial") for path in sorted(directory.glob(".*.tmp")))
-    return sorted(entries, key=lambda e: (e.created, e.path.name))
+    return sorted(entries, key=lambda e: (e.written, e.path.name))
 
 
 def _checkpoint(path: Path) -> Entry | None:
@@ -112,7 +113,7 @@ def _checkpoint(path: Path) -> Entry | None:
     run = ckpt.extra.get("run_id") or (name.group(1) if name else None)
     return Entry(
         path, "mission" if ckpt.extra.get("kind") == "mission" else "workflow",
-        _created(ckpt.created_at, path), sum(_size(f) for f in files), tuple(files),
+        _mtime(path), sum(_size(f) for f in files), tuple(files),
         run=run if isinstance(run, str) else None,
         workflow=Path(ckpt.workflow_path).name if ckpt.workflow_path else None,
         node=ckpt.node, reason=ckpt.reason,
@@ -121,14 +122,6 @@ def _checkpoint(path: Path) -> Entry | None:
 
 def _plain(path: Path, kind: str) -> Entry:
     return Entry(path, kind, _mtime(path), _size(path), (path,))
-
-
-def _created(text: str, path: Path) -> datetime:
-    try:
-        created = datetime.fromisoformat(text)
-    except ValueError:
-        return _mtime(path)
-    return created if created.tzinfo is not None else created.replace(tzinfo=UTC)
 
 
 def _mtime(path: Path) -> datetime:
@@ -172,7 +165,7 @@ def table(entries: Iterable[Entry], now: datetime) -> str:
     for e in entries:
         rows.append((
             e.path.name, e.kind, e.run or "-", e.workflow or "-", e.node or "-", e.reason or "-",
-            human_age(now - e.created), human_size(e.size),
+            human_age(now - e.written), human_size(e.size),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
@@ -234,7 +227,7 @@ def clean(directory: str | None, older_than: timedelta | None, all_: bool, dry_r
     path = _directory(directory)
     now = datetime.now(UTC)
     entries = scan(path) if path is not None else []
-    doomed = [e for e in entries if all_ or (older_than is not None and now - e.created > older_than)]
+    doomed = [e for e in entries if all_ or (older_than is not None and now - e.written > older_than)]
     removed, size = 0, 0
     for entry in doomed:
         for file in entry.files:

@@ -122,6 +122,10 @@ class DaskExecutor(BaseExecutor):
         shared = _shared_inputs(tasks)
         program_ref = self._program(program)
         session = self._session(options, tasks[0].branch_id)
+        # Shipped now, so that a cluster without workers fails the batch before it starts.
+        session.ship("program", *program_ref, tasks[0].branch_id)
+        for key, data in shared.values():
+            session.ship("shared", key, data, tasks[0].branch_id)
         timed = config.timeout_seconds is not None
         threads = session.threads()
         cap = config.max_workers or self._max_workers or (threads if timed else 2 * threads)

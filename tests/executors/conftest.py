@@ -85,7 +85,8 @@ def dask_address() -> Iterator[str]:
     """The scheduler address of one in-process LocalCluster (2 workers of 2 threads) per session."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=2, processes=False, protocol="tcp", dashboard_address=None
+        n_workers=2, threads_per_worker=2, processes=False, protocol="tcp",
+        dashboard_address="127.0.0.1:0",
     ) as cluster:
         yield cluster.scheduler_address
 
