@@ -17,6 +17,7 @@ the user unless ``-v`` asks for it.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -27,7 +28,7 @@ from typing import Any, NoReturn
 import click
 
 import tea
-from tea import overrides
+from tea import _cli_mission, mission, overrides
 from tea._cli_checkpoints import checkpoints
 from tea._cli_io import STDIN, DataOut, PipeClosed, Stdin, dumps, load_workflow, read_object, read_secrets
 from tea._cli_report import LIVE_EVENTS, EventStream, level_word, report_branches, setup_logging, use_color
@@ -47,7 +48,7 @@ def _fail(exc: BaseException, verbose: int, code: int | None = None, secrets: An
             click.echo(redact(f"where it happened:\n{details}"), err=True)
     location = getattr(exc, "location", None)
     located = location is not None and (location.file is not None or location.line is not None)
-    prefix = "" if located and hasattr(exc, "path") else level_word(40, use_color())
+    prefix = "" if located and hasattr(exc, "path") else level_word(logging.ERROR, use_color())
     click.echo(redact(f"{prefix}{exc}"), err=True)
     if code is None:
         code = exc.exit_code if isinstance(exc, TeaError) else EXIT_FAILED
@@ -208,13 +209,22 @@ def _write_final(final: dict[str, Any], out: DataOut, opts: dict[str, Any]) -> N
 @cli.command()
 @click.argument("file", metavar="FILE|-")
 @run_options
-def run(file: str, input_: str | None, **opts: Any) -> None:
-    """Run a workflow and print its final state as JSON (FILE - reads the workflow from stdin)."""
+@click.option("--dry-run", is_flag=True, help="A mission: check it and print its plan (order, levels, "
+              "critical path) as JSON; nothing runs.")
+def run(file: str, input_: str | None, dry_run: bool, **opts: Any) -> None:
+    """Run a workflow (or a mission) and print its final state (its result) as JSON.
+
+    FILE - reads the workflow from stdin."""
     stdin = Stdin()
     try:
         _prepare(opts, stdin)
-        workflow = load_workflow(file, stdin, opts["overrides"])
         state = read_object(input_, "--input", stdin) if input_ is not None else None
+        if _cli_mission.is_mission_file(file):
+            _cli_mission.run_mission(file, opts, state, dry_run)
+        if dry_run:
+            raise InputError("--dry-run is for missions (a file with steps:)",
+                             hint="tea validate checks a workflow without running it")
+        workflow = load_workflow(file, stdin, opts["overrides"])
     except TeaError as exc:
         _fail(exc, opts.get("verbose", 0))
     _execute(workflow, opts, state=state)
@@ -232,6 +242,9 @@ def resume(checkpoint: str, workflow_file: str | None, force: bool, input_: str 
     try:
         _prepare(opts, stdin)
         ckpt = tea.load_checkpoint(Path(checkpoint))
+        if mission.is_mission_checkpoint(ckpt):
+            update = read_object(input_, "--input", stdin) if input_ is not None else None
+            _cli_mission.resume_mission(checkpoint, opts, update, workflow_file, force)
         path = workflow_file or ckpt.workflow_path
         if not path:
             raise InputError("the checkpoint does not record its workflow", hint="pass --workflow FILE")
@@ -251,8 +264,11 @@ def resume(checkpoint: str, workflow_file: str | None, force: bool, input_: str 
 
 
 def _problems(file: str, stdin: Stdin) -> tuple[list[LoadError], tea.Workflow | None]:
-    """Every load problem of ``file`` (``-``: stdin), and the workflow when there is none."""
+    """Every load problem of ``file`` (``-``: stdin), and the workflow when there is none
+    (``None`` for a mission, a file with ``steps:`` and no ``nodes:``)."""
     if file != STDIN:
+        if mission.is_mission(file):
+            return mission.collect_errors(file), None
         errors = tea.collect_errors(file)
         return errors, None if errors else tea.load(file)
     try:
@@ -312,8 +328,9 @@ def validate(files: tuple[str, ...], quiet: bool, fmt: str) -> None:
         elif fmt == "text":
             for error in errors:
                 click.echo(str(error), err=True)
-            if workflow is not None and not quiet:
-                click.echo(f"OK: {file} ({entry['nodes']} nodes, {entry['routes']} routes)")
+            if not errors and not quiet:
+                size = f"{entry['nodes']} nodes, {entry['routes']} routes" if workflow is not None else "a mission"
+                click.echo(f"OK: {file} ({size})")
     if fmt == "json":
         click.echo(dumps({"valid": not failed, "files": report}, indent=2))
     sys.exit(EXIT_INVALID if failed else EXIT_OK)
@@ -324,8 +341,11 @@ def validate(files: tuple[str, ...], quiet: bool, fmt: str) -> None:
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "mermaid", "dot"]),
               default="text", show_default=True)
 def inspect(file: str, fmt: str) -> None:
-    """Show a workflow's nodes, routes and fan-outs."""
+    """Show a workflow's nodes, routes and fan-outs (a mission's steps and dependencies)."""
     try:
+        if _cli_mission.is_mission_file(file):
+            _cli_mission.inspect_mission(file, fmt)
+            return
         workflow = load_workflow(file, Stdin())
     except TeaError as exc:
         _fail(exc, 0)
