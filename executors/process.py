@@ -249,8 +249,8 @@ def _result(
         return failed(task, reply, pid=worker.pid)
     kind, payload, _ = reply
     if kind == "ok":
-        if stderr:
-            log.debug("stderr of branch %s (%s):\n%s", task.branch_id, source, stderr)
+        if stderr:  # what the branch printed: for people, on stderr (never the data on stdout)
+            log.info("output of branch %s (%s):\n%s", task.branch_id, source, stderr)
         return succeeded(task, payload, pid=worker.pid)
     if kind == "missing":
         lost = SerializationError(

@@ -185,7 +185,7 @@ class BatchRunner:
         started = time.monotonic()
         policy = config.circuit_breaker
         breaker = self.breakers.get(task.target or task.branch_id, policy) if policy else None
-        retrier = Retrier(config.retry, sleep=batch.sleep, stop=lambda: batch.cancelled)
+        retrier = Retrier(config.retry, sleep=batch.sleep, stop=lambda: batch.cancelled, branch=task.branch_id)
         result = retrier.call(
             lambda n: _one_try(
                 task if task.attempt == n else replace(task, attempt=n),

@@ -148,8 +148,9 @@ class DaskExecutor(BaseExecutor):
             return self._programs[key]
 
     def _session(self, options: DaskOptions, branch: str) -> Session:
-        from executors.dask._session import Session
+        from executors.dask._session import Session, leave_worker_threads
 
+        leave_worker_threads()
         with self._lock:
             self._check_open()
             address = resolve_address(options)[0]

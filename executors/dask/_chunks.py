@@ -64,15 +64,30 @@ class Plan:
     """Tasks in flight at most."""
 
 
+def _taken() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass(eq=False, slots=True)
 class _Slot:
     """One attempt of one branch, waiting for its chunk."""
 
     ctx: AttemptContext
     chunk: _Chunk
-    done: threading.Event = field(default_factory=threading.Event)
+    # A lock taken at birth and released once, to wake the attempt: a wide fan-out makes
+    # one slot per branch, and an Event (a Condition, a lock per wait) costs several times that.
+    wake: threading.Lock = field(default_factory=_taken)
+    woken: bool = False
     result: BranchResult | None = None
     abandoned: bool = False
+
+    def release(self) -> None:
+        """Wake the attempt (once; under the batch's lock)."""
+        if not self.woken:
+            self.woken = True
+            self.wake.release()
 
 
 @dataclass(eq=False, slots=True)
@@ -113,7 +128,8 @@ class Batch:
             ready = self._ready()
         unhook = ctx.token.on_cancel(lambda: self._abandon(slot))
         self._submit(ready)
-        slot.done.wait(ctx.remaining())
+        remaining = ctx.remaining()
+        slot.wake.acquire(timeout=-1 if remaining is None else remaining)
         if slot.result is None:
             ctx.token.cancel()  # the deadline passed (or a cancel did this already)
         unhook()
@@ -166,7 +182,7 @@ class Batch:
                 chunk.slots.remove(slot)
             wanted = any(not s.abandoned and s.result is None for s in chunk.slots)
             future = None if wanted else chunk.future
-        slot.done.set()
+            slot.release()
         if future is not None:
             future.cancel()  # type: ignore[no-untyped-call]
 
@@ -223,9 +239,9 @@ class Batch:
             for slot, result in zip(chunk.slots, results, strict=False):
                 if not slot.abandoned:
                     slot.result = result
+            for slot in chunk.slots:
+                slot.release()
             ready = self._ready()
-        for slot in chunk.slots:
-            slot.done.set()
         self._submit(ready)
 
 

@@ -30,7 +30,7 @@ __all__ = ["ADDRESS_ENV", "INSTALL_HINT", "DaskOptions", "address_problem", "res
 
 ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
 """Dask's own variable for the scheduler to use when a program names none."""
-INSTALL_HINT = "pip install 'tea[dask]' (it installs Dask's 'distributed' package)"
+INSTALL_HINT = "pip install 'tea-engine[dask]' (it installs Dask's 'distributed' package)"
 
 _PATH = "settings.parallel.dask"
 _KEYS = ("address", "connect_timeout", "chunk_size")

@@ -35,7 +35,7 @@ from executors.dask._options import DaskOptions, resolve_address
 from executors.dask._task import run_chunk
 from executors.dask.errors import DaskSetupError, SchedulerUnreachable
 
-__all__ = ["Session"]
+__all__ = ["Session", "leave_worker_threads"]
 
 log = logging.getLogger("tea.dask")
 
@@ -43,6 +43,7 @@ log = logging.getLogger("tea.dask")
 # fan-outs, find theirs again; older ones are released.
 _SHARED_KEPT = 4
 _CLOSE_SECONDS = 5.0
+_seceded = threading.local()
 
 
 class Session:
@@ -192,6 +193,19 @@ def _local_cluster(branch: str) -> distributed.LocalCluster:
         ) from exc
     log.info("embedded Dask cluster at %s, dashboard %s", cluster.scheduler_address, cluster.dashboard_link)
     return cluster
+
+
+def leave_worker_threads() -> None:
+    """If this thread runs a Dask task (a branch that starts a fan-out of its own), take it
+    out of its worker's thread pool while it waits for the inner branches: they need the
+    worker threads, and a cluster whose every thread waits on them would hang."""
+    try:
+        distributed.get_worker()
+    except ValueError:
+        return
+    if not getattr(_seceded, "done", False):  # the thread ends with its task: no reset needed
+        distributed.secede()  # type: ignore[no-untyped-call]
+        _seceded.done = True
 
 
 def _quiet_dask_logs(level: int) -> None:
