@@ -182,7 +182,7 @@ def _stopped(run: tea.Run, quiet: bool) -> NoReturn:
     click.echo(f"checkpoint: {run.checkpoint_path}", err=True)
     if stopped.signum is not None:
         if not quiet:
-            click.echo(f"stopped by signal {stopped.signum} before node '{stopped.node}'", err=True)
+            click.echo(f"stopped by signal {stopped.signum} {stopped.position} node '{stopped.node}'", err=True)
         sys.exit(128 + stopped.signum)
     if not quiet:
         click.echo(f"interrupted {stopped.position} node '{stopped.node}'; resume with: "
