@@ -28,8 +28,9 @@ from types import TracebackType
 from typing import IO, Any, Self
 
 import tea
-from tea.errors import InputError
+from tea.errors import InputError, LoadError
 from tea.overrides import Override
+from tea.yamlsrc import load_yaml
 
 __all__ = ["STDIN_PATH", "DataOut", "PipeClosed", "Stdin", "dumps", "load_workflow", "read_object",
            "read_secrets"]
@@ -95,13 +96,22 @@ def read_object(text: str, what: str, stdin: Stdin) -> dict[str, Any]:
 
 
 def _yaml_object(text: str, source: str) -> dict[str, Any]:
-    import yaml
-
+    # tea's own reader: YAML aliases are counted, so an alias bomb is refused, not expanded.
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{source} is not valid YAML: {exc}") from None
-    return _must_be_object(value, source)
+        value = load_yaml(text, source)
+    except LoadError as exc:
+        line = f" (line {exc.location.line})" if exc.location.line else ""
+        raise InputError(f"{source} is not valid YAML{line}: {exc.message}", hint=exc.hint) from None
+    return _must_be_object(_plain(value), source)
+
+
+def _plain(value: Any) -> Any:
+    """Plain dicts and lists (the reader's carry their file locations)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _must_be_object(value: Any, source: str) -> dict[str, Any]:

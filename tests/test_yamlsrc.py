@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,16 @@ def test_an_alias_bomb_is_refused_quickly_at_its_line() -> None:
 def test_ordinary_aliases_still_work() -> None:
     doc = load_yaml("base: &b {retry: 2}\none: *b\ntwo: {<<: *b, extra: 1}\nthree: [*b, *b]\n")
     assert doc["one"] == {"retry": 2} and doc["two"] == {"retry": 2, "extra": 1} and len(doc["three"]) == 2
+
+
+def test_an_alias_bomb_as_input_is_exit_2(tmp_path: Path) -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdef", "bcdefg", strict=True):
+        lines.append(f"{name}: &{name} [{','.join(['*' + prev] * 9)}]")
+    (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "flow.yaml").write_text("nodes:\n  - name: a\n", encoding="utf-8")
+    tea_bin = Path(sys.executable).with_name("tea")
+    for args in (["run", "flow.yaml", "-i", "@bomb.yaml"], ["validate", "bomb.yaml"]):
+        done = subprocess.run([str(tea_bin), *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert "aliases expand to more than" in done.stderr and "Traceback" not in done.stderr
