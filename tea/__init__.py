@@ -8,7 +8,8 @@ The public API::
         ...
     workflow.invoke({"ok": True}, checkpoint="ckpt.json")   # resume
 
-``tea.StateGraph`` builds a graph in Python; ``tea.register_action`` adds an
+``tea.StateGraph`` builds a graph in Python (``StateGraph(State)``: LangGraph's model,
+with ``tea.Send`` for map-reduce); ``tea.register_action`` adds an
 action for ``uses:``, ``tea.register_executor`` a parallel strategy;
 ``tea.ParallelConfig`` and ``tea.RetryPolicy`` describe how fan-outs run. What a
 command line needs besides (signals, secrets, checkpoints, validation, diagrams,
@@ -36,6 +37,7 @@ __all__ = [
     "Run",
     "RunError",
     "Secrets",
+    "Send",
     "StateGraph",
     "TeaError",
     "Workflow",
@@ -63,6 +65,7 @@ _LAZY = {
     "STREAM_MODES": "tea.run",
     "Run": "tea.run",
     "StateGraph": "tea.builder",
+    "Send": "tea.graph",
     "Workflow": "tea.workflow",
     "load": "tea.workflow",
     "loads": "tea.workflow",
@@ -98,7 +101,7 @@ if TYPE_CHECKING:
     from tea.checkpoint import load_checkpoint
     from tea.diagram import render as render_diagram
     from tea.errors import CheckpointError, LoadError, RunError, TeaError
-    from tea.graph import END, START
+    from tea.graph import END, START, Send
     from tea.loader import collect_errors
     from tea.progress import ProgressBoard, progress_board
     from tea.run import STREAM_MODES, Run

@@ -19,7 +19,7 @@ from tea.errors import Location, SchemaError
 from tea.keys import suggest
 from tea.parallel_settings import DEFAULT_MAX_BRANCHES, max_branches, parse_parallel_config
 from tea.problems import Problems
-from tea.state import Reducer, get_reducer, known_reducers
+from tea.state import Reducer, known_reducers, reducer_for
 from tea.yamlsrc import location_of
 
 __all__ = ["CONFIG_KEYS", "TOP_LEVEL_KEYS", "Document", "read_document"]
@@ -136,7 +136,7 @@ def _reducers(schema: Any) -> dict[str, Reducer]:
         if isinstance(spec, Mapping) and "reducer" in spec:
             name = spec["reducer"]
             try:
-                reducers[key] = get_reducer(str(name))
+                reducers[key] = reducer_for(str(name), spec.get("type"))
             except KeyError:
                 raise SchemaError(
                     f"state_schema.{key}: unknown reducer '{name}'",

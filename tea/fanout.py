@@ -5,11 +5,15 @@ Static fan-outs (``to: [a, b]`` + ``fan_in``) and ``type: dynamic_parallel``
 nodes take the same path::
 
     FanOut + state ─► tasks: one shared input (a shallow snapshot of the state,
-                      the same object for every branch) + each branch's overrides
+                      the same object for every branch) + each branch's overrides;
+                      a static branch whose edge has a ``when:`` that does not hold
+                      is left out
                    ─► journal: branches finished by an earlier attempt are not run again
                    ─► scope.executor(strategy).run(program, tasks, config)
                    ─► results (deltas) journaled as they finish, put back in
                       declaration order, each reading through to the shared input
+                   ─► the branches' writes of reducer keys merged into the state,
+                      branch by branch in declaration order (LangGraph's superstep)
 
 A branch costs what it reads and writes, not what the state holds: nothing is
 copied per branch, and a result carries only the branch's own updates.
@@ -25,6 +29,9 @@ from executors.base import BranchResult, BranchTask, ParallelConfig
 from tea.errors import BranchError, NodeError
 from tea.graph import FanOut, ItemSpec
 from tea.nodes import StepsBody
+from tea.overlay import split_update
+from tea.routing import edge_holds
+from tea.state import Writes, reduce_into
 from tea.templates import Template, TemplateError, render_value
 
 if TYPE_CHECKING:
@@ -64,12 +71,14 @@ class Journal(Protocol):
 
 def run_fanout(
     fan: FanOut,
-    state: Mapping[str, Any],
+    state: dict[str, Any],
     scope: Scope,
     emit: Emit,
     journal: Journal | None = None,
 ) -> list[BranchResult]:
-    """Run the branches of ``fan`` from ``state``; results in declaration order.
+    """Run the branches of ``fan`` from ``state``; results in declaration order (none when
+    no branch's ``when:`` holds). Once every branch has finished, their writes of keys
+    with a reducer are merged into ``state``.
 
     A failed branch raises ``BranchError`` when ``on_branch_failure`` is ``fail``;
     with ``continue`` it reaches the fan-in as a failed result.
@@ -96,9 +105,28 @@ def run_fanout(
     # A branch result reads through to the shared input, except an action's or a
     # subgraph's item result, which holds only what that body returned (the dialect's).
     base = shared if fan.each is None or isinstance(fan.each.body, StepsBody) else None
-    ordered = [finished[t.branch_id].with_base(base) for t in tasks if t.branch_id in finished]
+    ordered: list[BranchResult] = []
+    writes: list[Writes] = []
+    for task in tasks:
+        result = finished.get(task.branch_id)
+        if result is not None:
+            update, written = split_update(result.update)
+            ordered.append(replace(result, update=update, base=base) if written else result.with_base(base))
+            writes.append(written)
     _raise_failures(ordered, len(tasks), config)
+    _merge_writes(state, writes, scope.graph.reducers)
     return ordered
+
+
+def _merge_writes(state: dict[str, Any], writes: list[Writes], reducers: Mapping[str, Any]) -> None:
+    """Each branch's writes of reducer keys, through the reducers, branch by branch in
+    declaration order: what LangGraph does with one superstep's writes."""
+    for written in writes:
+        for key, values in written.items():
+            reducer = reducers.get(key)
+            if reducer is not None:
+                for value in values:
+                    reduce_into(state, key, value, reducer)
 
 
 def _dispatch(
@@ -173,6 +201,7 @@ def _tasks(fan: FanOut, shared: dict[str, Any], scope: Scope) -> tuple[list[Bran
             BranchTask(branch_id=f"{fan.source}[{target}]", entry=target, exit=fan.fan_in,
                        state=shared, index=index, target=target, depth=scope.depth + 1)
             for index, target in enumerate(fan.targets)
+            if _holds(fan, index, shared, scope)
         ]
         return tasks, fan.config
     try:
@@ -209,6 +238,18 @@ def _item_tasks(
         for index, item in enumerate(items)
     ]
     return tasks, config
+
+
+def _holds(fan: FanOut, index: int, state: Mapping[str, Any], scope: Scope) -> bool:
+    """Whether the edge to branch ``index`` has no ``when:``, or one that holds."""
+    edge = fan.conditions[index] if fan.conditions else None
+    if edge is None:
+        return True
+    try:
+        return edge_holds(edge, state, scope)
+    except TemplateError as exc:
+        raise NodeError(f"the condition of the parallel edge to '{fan.targets[index]}' failed: {exc}",
+                        node=fan.source, location=fan.location) from exc
 
 
 _SEQUENCES = (list, tuple, range)

@@ -5,11 +5,15 @@ Nothing here runs anything: the runner walks a ``Graph`` (``tea.runner``),
 ``tea.fanout`` turns its ``FanOut`` records into branches, and ``tea.program``
 adapts it to the executors' ``BranchProgram``. Bodies and conditions are
 opaque objects to this module (``tea.nodes``, ``tea.conditions`` define them).
+
+``StepGraph`` is the other model: a graph built the LangGraph way
+(``StateGraph(State)``), run in supersteps by ``tea.supersteps``; ``Send`` is its
+map-reduce message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +23,22 @@ from tea.errors import Location
 if TYPE_CHECKING:
     from executors.base import ParallelConfig
 
-__all__ = ["END", "START", "Edge", "FanOut", "Graph", "ItemSpec", "Node", "Route"]
+__all__ = [
+    "END",
+    "START",
+    "Branch",
+    "Channel",
+    "Edge",
+    "FanOut",
+    "Graph",
+    "ItemSpec",
+    "Node",
+    "Route",
+    "Send",
+    "StepGraph",
+    "StepNode",
+    "branch_nodes",
+]
 
 START = "__start__"
 END = "__end__"
@@ -31,8 +50,7 @@ class ItemSpec:
 
     ``items`` and ``max_concurrency`` are compiled values (templates or plain data),
     rendered against the state when the fan-out starts. ``body`` is what one item
-    runs: an action or steps body (``tea.nodes``), or a ``Graph`` (a subgraph,
-    started from ``subgraph_input``).
+    runs: an action, steps or subgraph body (``tea.nodes``).
     """
 
     items: Any
@@ -41,7 +59,6 @@ class ItemSpec:
     body: Any
     max_concurrency: Any = None
     fail_fast: bool | None = None
-    subgraph_input: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +68,9 @@ class FanOut:
     Static (``targets``: one branch per target node, each walking the graph up to
     ``fan_in``) or dynamic (``each``: one branch per item, each running the item
     body). ``config`` is the fan-out's parallel configuration, settings and
-    overrides already merged.
+    overrides already merged. ``conditions`` (empty: none) holds, per target, the
+    compiled ``when:`` of its edge (``None``: always): a branch runs only when its
+    condition holds.
     """
 
     source: str
@@ -60,6 +79,7 @@ class FanOut:
     targets: tuple[str, ...] = ()
     each: ItemSpec | None = None
     location: Location = field(default_factory=Location)
+    conditions: tuple[Any, ...] = ()
 
     @property
     def dynamic(self) -> bool:
@@ -184,3 +204,98 @@ class Graph:
     def strategies(self) -> frozenset[str]:
         """Every parallel strategy some fan-out of this graph uses."""
         return frozenset(fan.config.strategy for fan in self.fanouts())
+
+    def branch_nodes(self) -> dict[str, str]:
+        """Every node the branches of a static fan-out can run (``branch_nodes``)."""
+        return branch_nodes(self.nodes, self.fanouts())
+
+
+def branch_nodes(nodes: Mapping[str, Node], fanouts: Iterable[FanOut]) -> dict[str, str]:
+    """Every node the branches of ``fanouts`` can run, with the source of the first fan-out
+    found to run it: walked from each target up to (not into) its fan-in, by every route."""
+    found: dict[str, str] = {}
+    for fan in fanouts:
+        seen: set[str] = set()
+        todo = list(fan.targets)
+        while todo:
+            name = todo.pop()
+            node = nodes.get(name)
+            if node is None or name == fan.fan_in or name in seen:
+                continue
+            seen.add(name)
+            found.setdefault(name, fan.source)
+            todo += node.route.targets()
+            if node.fanout is not None:
+                todo.append(node.fanout.fan_in)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Run ``node`` in the next superstep with ``arg`` as its input (LangGraph's
+    ``Send``): what a routing function returns to map one node over many inputs."""
+
+    node: str
+    arg: Any
+
+    def __hash__(self) -> int:
+        return hash((self.node, repr(self.arg)))
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One key of a ``StepGraph``'s state: ``reducer`` (a ``tea.state.Reducer``) combines
+    the writes of a step; ``None``: the key takes one write per step (LangGraph's
+    ``LastValue``)."""
+
+    key: str
+    reducer: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """A conditional edge: ``path(state)`` (or ``path(state, config)``) gives a node name,
+    ``END``, a ``Send`` or a list of them; ``path_map`` (when given) maps its values to
+    node names."""
+
+    path: Any
+    path_map: Mapping[Any, str] | None = None
+    wants_config: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StepNode:
+    """A node of a ``StepGraph``: ``fn(input)`` (or ``fn(input, config)``) returns an
+    update or ``None``; ``input_keys`` are the keys it reads (``None``: the whole state);
+    ``schema`` (a dataclass or a pydantic model, else ``None``) is built from them;
+    a ``defer`` node waits until nothing else is left to run."""
+
+    name: str
+    fn: Any
+    wants_config: bool = False
+    input_keys: frozenset[str] | None = None
+    schema: Any = None
+    defer: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class StepGraph:
+    """A graph in LangGraph's model: nodes run in supersteps; every edge out of a node
+    that ran fires (several edges run their targets together, in the next step);
+    ``joins`` wait for all their sources; ``branches`` route on functions of the state.
+
+    ``channels`` are the state's keys (``any_key``: keys outside them are kept too, for a
+    schema without fields); ``input_keys``/``output_keys`` filter what comes in and out.
+    """
+
+    name: str
+    nodes: Mapping[str, StepNode]
+    edges: Mapping[str, tuple[str, ...]]
+    branches: Mapping[str, tuple[Branch, ...]]
+    joins: tuple[tuple[tuple[str, ...], str], ...]
+    channels: Mapping[str, Channel]
+    input_keys: frozenset[str]
+    output_keys: tuple[str, ...]
+    any_key: bool = False
+    schema: Any = None
+    recursion_limit: int = 25

@@ -22,7 +22,9 @@ from tea.nodes import (
     LuaBody,
     PythonBody,
     StepsBody,
+    SubgraphBody,
     TemplatedPythonBody,
+    TimedBody,
     WhileLoopBody,
 )
 from tea.policy import parse_node_policy
@@ -42,9 +44,10 @@ __all__ = ["NODE_KEYS", "BodyContext", "compile_node_body", "read_nodes"]
 log = logging.getLogger("tea.loader")
 
 _BODY_KEYS = {"run", "script", "language", "uses", "action", "with", "output", "steps",
-              "timeout_seconds", "name", "description"}
+              "subgraph", "input", "timeout_seconds", "name", "description"}
 _DYNAMIC_KEYS = {"items", "item_var", "index_var", "max_concurrency", "fail_fast", "fan_in",
                  "action", "steps", "subgraph", "input", "parallel_strategy", "parallel"}
+_BODIES = ("run", "script", "uses", "action", "steps", "subgraph")
 _LOOP_KEYS = {"condition", "max_iterations", "body"}
 NODE_KEYS = frozenset(
     _BODY_KEYS | _DYNAMIC_KEYS | _LOOP_KEYS
@@ -93,7 +96,7 @@ def _require_str(raw: Mapping[str, Any], key: str, what: str) -> str:
     return value
 
 
-def _lua_body(code: str, raw: Mapping[str, Any], key: str, ctx: BodyContext, timeout: Any) -> LuaBody:
+def _lua_body(code: str, raw: Mapping[str, Any], key: str, ctx: BodyContext, node: Mapping[str, Any]) -> LuaBody:
     from tea.lua import LuaSyntaxError, check_syntax
 
     try:
@@ -105,9 +108,17 @@ def _lua_body(code: str, raw: Mapping[str, Any], key: str, ctx: BodyContext, tim
             f"Lua syntax error: {exc.message}", Location(ctx.file, line),
             hint="fix the Lua code of this node",
         ) from None
-    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+    return LuaBody(code, _timeout(node), _code_location(raw, key, ctx))
+
+
+def _timeout(raw: Mapping[str, Any]) -> float | None:
+    """A node's ``timeout_seconds`` (``None``: none), checked."""
+    timeout = raw.get("timeout_seconds")
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise SchemaError("timeout_seconds must be a positive number", location_of(raw, "timeout_seconds"))
-    return LuaBody(code, float(timeout) if timeout is not None else None, _code_location(raw, key, ctx))
+    return float(timeout)
 
 
 def _run_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> Body:
@@ -120,7 +131,7 @@ def _run_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> Body:
             code = run.get("code")
             if not isinstance(code, str):
                 raise SchemaError(f"{what}: run: {{type: lua}} needs 'code'", location_of(run))
-            return _lua_body(code, run, "code", ctx, raw.get("timeout_seconds"))
+            return _lua_body(code, run, "code", ctx, raw)
         if kind == "expression":
             check_keys(run, frozenset({"type", "value", "output_key"}), f"{what} run")
             value = _require_str(run, "value", what)
@@ -132,7 +143,7 @@ def _run_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> Body:
     if not isinstance(run, str):
         raise SchemaError(f"{what}: '{key}' must be code (a string)", location_of(raw, key))
     if language == "lua":
-        return _lua_body(run, raw, key, ctx, raw.get("timeout_seconds"))
+        return _lua_body(run, raw, key, ctx, raw)
     if language != "python":
         raise SchemaError(
             f"{what}: unsupported language '{language}'", location_of(raw, "language"),
@@ -208,20 +219,66 @@ def _steps_body(steps: Any, ctx: BodyContext, what: str, owner: Mapping[str, Any
 
 
 def compile_simple_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> Body | None:
-    """run / script / uses / steps, or ``None`` for a node with no body."""
-    present = [k for k in ("run", "script", "uses", "action", "steps") if k in raw]
+    """run / script / uses / steps / subgraph, or ``None`` for a node with no body."""
+    present = [k for k in _BODIES if k in raw]
     if len(present) > 1:
         raise SchemaError(
             f"{what} has both '{present[0]}' and '{present[1]}'", location_of(raw, present[1]),
             hint="a node runs one thing; split it into two nodes or use steps:",
         )
+    if "input" in raw and present != ["subgraph"]:
+        raise SchemaError(f"{what}: 'input' belongs to a subgraph: node", location_of(raw, "input"))
     if not present:
         return None
+    body: Body
     if present[0] in ("run", "script"):
-        return _run_body(raw, ctx, what)
-    if present[0] in ("uses", "action"):
-        return _action_body(raw, ctx, what)
-    return _steps_body(raw["steps"], ctx, what, raw, "steps")
+        body = _run_body(raw, ctx, what)
+    elif present[0] in ("uses", "action"):
+        body = _action_body(raw, ctx, what)
+    elif present[0] == "subgraph":
+        body = _subgraph_body(raw, ctx, what, inherit=True)
+    else:
+        body = _steps_body(raw["steps"], ctx, what, raw, "steps")
+    return _timed(body, raw, what)
+
+
+def _timed(body: Body, raw: Mapping[str, Any], what: str) -> Body:
+    """``body`` held to the node's ``timeout_seconds`` (Lua keeps its own limit)."""
+    seconds = _timeout(raw)
+    if seconds is None or isinstance(body, LuaBody):
+        return body
+    if isinstance(body, StepsBody | SubgraphBody):
+        raise SchemaError(
+            f"{what}: timeout_seconds applies to a run: or uses: body, not to {type(body).__name__[:-4].lower()}",
+            location_of(raw, "timeout_seconds"),
+            hint="put timeout_seconds on the step that may run long",
+        )
+    return TimedBody(body, seconds)
+
+
+def _subgraph_body(raw: Mapping[str, Any], ctx: BodyContext, what: str, *, inherit: bool) -> SubgraphBody:
+    """``subgraph: path`` (+ ``input``, + ``output`` for a node of its own)."""
+    path = _require_str(raw, "subgraph", what)
+    where = location_of(raw, "subgraph")
+    graph = ctx.load_subgraph(ctx.workflow_dir / path, where)
+    stops = sorted(graph.interrupt_before | graph.interrupt_after
+                   | {n.name for n in graph.nodes.values() if n.interrupt is not None})
+    if stops:
+        raise SchemaError(
+            f"{what}: the subgraph {path} has interrupts ({', '.join(stops)}), and a subgraph cannot "
+            "stop the run", where, hint="interrupt the run before or after this node instead",
+        )
+    given = raw.get("input")
+    if given is not None and not isinstance(given, Mapping | str):
+        raise SchemaError(f"{what}: 'input' must be a mapping of templates", location_of(raw, "input"))
+    output = raw.get("output") if inherit else None
+    if output is not None and not isinstance(output, str | Mapping):
+        raise SchemaError(f"{what}: 'output' must be a key or a mapping", location_of(raw, "output"))
+    return SubgraphBody(
+        graph,
+        compile_value(given, location_of(raw, "input")) if given is not None else None,
+        compile_value(output, location_of(raw, "output")) if isinstance(output, Mapping) else output,
+    )
 
 
 def _while_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> WhileLoopBody:
@@ -253,6 +310,9 @@ def _dynamic_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> FanOut
     fan_in = _require_str(raw, "fan_in", f"{what} (dynamic_parallel)")
     action = steps = subgraph = None
     mode = modes[0]
+    if "input" in raw and mode != "subgraph":
+        raise SchemaError(f"{what}: 'input' belongs to the subgraph mode of dynamic_parallel",
+                          location_of(raw, "input"))
     if mode == "action":
         spec = raw["action"]
         if not isinstance(spec, Mapping):
@@ -261,8 +321,7 @@ def _dynamic_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> FanOut
     elif mode == "steps":
         steps = _steps_body(raw["steps"], ctx, what, raw, "steps")
     else:
-        path = _require_str(raw, "subgraph", what)
-        subgraph = ctx.load_subgraph(ctx.workflow_dir / path, location_of(raw, "subgraph"))
+        subgraph = _subgraph_body(raw, ctx, what, inherit=False)
     given = raw.get("parallel")
     if given is not None and not isinstance(given, Mapping):
         raise SchemaError(f"{what}: 'parallel' must be a mapping of parallel settings", location_of(raw, "parallel"))
@@ -284,7 +343,6 @@ def _dynamic_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> FanOut
         body=action or steps or subgraph,
         max_concurrency=compile_value(raw.get("max_concurrency"), location_of(raw, "max_concurrency")),
         fail_fast=raw.get("fail_fast"),
-        subgraph_input=compile_value(raw.get("input"), location_of(raw, "input")),
     )
     return FanOut(source="", fan_in=fan_in, config=config, each=each, location=location_of(raw))
 
@@ -295,6 +353,11 @@ def compile_node_body(
     """The body of a node and its kind (for ``tea inspect``); a dynamic_parallel node's
     body is its ``FanOut``."""
     kind = raw.get("type")
+    if kind in ("while_loop", "dynamic_parallel") and "timeout_seconds" in raw:
+        raise SchemaError(
+            f"{what}: timeout_seconds does not apply to a {kind} node", location_of(raw, "timeout_seconds"),
+            hint="put it on a step of the body (or, for a dynamic_parallel node's branches, under parallel:)",
+        )
     if kind == "while_loop":
         return _while_body(raw, ctx, what), "while_loop"
     if kind == "dynamic_parallel":
@@ -305,8 +368,8 @@ def compile_node_body(
             hint=suggest(str(kind), ["while_loop", "dynamic_parallel"])
             or "known types: while_loop, dynamic_parallel",
         )
-    for key in _LOOP_KEYS | (_DYNAMIC_KEYS - {"fan_in", "action", "steps"}):
-        if key in raw and key not in ("input",):
+    for key in _LOOP_KEYS | (_DYNAMIC_KEYS - {"fan_in", "action", "steps", "subgraph", "input"}):
+        if key in raw:
             raise SchemaError(
                 f"{what}: '{key}' only applies to type: while_loop or dynamic_parallel",
                 location_of(raw, key),
@@ -314,8 +377,8 @@ def compile_node_body(
     body = compile_simple_body(raw, ctx, what)
     if body is None:
         return None, "noop"
-    kind_name = type(body).__name__.removesuffix("Body").lower()
-    return body, kind_name
+    named = body.body if isinstance(body, TimedBody) else body
+    return body, type(named).__name__.removesuffix("Body").lower()
 
 
 def read_nodes(

@@ -11,12 +11,14 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from tea.errors import Location, NodeError, TeaError, WorkflowSyntaxError
+from tea.errors import Location, NodeError, RunError, TeaError, WorkflowSyntaxError
+from tea.overlay import BranchState
 from tea.pycode import PythonCode
-from tea.state import Reduced, merge
+from tea.state import Reduced, Tracked, fast_copy, merge, reduce_into
 from tea.templates import Template, TemplateError, compile_template, render_value
 
 if TYPE_CHECKING:
@@ -29,9 +31,13 @@ __all__ = [
     "CallableBody",
     "ExpressionBody",
     "LuaBody",
+    "NodeTimeout",
     "PythonBody",
     "StepsBody",
+    "SubgraphBody",
+    "SubgraphRunner",
     "TemplatedPythonBody",
+    "TimedBody",
     "WhileLoopBody",
 ]
 
@@ -88,11 +94,15 @@ def _python_cached(text: str, location: Location, label: str) -> PythonCode:
 
 
 class CallableBody:
-    """A Python function ``fn(state) -> update`` (graphs built with ``StateGraph``)."""
+    """A Python function ``fn(state) -> update`` (graphs built with ``StateGraph``); a
+    compiled graph or workflow as ``fn`` is invoked, its final state being the update."""
 
     __slots__ = ("fn", "wants_results")
 
     def __init__(self, fn: Any) -> None:
+        invoke = getattr(fn, "invoke", None)
+        if not callable(fn) and callable(invoke):
+            fn = invoke
         self.fn = fn
         try:
             params = inspect.signature(fn).parameters
@@ -238,13 +248,13 @@ class StepsBody:
     def run(
         self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
     ) -> dict[str, Any] | None:
-        work = dict(state)
+        work = Tracked(state)
         if parallel_results is not None:
             work["parallel_results"] = parallel_results
         touched: set[str] = set()
         self.run_on(work, scope, node, touched)
         touched.discard("parallel_results")
-        return Reduced({k: work[k] for k in touched})
+        return Reduced({k: work[k] for k in touched}, work.writes)
 
 
 class WhileLoopBody:
@@ -260,7 +270,7 @@ class WhileLoopBody:
     def run(
         self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
     ) -> dict[str, Any] | None:
-        work = dict(state)
+        work = Tracked(state)
         touched: set[str] = set()
         for _ in range(self.max_iterations):
             if scope.cancel.is_set() or not self.condition.test(work, scope):
@@ -273,7 +283,127 @@ class WhileLoopBody:
                     node,
                     self.max_iterations,
                 )
-        return Reduced({k: work[k] for k in touched})
+        return Reduced({k: work[k] for k in touched}, work.writes)
+
+
+@runtime_checkable
+class SubgraphRunner(Protocol):
+    """What runs a whole graph for a ``SubgraphBody``: the walk's program
+    (``tea.program.GraphProgram``), so that bodies never import the runner."""
+
+    def run_subgraph(self, graph: Any, state: dict[str, Any], scope: Scope) -> dict[str, Any]:
+        """Run ``graph`` from ``state`` to its end; returns the final state."""
+        ...
+
+
+class SubgraphBody:
+    """``subgraph: other.yaml`` with ``input:`` and ``output:``: another workflow, run to its
+    end as this node's body.
+
+    Without ``input`` the subgraph works on this node's state (read through an overlay,
+    as a branch does) and what it changed is the update (a key this graph reduces gets
+    the subgraph's writes of it); with ``input`` it starts from its own ``initial_state``
+    plus the rendered mapping, and its final state is an update like an action's.
+    ``output`` maps it as an action's does (a key, or templates that see the final state
+    as ``result``).
+    """
+
+    __slots__ = ("graph", "input", "output")
+
+    def __init__(self, graph: Any, input: Any = None, output: Any = None) -> None:
+        self.graph = graph
+        self.input = input
+        self.output = output
+
+    def final_state(self, state: dict[str, Any], scope: Scope, node: str, *, inherit: bool) -> dict[str, Any]:
+        """The subgraph run to its end from what this node gives it (``inherit``: this
+        node's state when there is no ``input``; otherwise nothing but the input)."""
+        initial = self.graph.initial_state
+        start: dict[str, Any]
+        if self.input is None and inherit:
+            start = BranchState(state, {k: fast_copy(v) for k, v in initial.items() if k not in state})
+        else:
+            given = render_value(self.input, scope.template_context(state)) if self.input is not None else {}
+            if not isinstance(given, Mapping):
+                raise NodeError(f"a subgraph's input must give a mapping, got {type(given).__name__}", node=node)
+            start = {**fast_copy(dict(initial)), **given}
+        runner = scope.program
+        if not isinstance(runner, SubgraphRunner):
+            raise RunError("this program cannot run subgraphs", node=node)
+        return runner.run_subgraph(self.graph, start, scope)
+
+    def run(
+        self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
+    ) -> dict[str, Any] | None:
+        final = self.final_state(state, scope, node, inherit=True)
+        if self.output is None:
+            return _inherited(final, state, scope.graph.reducers) if isinstance(final, BranchState) else final
+        if isinstance(self.output, str):
+            return {self.output: dict(final)}
+        context = {**scope.template_context(state), "result": final}
+        return {key: render_value(value, context) for key, value in self.output.items()}
+
+
+def _inherited(final: BranchState, state: dict[str, Any], reducers: Mapping[str, Any]) -> Reduced:
+    """What a subgraph that worked on this state changed, as this state's update: a key this
+    graph reduces gets the subgraph's writes of it (or its new value) through its reducer,
+    never the subgraph's whole value again; any other key takes the subgraph's value."""
+    out: dict[str, Any] = {}
+    writes: dict[str, list[Any]] = {}
+    for key, value in final.delta().items():
+        reducer = reducers.get(key)
+        if reducer is None:
+            out[key] = value
+            continue
+        writes[key] = final.writes.get(key) or [value]
+        reduced = {key: state[key]} if key in state else {}
+        for write in writes[key]:
+            reduce_into(reduced, key, write, reducer)
+        out[key] = reduced[key]
+    return Reduced(out, writes)
+
+
+class NodeTimeout(NodeError, TimeoutError):
+    """A node ran longer than its ``timeout_seconds``."""
+
+    category = "timeout"
+
+
+class TimedBody:
+    """A body with ``timeout_seconds``: it runs on a thread of its own, and past the limit the
+    node fails with ``NodeTimeout``. Python cannot stop a thread: the body's thread is
+    abandoned and runs on until its code returns; what it returns then is dropped."""
+
+    __slots__ = ("body", "seconds")
+
+    def __init__(self, body: Body, seconds: float) -> None:
+        self.body = body
+        self.seconds = seconds
+
+    def run(
+        self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
+    ) -> dict[str, Any] | None:
+        outcome: list[tuple[bool, Any]] = []
+
+        def target() -> None:
+            try:
+                outcome.append((True, self.body.run(state, scope, node, parallel_results)))
+            except BaseException as exc:  # handed to the waiting thread, which raises it
+                outcome.append((False, exc))
+
+        thread = threading.Thread(target=target, name=f"tea-node-{node}", daemon=True)
+        thread.start()
+        thread.join(self.seconds)
+        if not outcome:
+            raise NodeTimeout(
+                f"timed out after {self.seconds:g} s (timeout_seconds); its thread is abandoned "
+                "and runs on until its code returns", node=node,
+                hint="raise timeout_seconds, or make the code give up by itself (a timeout on its calls)",
+            )
+        done, value = outcome[0]
+        if not done:
+            raise value
+        return value  # type: ignore[no-any-return]
 
 
 def run_body(body: Body, state: dict[str, Any], scope: Scope, node: str, results: Any = None) -> Any:

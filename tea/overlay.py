@@ -8,7 +8,11 @@ nested list in place changes neither its siblings nor the parent. A branch that
 reads two keys of a state holding 10,000 items copies two values, not 10,000.
 
 ``delta()`` is what the branch changed: its own keys, and the keys it read whose
-value no longer equals the parent's. It is a ``dict`` (a subclass), so node code,
+value no longer equals the parent's. ``writes`` (``tea.state.Tracked``) are the raw
+writes of its reducer keys: ``update()`` puts them in the branch's update under
+``WRITES_KEY`` and ``split_update()`` takes them out again at the fan-in, which
+merges them into the parent through the reducers (a delta holds a reducer key's
+final value, which already contains the parent's). It is a ``dict`` (a subclass), so node code,
 templates, Lua and ``json`` see an ordinary mapping; reading *every* key (``items()``,
 ``dict(state)``, ``json.dumps``) copies every value, as a deep copy would.
 """
@@ -18,14 +22,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from tea.state import fast_copy
+from tea.state import Tracked, Writes, fast_copy
 
-__all__ = ["BranchState"]
+__all__ = ["WRITES_KEY", "BranchState", "split_update"]
+
+WRITES_KEY = "__tea_writes__"
+"""The key of a branch's update that carries its reducer writes from wherever the branch
+ran (a thread, a worker process, a host: the update is the only thing that travels)."""
 
 _MISSING = object()
 
 
-class BranchState(dict[str, Any]):
+class BranchState(Tracked):
     """A branch's state: ``overrides`` over a read-only, shared ``parent``. One thread at a time."""
 
     __slots__ = ("_copied", "_deleted", "_parent", "_private")
@@ -129,8 +137,6 @@ class BranchState(dict[str, Any]):
     def __ne__(self, other: object) -> bool:
         return not self == other
 
-    __hash__ = None
-
     def __repr__(self) -> str:
         return dict.__repr__(self._all())
 
@@ -151,3 +157,19 @@ class BranchState(dict[str, Any]):
             elif key not in parent or parent[key] is not value:
                 out[key] = value
         return out
+
+    def update_out(self) -> dict[str, Any]:
+        """The branch's update as it leaves the branch: ``delta()`` plus its reducer writes."""
+        out = self.delta()
+        if self.writes:
+            out[WRITES_KEY] = self.writes
+        return out
+
+
+def split_update(update: dict[str, Any]) -> tuple[dict[str, Any], Writes]:
+    """A branch's update without its reducer writes, and those writes (``{}``: none)."""
+    if WRITES_KEY not in update:
+        return update, {}
+    rest = dict(update)
+    writes = rest.pop(WRITES_KEY)
+    return rest, writes if isinstance(writes, dict) else {}

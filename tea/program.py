@@ -6,7 +6,8 @@
                   state = BranchState(task.state, task.overrides)   an overlay: copy on first read
                   static branch:  walk from task.entry up to task.exit
                   dynamic branch: the fan-out node's item body (action, steps or subgraph)
-                  ◄── the update (state.delta()): what the branch wrote or changed
+                  ◄── the update (state.update_out()): what the branch wrote or changed,
+                      plus the raw writes of its reducer keys, for the fan-in to merge
 
 The program pickles with cloudpickle (compiled code is rebuilt from source on
 the other side) and carries the run's secrets to wherever the branch runs.
@@ -15,20 +16,18 @@ the other side) and carries the run's secrets to wherever the branch runs.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from executors.base import BranchTask
 from tea.errors import RunError
 from tea.graph import Graph, ItemSpec
-from tea.nodes import StepsBody, run_body
-from tea.overlay import BranchState
-from tea.runner import Cursor, walk
+from tea.nodes import StepsBody, SubgraphBody, run_body
+from tea.overlay import WRITES_KEY, BranchState
+from tea.runner import Cursor, Stop, walk
 from tea.scope import Scope
 from tea.secrets import Secrets
-from tea.state import fast_copy
 from tea.subset import workflow_files
-from tea.templates import render_value
 
 __all__ = ["GraphProgram", "run_to_end"]
 
@@ -59,11 +58,15 @@ class GraphProgram:
         try:
             if task.fanout is not None:
                 return self._run_item(task.fanout, state, scope)
-            for _ in walk(self.graph, scope, state, Cursor(task.entry), stop_at=task.exit):
-                pass
-            return state.delta()
+            _drain(walk(self.graph, scope, state, Cursor(task.entry), stop_at=task.exit))
+            return state.update_out()
         finally:
             scope.close()
+
+    def run_subgraph(self, graph: Graph, state: dict[str, Any], scope: Scope) -> dict[str, Any]:
+        """Run ``graph`` (a subgraph node's) to its end from ``state``, within ``scope``'s walk
+        (``tea.nodes.SubgraphRunner``); returns ``state``, updated in place."""
+        return run_to_end(GraphProgram(graph, self._secrets), state, scope.cancel, depth=scope.depth)
 
     def _run_item(self, fanout: str, state: BranchState, scope: Scope) -> dict[str, Any]:
         """One item of a dynamic fan-out. Steps work on the branch state (the result reads
@@ -76,15 +79,17 @@ class GraphProgram:
         body = each.body
         if isinstance(body, StepsBody):
             body.run_on(state, scope, fanout, set())
-            return state.delta()
+            return state.update_out()
         own = {each.item_var: state[each.item_var], each.index_var: state[each.index_var]}
-        if isinstance(body, Graph):
-            context = scope.template_context(state)
-            sub_input = render_value(each.subgraph_input, context) if each.subgraph_input else {}
-            sub_state = {**fast_copy(dict(body.initial_state)), **(sub_input or {})}
-            subgraph = GraphProgram(body, self._secrets)
-            return {**own, **run_to_end(subgraph, sub_state, scope.cancel, depth=scope.depth)}
-        return {**own, **(run_body(body, state, scope, fanout) or {})}
+        if isinstance(body, SubgraphBody):
+            result = body.final_state(state, scope, fanout, inherit=False)
+        else:
+            result = run_body(body, state, scope, fanout) or {}
+        # The body's result is the item's own output: each reducer key in it is one write.
+        reducers = self.graph.reducers
+        writes = {k: [v] for k, v in result.items() if k in reducers}
+        update = {**own, **result}
+        return {**update, WRITES_KEY: writes} if writes else update
 
     def workflow_files(
         self, entries: Sequence[str], exit: str | None, fanout: str | None
@@ -99,8 +104,19 @@ def run_to_end(
     """Run a whole graph without events (a subgraph); returns ``state``, updated in place."""
     scope = program.scope(cancel, depth=depth)
     try:
-        for _ in walk(program.graph, scope, state, Cursor(program.graph.entry)):
-            pass
+        _drain(walk(program.graph, scope, state, Cursor(program.graph.entry)))
     finally:
         scope.close()
     return state
+
+
+def _drain(steps: Iterator[Any]) -> None:
+    """Walk to the end. A walk inside a branch or a subgraph has no run to stop: an
+    interrupt there is refused at load, and a stop that still comes is an error, never
+    a branch that silently skips the rest of its nodes."""
+    for item in steps:
+        if isinstance(item, Stop):
+            raise RunError(
+                f"a branch or subgraph cannot stop at '{item.node}' ({item.label}): only the main "
+                "path of a run can be interrupted", node=item.node,
+            )

@@ -31,7 +31,7 @@ from typing import IO, Any
 from tea.errors import Location, WorkflowSyntaxError
 from tea.overlay import BranchState
 
-__all__ = ["PythonCode", "compile_deferred"]
+__all__ = ["PythonCode", "compile_deferred", "stderr_print"]
 
 _INJECTED = frozenset({"state", "variables", "json", "parallel_results", "secrets", "print", "__builtins__"})
 _HIDDEN_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)

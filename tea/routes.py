@@ -10,9 +10,10 @@ its fan-in; a branch's last node never falls into a sibling branch).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
+from executors.base import ParallelConfig
 from tea.conditions import compile_condition
 from tea.document import Document
 from tea.errors import LoadError, ReferenceError_, SchemaError
@@ -104,8 +105,10 @@ def _read_edge(edge: Mapping[str, Any], where: Any, document: Document, nodes: d
         fan = _fanout(edge, source, document)
         merged = groups.get((source, fan.fan_in))
         if merged is not None:
+            _check_same_settings(merged, fan)
             route.fanouts.remove(merged)
-            fan = replace(merged, targets=merged.targets + fan.targets)
+            fan = replace(merged, targets=merged.targets + fan.targets,
+                          conditions=merged.conditions + fan.conditions)
         groups[(source, fan.fan_in)] = fan
         route.fanouts.append(fan)
         return
@@ -147,7 +150,23 @@ def _fanout(edge: Mapping[str, Any], source: str, document: Document) -> FanOut:
     if overrides:
         settings_at = located(overrides, edge, {"strategy": "parallel_strategy"})
         config = document.parse_parallel(settings_at, config, f"parallel edge from '{source}'")
-    return FanOut(source=source, fan_in=fan_in, config=config, targets=tuple(targets), location=where)
+    condition = _edge(edge, "") if "when" in edge or "condition" in edge else None
+    return FanOut(source=source, fan_in=fan_in, config=config, targets=tuple(targets), location=where,
+                  conditions=(condition,) * len(targets))
+
+
+def _check_same_settings(first: FanOut, other: FanOut) -> None:
+    """Edges of one fan-out (same source and fan-in) run as one fan-out: one set of settings."""
+    if first.config == other.config:
+        return
+    differ = [f.name for f in fields(ParallelConfig) if getattr(first.config, f.name) != getattr(other.config, f.name)]
+    raise SchemaError(
+        f"the parallel edges from '{first.source}' to fan-in '{first.fan_in}' run as one fan-out but "
+        f"disagree on {', '.join(differ)}: the edge at line {first.location.line} and the edge at "
+        f"line {other.location.line}",
+        other.location,
+        hint="write the same settings on every edge of the fan-out, or write one edge with to: [a, b, ...]",
+    )
 
 
 def chain(nodes: dict[str, Node], start: Route | None) -> None:

@@ -4,7 +4,8 @@ The rules, in order (the dialect's, see docs/YAML_REFERENCE.md "Routing"):
   1. ``goto: <node>`` always wins;
   2. ``goto: [{if, to}, ...]``: the first rule whose condition holds (none: ``__end__``);
   3. legacy edges: the first whose condition holds, or whose ``when`` equals the
-     condition's value (none: an error naming the node, as the reference reports it);
+     condition's value (none: the fan-in of the node's fan-out, if it has one, else an
+     error naming the node, as the reference reports it);
   4. after a fan-out with no route of its own: its fan-in;
   5. otherwise the next node in the list (the last one ends the run).
 """
@@ -21,7 +22,7 @@ from tea.templates import TemplateError
 if TYPE_CHECKING:
     from tea.scope import Scope
 
-__all__ = ["next_node"]
+__all__ = ["edge_holds", "next_node"]
 
 
 def next_node(graph: Graph, name: str, state: Mapping[str, Any], scope: Scope) -> str:
@@ -49,8 +50,10 @@ def _resolve(route: Route, state: Mapping[str, Any], scope: Scope) -> str:
         for edge in route.edges:
             if edge.dynamic:
                 return _chosen(edge, state, scope)
-            if _holds(edge, state, scope):
+            if edge_holds(edge, state, scope):
                 return edge.target
+        if route.default_after_fanout is not None:
+            return route.default_after_fanout
         raise RunError(
             "no edge out of this node holds: none of its conditions matched the state",
             node=scope.current_node,
@@ -73,7 +76,8 @@ def _chosen(edge: Edge, state: Mapping[str, Any], scope: Scope) -> str:
     return target
 
 
-def _holds(edge: Edge, state: Mapping[str, Any], scope: Scope) -> bool:
+def edge_holds(edge: Edge, state: Mapping[str, Any], scope: Scope) -> bool:
+    """Whether ``edge``'s condition holds (or its value equals its ``when``)."""
     if edge.condition is None:
         return True
     if edge.has_match:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tea.errors import TeaError
+from tea.errors import InputError, TeaError
 from tea.graph import Graph
 from tea.program import GraphProgram
 from tea.runner import Cursor, Event, Observer, Stop, walk
@@ -84,6 +84,7 @@ class Run:
         self.secrets = secrets if isinstance(secrets, Secrets) else Secrets(secrets)
         self.mode = stream_mode
         self.observer = observer or RunObserver()
+        _refuse_branch_interrupts(graph, self.observer)
         self.cursor = cursor or Cursor(graph.entry)
         self.stopped: Stop | None = None
         self.stop_flag = stop_flag
@@ -146,3 +147,19 @@ class Run:
         for _ in self.stream():
             pass
         return self.state
+
+
+def _refuse_branch_interrupts(graph: Graph, observer: Observer) -> None:
+    """An interrupt at a node a fan-out's branches run could never stop the run (the loader
+    refuses those written in the workflow; this catches the ones given to ``run``)."""
+    names = observer.interrupt_before | observer.interrupt_after
+    if not names:
+        return
+    inside = graph.branch_nodes()
+    for name in sorted(names):
+        if name in inside:
+            raise InputError(
+                f"an interrupt at node '{name}' could not stop the run: the node runs in a branch "
+                f"of the fan-out from '{inside[name]}', apart from the main path",
+                hint=f"interrupt before '{inside[name]}' or at the fan-out's fan-in instead",
+            )

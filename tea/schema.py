@@ -32,7 +32,7 @@ from tea.routes import EDGE_KEYS
 __all__ = ["KINDS", "SCHEMA_ID", "json_schema"]
 
 KINDS = ("all", "workflow", "mission")
-SCHEMA_ID = "https://github.com/tea-engine/tea/schema/tea.schema.json"
+SCHEMA_ID = "urn:tea-engine:schema:1"
 Schema = dict[str, Any]
 
 TEMPLATE: Schema = {"type": "string", "pattern": r"\{\{|\{%"}
@@ -150,15 +150,17 @@ def _body_values() -> dict[str, Schema]:
         "with": {"type": ["object", "null"], "description": "the action's parameters"},
         "output": {"type": ["string", "object", "null"]},
         "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/step"}},
+        "subgraph": {"type": "string", "minLength": 1, "description": "a workflow file run as this body"},
+        "input": {"type": ["object", "null"], "description": "the subgraph's input (templates)"},
         "timeout_seconds": _ANY,
     }
 
 
-_BODIES = ("run", "script", "uses", "action", "steps")
+_BODIES = ("run", "script", "uses", "action", "steps", "subgraph")
 
 
 def _one_body() -> Schema:
-    """At most one of run, script, uses, action, steps."""
+    """At most one of run, script, uses, action, steps, subgraph."""
     return {"not": {"anyOf": [{"required": list(pair)} for pair in combinations(_BODIES, 2)]}}
 
 
@@ -168,7 +170,7 @@ def _step() -> Schema:
 
 
 _TYPED_ONLY = ("condition", "max_iterations", "body", "items", "item_var", "index_var",
-               "max_concurrency", "fail_fast", "subgraph", "parallel_strategy", "parallel")
+               "max_concurrency", "fail_fast", "parallel_strategy", "parallel")
 
 
 def _node() -> Schema:

@@ -9,6 +9,15 @@ channels do, so branches and loops can accumulate without custom code::
       total: {type: int, reducer: add}     # old + new
       meta: {type: dict, reducer: merge}   # {**old, **new}
       last: {type: str, reducer: replace}  # new (the default)
+
+The first write of a key a reducer owns is combined with the reducer's starting
+value (``[]`` for ``append``, ``{}`` for ``merge``; LangGraph's ``typ()``), or kept
+as it is when the reducer has none, as LangGraph does: a reducer never sees a
+private placeholder.
+
+A ``Tracked`` state (a branch's) also keeps the raw writes of its reducer keys, in
+order, so that a fan-in can merge them into the parent once more: a branch's final
+value of such a key already holds what the parent had.
 """
 
 from __future__ import annotations
@@ -16,27 +25,83 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["Reduced", "Reducer", "fast_copy", "known_reducers", "merge", "register_reducer"]
+__all__ = [
+    "Reduced",
+    "Reducer",
+    "Tracked",
+    "Writes",
+    "fast_copy",
+    "get_reducer",
+    "known_reducers",
+    "merge",
+    "reduce_into",
+    "reducer_for",
+    "register_reducer",
+]
 
-Reducer = Callable[[Any, Any], Any]
+ReduceFn = Callable[[Any, Any], Any]
+Writes = dict[str, list[Any]]
+"""Raw writes of reducer keys, by key, in the order they were made."""
+
+
+class Reducer:
+    """How one key combines writes: ``fn(old, new)``, and what the first write meets.
+
+    ``initial`` makes the value the first write is combined with (LangGraph calls the
+    key's type: ``list()``, ``int()``); ``None``: the first write is kept as it is.
+    Calling a ``Reducer`` calls ``fn``. Immutable.
+    """
+
+    __slots__ = ("fn", "initial")
+
+    def __init__(self, fn: ReduceFn, initial: Callable[[], Any] | None = None) -> None:
+        self.fn = fn
+        self.initial = initial
+
+    def __call__(self, old: Any, new: Any) -> Any:
+        return self.fn(old, new)
+
+    def first(self, new: Any) -> Any:
+        """The key's value after its first write ``new``."""
+        return new if self.initial is None else self.fn(self.initial(), new)
+
+    def __repr__(self) -> str:
+        return f"Reducer({getattr(self.fn, '__name__', self.fn)!r})"
 
 
 class Reduced(dict[str, Any]):
-    """An update whose values already went through the reducers (from steps and loops)."""
+    """An update whose values already went through the reducers (from steps and loops).
+
+    ``writes`` are the raw writes of reducer keys behind those values, for a branch
+    to pass on to its fan-in.
+    """
+
+    __slots__ = ("writes",)
+
+    def __init__(self, values: Mapping[str, Any] | None = None, writes: Writes | None = None) -> None:
+        super().__init__(values or {})
+        self.writes: Writes = writes or {}
 
 
-_MISSING = object()
+class Tracked(dict[str, Any]):
+    """A state that keeps the raw writes of its reducer keys (``writes``), in order."""
+
+    __slots__ = ("writes",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writes: Writes = {}
 
 
 def _append(old: Any, new: Any) -> list[Any]:
-    base = [] if old is None or old is _MISSING else list(old) if isinstance(old, list) else [old]
+    base = [] if old is None else list(old) if isinstance(old, list) else [old]
     if isinstance(new, list):
         return base + new
     return [*base, new]
 
 
 def _add(old: Any, new: Any) -> Any:
-    if old is None or old is _MISSING:
+    if old is None:
         return new
     return old + new
 
@@ -54,16 +119,17 @@ def _replace(old: Any, new: Any) -> Any:
 
 
 _REDUCERS: dict[str, Reducer] = {
-    "append": _append,
-    "add": _add,
-    "merge": _merge,
-    "replace": _replace,
+    "append": Reducer(_append, list),
+    "add": Reducer(_add),
+    "merge": Reducer(_merge, dict),
+    "replace": Reducer(_replace),
 }
 
 
-def register_reducer(name: str, fn: Reducer) -> None:
-    """Make ``reducer: <name>`` in ``state_schema`` call ``fn(old, new)``."""
-    _REDUCERS[name] = fn
+def register_reducer(name: str, fn: ReduceFn) -> None:
+    """Make ``reducer: <name>`` in ``state_schema`` call ``fn(old, new)`` (the first
+    write of a key is kept as it is, unless ``fn`` is a ``Reducer`` with a start)."""
+    _REDUCERS[name] = fn if isinstance(fn, Reducer) else Reducer(fn)
 
 
 def known_reducers() -> list[str]:
@@ -74,13 +140,43 @@ def get_reducer(name: str) -> Reducer:
     return _REDUCERS[name]
 
 
+_TYPE_STARTS: dict[str, Callable[[], Any]] = {"list": list, "dict": dict, "int": int, "float": float, "str": str}
+
+
+def reducer_for(name: str, type_name: Any = None) -> Reducer:
+    """The reducer ``name`` for a key of ``state_schema`` type ``type_name``: a reducer
+    without a start of its own starts from the type's empty value (``int``: 0), as
+    LangGraph's do. ``KeyError`` for an unknown name."""
+    reducer = _REDUCERS[name]
+    start = _TYPE_STARTS.get(type_name) if isinstance(type_name, str) else None
+    if reducer.initial is not None or start is None:
+        return reducer
+    return Reducer(reducer.fn, start)
+
+
+def reduce_into(state: dict[str, Any], key: str, value: Any, reducer: ReduceFn) -> None:
+    """Combine one write of ``key`` into ``state`` (a ``Tracked`` state keeps the write)."""
+    if key in state:
+        state[key] = reducer(state[key], value)
+    else:
+        state[key] = reducer.first(value) if isinstance(reducer, Reducer) else value
+    if isinstance(state, Tracked):
+        state.writes.setdefault(key, []).append(value)
+
+
 def merge(
-    state: dict[str, Any], update: Mapping[str, Any] | None, reducers: Mapping[str, Reducer]
+    state: dict[str, Any], update: Mapping[str, Any] | None, reducers: Mapping[str, ReduceFn]
 ) -> dict[str, Any]:
     """Apply ``update`` to ``state`` in place and return it."""
     if not update:
         return state
-    if not reducers or isinstance(update, Reduced):
+    if isinstance(update, Reduced):
+        state.update(update)
+        if update.writes and isinstance(state, Tracked):
+            for key, values in update.writes.items():
+                state.writes.setdefault(key, []).extend(values)
+        return state
+    if not reducers:
         state.update(update)
         return state
     for key, value in update.items():
@@ -88,7 +184,7 @@ def merge(
         if reducer is None:
             state[key] = value
         else:
-            state[key] = reducer(state.get(key, _MISSING), value)
+            reduce_into(state, key, value, reducer)
     return state
 
 

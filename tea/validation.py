@@ -1,16 +1,17 @@
 """Whole-graph checks once every node and route is read (part of loading).
 
 Every route names a node that exists; a fan-in is not also one of its branches;
-a branch target appears once per fan-out; interrupts name nodes; and no fan-out
-can reach its own source from inside its branches (that would nest fan-outs
-without bound: each branch would start the same fan-out again).
+a branch target appears once per fan-out; interrupts name nodes, and never a node
+a fan-out's branches run (a branch runs apart from the run: it cannot stop it);
+and no fan-out can reach its own source from inside its branches (that would nest
+fan-outs without bound: each branch would start the same fan-out again).
 """
 
 from __future__ import annotations
 
 from tea.document import Document
 from tea.errors import Location, ReferenceError_, SchemaError
-from tea.graph import END, START, FanOut, Node, Route
+from tea.graph import END, START, FanOut, Node, Route, branch_nodes
 from tea.keys import suggest
 from tea.problems import Problems
 from tea.yamlsrc import location_of
@@ -21,7 +22,7 @@ __all__ = ["check_graph"]
 def check_graph(document: Document, nodes: dict[str, Node], start: Route | None, problems: Problems) -> None:
     """Report every whole-graph problem into ``problems``."""
     _check_references(nodes, start, problems)
-    _check_interrupts(document, nodes, problems)
+    _check_interrupts(document, nodes, start, problems)
     for fan in _static_fanouts(nodes, start):
         _check_fanout(fan, nodes, problems)
 
@@ -51,11 +52,27 @@ def _check_references(nodes: dict[str, Node], start: Route | None, problems: Pro
                 ))
 
 
-def _check_interrupts(document: Document, nodes: dict[str, Node], problems: Problems) -> None:
+def _check_interrupts(
+    document: Document, nodes: dict[str, Node], start: Route | None, problems: Problems
+) -> None:
     for name in sorted(document.interrupt_before | document.interrupt_after):
         if name not in nodes:
             problems.add(ReferenceError_(f"interrupt names unknown node '{name}'",
                                          location_of(document.config), hint=suggest(name, nodes)))
+    in_branches = branch_nodes(nodes, _static_fanouts(nodes, start))
+    for name, source in in_branches.items():
+        node = nodes[name]
+        listed = [f"config.{key}" for key in ("interrupt_before", "interrupt_after")
+                  if name in getattr(document, key)]
+        if node.interrupt is None and not listed:
+            continue
+        how = f"interrupt: {node.interrupt}" if node.interrupt is not None else " and ".join(listed)
+        problems.add(SchemaError(
+            f"node '{name}' runs in a branch of the fan-out from '{source}', so its {how} could not "
+            "stop the run: a branch runs apart from the main path",
+            node.location if node.interrupt is not None else location_of(document.config),
+            hint=f"interrupt before '{source}' or at the fan-out's fan-in instead",
+        ))
 
 
 def _static_fanouts(nodes: dict[str, Node], start: Route | None) -> list[FanOut]:

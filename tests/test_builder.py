@@ -220,3 +220,54 @@ def test_unknown_entry_point_is_refused() -> None:
     """An entry point that is not a node is refused at compile()."""
     with pytest.raises(SchemaError, match="entry point"):
         graph_of("a").set_entry_point("ghost").compile()
+
+
+def test_two_edges_that_always_hold_from_one_node_are_refused() -> None:
+    """tea's model follows the first edge that holds: a second plain edge would never run."""
+    graph = graph_of("a", "b", "c")
+    graph.add_edge("a", "b").add_edge("a", "c")
+    with pytest.raises(SchemaError, match="another to 'c' after it, which would never be taken"):
+        graph.compile()
+
+
+def test_add_node_names_a_function_after_itself() -> None:
+    def shout(state: dict[str, Any]) -> dict[str, Any]:
+        return {"said": "hi"}
+
+    graph = tea.StateGraph()
+    graph.add_node(shout)
+    assert graph.compile().invoke({}) == {"said": "hi"}
+
+
+def test_the_two_models_keep_to_their_own_calls() -> None:
+    """A state schema means LangGraph's model, where add_parallel_edges has no place; an edge
+    from several nodes needs that model; neither compiles with a checkpointer."""
+    from typing import TypedDict
+
+    class State(TypedDict):
+        x: int
+
+    with pytest.raises(SchemaError, match="add_parallel_edges belongs to tea's model"):
+        tea.StateGraph(State).add_parallel_edges("a", ["b"], fan_in="c")
+    with pytest.raises(SchemaError, match="needs LangGraph's model"):
+        graph_of("a", "b").add_edge(["a", "b"], "a")
+    with pytest.raises(SchemaError, match="no checkpointer"):
+        graph_of("a").compile(checkpointer=object())
+    assert tea.StateGraph(State).langgraph and not tea.StateGraph().langgraph
+
+
+def test_compile_returns_each_models_runner() -> None:
+    from typing import TypedDict
+
+    from tea.compiled import CompiledStateGraph
+
+    class State(TypedDict):
+        x: int
+
+    graph = tea.StateGraph(State)
+    graph.add_node("a", lambda s: {"x": s["x"] + 1})
+    graph.add_edge(tea.START, "a")
+    compiled = graph.compile()
+    assert isinstance(compiled, CompiledStateGraph) and compiled.graph.recursion_limit == 25
+    assert compiled.invoke({"x": 1}) == {"x": 2}
+    assert isinstance(graph_of("a").compile(), tea.Workflow)

@@ -72,3 +72,18 @@ def test_a_private_view_reads_without_copying_again() -> None:
     assert view["big"] is own
     view["n"] = 2
     assert view.delta() == {"n": 2} and branch["n"] == 1
+
+
+def test_a_branchs_reducer_writes_leave_with_its_update_and_come_apart_again() -> None:
+    from tea.overlay import WRITES_KEY, split_update
+    from tea.state import get_reducer, merge
+
+    state = BranchState({"log": ["parent"]})
+    merge(state, {"log": ["one"], "x": 1}, {"log": get_reducer("append")})
+    merge(state, {"log": "two"}, {"log": get_reducer("append")})
+    out = state.update_out()
+    assert out[WRITES_KEY] == {"log": [["one"], "two"]}
+    update, writes = split_update(out)
+    assert update == {"log": ["parent", "one", "two"], "x": 1}  # the final value, for records
+    assert writes == {"log": [["one"], "two"]}  # what the fan-in merges
+    assert split_update({"x": 1}) == ({"x": 1}, {})

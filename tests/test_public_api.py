@@ -23,6 +23,7 @@ PUBLIC = [
     "RunError",
     "START",
     "STREAM_MODES",
+    "Send",
     "StateGraph",
     "TeaError",
     "Workflow",
@@ -72,13 +73,19 @@ SIGNATURES: dict[str, list[tuple[str, Any, Any]]] = {
     ],
     "StateGraph.__init__": [
         ("self", P.POSITIONAL_OR_KEYWORD, EMPTY),
+        ("state_schema", P.POSITIONAL_OR_KEYWORD, None),
+        ("context_schema", P.POSITIONAL_OR_KEYWORD, None),
+        ("input_schema", P.KEYWORD_ONLY, None),
+        ("output_schema", P.KEYWORD_ONLY, None),
         ("name", P.KEYWORD_ONLY, "graph"),
         ("reducers", P.KEYWORD_ONLY, None),
+        ("legacy", P.VAR_KEYWORD, EMPTY),
     ],
     "StateGraph.add_node": [
         ("self", P.POSITIONAL_OR_KEYWORD, EMPTY),
-        ("name", P.POSITIONAL_OR_KEYWORD, EMPTY),
-        ("fn", P.POSITIONAL_OR_KEYWORD, None),
+        ("node", P.POSITIONAL_OR_KEYWORD, EMPTY),
+        ("action", P.POSITIONAL_OR_KEYWORD, None),
+        ("options", P.VAR_KEYWORD, EMPTY),
     ],
     "StateGraph.add_edge": [
         ("self", P.POSITIONAL_OR_KEYWORD, EMPTY),
@@ -104,8 +111,13 @@ SIGNATURES: dict[str, list[tuple[str, Any, Any]]] = {
     ],
     "StateGraph.compile": [
         ("self", P.POSITIONAL_OR_KEYWORD, EMPTY),
+        ("checkpointer", P.POSITIONAL_OR_KEYWORD, None),
         ("parallel", P.KEYWORD_ONLY, None),
-        ("recursion_limit", P.KEYWORD_ONLY, 10_000),
+        ("recursion_limit", P.KEYWORD_ONLY, None),
+        ("interrupt_before", P.KEYWORD_ONLY, None),
+        ("interrupt_after", P.KEYWORD_ONLY, None),
+        ("debug", P.KEYWORD_ONLY, False),
+        ("name", P.KEYWORD_ONLY, None),
     ],
     "register_action": [
         ("name", P.POSITIONAL_OR_KEYWORD, EMPTY),
@@ -190,17 +202,24 @@ def test_retry_policy_and_parallel_config_describe_a_fan_out() -> None:
 
 
 def test_register_executor_adds_a_strategy_for_yaml(tmp_path: Any) -> None:
-    """A strategy registered from Python is usable as parallel_strategy: in YAML."""
-    from executors.thread import ThreadExecutor
-
-    tea.register_executor("threads_again", ThreadExecutor)
+    """A strategy registered from Python is usable as parallel_strategy: in YAML (in a fresh
+    interpreter: the registry is process-wide)."""
     path = tmp_path / "w.yaml"
     path.write_text(
         "nodes:\n  - name: s\n  - name: a\n    run: 'x = 1'\n  - name: f\n"
         "edges:\n  - {from: s, to: [a], fan_in: f, parallel_strategy: threads_again}\n",
         encoding="utf-8",
     )
-    assert tea.load(path).invoke({})["parallel_results"][0]["state"] == {"x": 1}
+    code = (
+        "import sys, tea\n"
+        "from executors.thread import ThreadExecutor\n"
+        "tea.register_executor('threads_again', ThreadExecutor)\n"
+        "print(tea.load(sys.argv[1]).invoke({})['parallel_results'][0]['state'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "{'x': 1}"
 
 
 def test_importing_tea_is_lazy() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import tea
-from tea.errors import NodeError, RecursionLimitError, RunError
+from tea.errors import LoadError, NodeError, RecursionLimitError, RunError
 from tea.run import STREAM_MODES
 from tea.workflow import Workflow
 
@@ -567,3 +567,205 @@ def test_node_error_in_a_branch_names_the_branch(load_yaml: LoadYaml) -> None:
     assert info.value.branch == "go[bad]"
     assert info.value.node == "bad"
     assert "ZeroDivisionError" in str(info.value)
+
+
+# --- subgraph nodes ----------------------------------------------------------------
+
+SUB = """
+name: sub
+initial_state: {greeting: hello}
+state_schema:
+  log: {reducer: append}
+nodes:
+  - name: greet
+    run: |
+      return {"text": state["greeting"] + " " + state.get("who", "nobody"), "log": "sub"}
+"""
+
+
+def test_a_subgraph_node_without_input_works_on_this_state(
+    write_yaml: Callable[..., Path], load_yaml: LoadYaml
+) -> None:
+    """It reads this state's keys, and what it changes comes back; a key this graph reduces
+    gets the subgraph's writes once, not its whole value again."""
+    write_yaml(SUB, "sub.yaml")
+    workflow = load_yaml(
+        """
+        state_schema:
+          log: {reducer: append}
+        nodes:
+          - name: start
+            run: |
+              return {"who": "ann", "log": "start"}
+          - name: inner
+            subgraph: sub.yaml
+        """
+    )
+    final = workflow.invoke({})
+    assert final["text"] == "hello ann"
+    assert final["log"] == ["start", "sub"]
+
+
+def test_a_subgraph_node_with_input_and_output_mappings(
+    write_yaml: Callable[..., Path], load_yaml: LoadYaml
+) -> None:
+    write_yaml(SUB, "sub.yaml")
+    workflow = load_yaml(
+        """
+        nodes:
+          - name: mapped
+            subgraph: sub.yaml
+            input: {who: "{{ state.name }}!"}
+            output: {said: "{{ result.text }}"}
+          - name: whole
+            subgraph: sub.yaml
+            input: {who: bob}
+            output: sub_state
+          - name: plain
+            subgraph: sub.yaml
+            input: {who: cy}
+        """
+    )
+    final = workflow.invoke({"name": "ann"})
+    assert final["said"] == "hello ann!"
+    assert final["sub_state"] == {"greeting": "hello", "who": "bob", "text": "hello bob", "log": ["sub"]}
+    assert final["text"] == "hello cy"  # without output:, the final state is the update
+    assert final["name"] == "ann"
+
+
+def test_a_subgraph_as_a_step(write_yaml: Callable[..., Path], load_yaml: LoadYaml) -> None:
+    write_yaml(SUB, "sub.yaml")
+    workflow = load_yaml(
+        """
+        nodes:
+          - name: both
+            steps:
+              - run: |
+                  return {"who": "dee"}
+              - subgraph: sub.yaml
+                output: {said: "{{ result.text }}"}
+        """
+    )
+    assert workflow.invoke({})["said"] == "hello dee"
+
+
+def test_a_subgraph_with_interrupts_is_a_load_error(write_yaml: Callable[..., Path], load_yaml: LoadYaml) -> None:
+    write_yaml("nodes:\n  - name: wait\n    interrupt: before\n", "sub.yaml")
+    with pytest.raises(LoadError) as caught:
+        load_yaml("nodes:\n  - name: inner\n    subgraph: sub.yaml\n")
+    assert "the subgraph sub.yaml has interrupts (wait)" in str(caught.value)
+    assert caught.value.location.line == 3
+
+
+def test_input_without_a_subgraph_is_a_load_error(load_yaml: LoadYaml) -> None:
+    with pytest.raises(LoadError, match="'input' belongs to a subgraph: node"):
+        load_yaml("nodes:\n  - name: a\n    run: 'x = 1'\n    input: {x: 1}\n")
+
+
+# --- timeout_seconds on a node -------------------------------------------------------
+
+
+def test_a_python_node_past_its_timeout_fails_with_a_timeout(load_yaml: LoadYaml) -> None:
+    """The node fails at its limit (its thread is abandoned); the error is a TimeoutError."""
+    workflow = load_yaml(
+        """
+        nodes:
+          - name: stuck
+            timeout_seconds: 0.1
+            run: |
+              import threading
+              threading.Event().wait(30)
+              return {"never": True}
+        """
+    )
+    with pytest.raises(NodeError) as caught:
+        workflow.invoke({})
+    assert isinstance(caught.value, TimeoutError)
+    assert caught.value.category == "timeout" and caught.value.node == "stuck"
+    assert "timed out after 0.1 s (timeout_seconds); its thread is abandoned" in str(caught.value)
+
+
+def test_a_node_within_its_timeout_runs_as_usual(load_yaml: LoadYaml) -> None:
+    workflow = load_yaml(
+        """
+        nodes:
+          - name: quick
+            timeout_seconds: 30
+            run: |
+              return {"x": state["x"] + 1}
+          - name: fails
+            timeout_seconds: 30
+            run: |
+              return {"y": 1 / state["zero"]}
+        """
+    )
+    with pytest.raises(NodeError) as caught:
+        workflow.invoke({"x": 1, "zero": 0})
+    assert isinstance(caught.value.__cause__, ZeroDivisionError)
+    assert workflow.invoke({"x": 1, "zero": 1}) == {"x": 2, "zero": 1, "y": 1.0}
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        "steps:\n      - run: 'x = 1'",
+        "type: while_loop\n    condition: 'false'\n    max_iterations: 1\n    body:\n      - run: 'x = 1'",
+    ],
+)
+def test_timeout_seconds_where_it_cannot_apply_is_a_load_error(load_yaml: LoadYaml, node: str) -> None:
+    with pytest.raises(LoadError) as caught:
+        load_yaml(f"nodes:\n  - name: n\n    timeout_seconds: 5\n    {node}\n")
+    assert "timeout_seconds" in str(caught.value) and caught.value.location.line == 3
+
+
+# --- when: on a parallel edge ------------------------------------------------------
+
+GATED = """
+nodes:
+  - name: s
+  - name: a
+    run: "v = 'a'"
+  - name: b
+    run: "v = 'b'"
+  - name: other
+    run: "went = 'other'"
+  - name: f
+    run: |
+      return {"ran": [r["v"] for r in parallel_results]}
+edges:
+  - {from: s, to: a, type: parallel, fan_in: f, when: "state.go_a"}
+  - {from: s, to: b, type: parallel, fan_in: f}
+  - {from: s, to: other, when: "state.detour"}
+  - {from: other, to: f}
+"""
+
+
+def test_a_parallel_edges_when_decides_whether_its_branch_runs(load_yaml: LoadYaml) -> None:
+    workflow = load_yaml(GATED)
+    assert workflow.invoke({"go_a": True})["ran"] == ["a", "b"]
+    assert workflow.invoke({"go_a": False})["ran"] == ["b"]
+
+
+def test_after_a_fan_out_a_node_whose_edges_do_not_hold_goes_to_the_fan_in(load_yaml: LoadYaml) -> None:
+    workflow = load_yaml(GATED)
+    assert "went" not in workflow.invoke({"detour": False})
+    detoured = workflow.invoke({"detour": True, "go_a": True})
+    assert detoured["went"] == "other" and detoured["ran"] == ["a", "b"]
+
+
+def test_a_fan_out_whose_branches_all_stay_off_hands_the_fan_in_no_results(load_yaml: LoadYaml) -> None:
+    workflow = load_yaml(
+        """
+        nodes:
+          - name: s
+          - name: a
+            run: "v = 1"
+          - name: f
+            run: |
+              return {"count": len(parallel_results)}
+        edges:
+          - {from: s, to: [a], parallel: true, fan_in: f, when: "state.go"}
+        """
+    )
+    assert workflow.invoke({"go": False})["count"] == 0
+    assert workflow.invoke({"go": True})["count"] == 1

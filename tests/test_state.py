@@ -191,8 +191,8 @@ def test_state_schema_replace(load_yaml: Callable[..., Workflow]) -> None:
     assert workflow.invoke({"last": [1]})["last"] == [2]
 
 
-def test_fan_in_can_accumulate_through_a_reducer(load_yaml: Callable[..., Workflow]) -> None:
-    """Branch values reach an append-reduced key through the fan-in's return."""
+def test_branch_writes_of_a_reducer_key_reach_the_fan_in(load_yaml: Callable[..., Workflow]) -> None:
+    """Each branch's writes of an append-reduced key are merged at the fan-in, in declaration order."""
     workflow = load_yaml(
         """
         name: gather
@@ -207,10 +207,10 @@ def test_fan_in_can_accumulate_through_a_reducer(load_yaml: Callable[..., Workfl
               return {"found": "a"}
           - name: b
             run: |
-              return {"found": "b"}
+              return {"found": ["b1", "b2"]}
           - name: join
             run: |
-              return {"found": [r["found"][-1] for r in parallel_results]}
+              return {"seen": list(state["found"]), "b_saw": parallel_results[1]["found"]}
         edges:
           - from: start
             to: [a, b]
@@ -218,7 +218,10 @@ def test_fan_in_can_accumulate_through_a_reducer(load_yaml: Callable[..., Workfl
             fan_in: join
         """
     )
-    assert workflow.invoke({})["found"] == ["start", "a", "b"]
+    final = workflow.invoke({})
+    assert final["found"] == ["start", "a", "b1", "b2"]
+    assert final["seen"] == final["found"]  # merged before the fan-in runs
+    assert final["b_saw"] == ["start", "b1", "b2"]  # a record still reads what its branch saw
 
 
 def test_unknown_reducer_is_a_schema_error_with_a_suggestion(
@@ -238,3 +241,40 @@ def test_unknown_reducer_is_a_schema_error_with_a_suggestion(
     assert info.value.location.line == 3
     assert "apend" in info.value.message
     assert info.value.hint == "did you mean 'append'?"
+
+
+def test_a_reducer_without_a_start_keeps_the_first_write_as_it_is() -> None:
+    """As LangGraph does when a key's type cannot be built: the reducer is not called."""
+    calls: list[tuple[Any, Any]] = []
+
+    def pair(old: Any, new: Any) -> Any:
+        calls.append((old, new))
+        return (old, new)
+
+    register_reducer("test_pair", pair)
+    state: dict[str, Any] = {}
+    merge(state, {"k": 1}, {"k": get_reducer("test_pair")})
+    merge(state, {"k": 2}, {"k": get_reducer("test_pair")})
+    assert state["k"] == (1, 2) and calls == [(1, 2)]
+
+
+def test_a_typed_key_starts_a_custom_reducer_at_the_types_empty_value() -> None:
+    """reducer_for gives a reducer without a start the start of the key's type, as LangGraph's
+    ``Annotated[list, fn]`` calls ``fn([], first)``."""
+    from tea.state import reducer_for
+
+    register_reducer("test_plus", lambda old, new: [*old, new])
+    state: dict[str, Any] = {}
+    merge(state, {"k": 1}, {"k": reducer_for("test_plus", "list")})
+    assert state["k"] == [1]
+    assert reducer_for("append", "int") is get_reducer("append")  # a start of its own wins
+
+
+def test_a_tracked_state_keeps_the_raw_writes_of_reducer_keys() -> None:
+    from tea.state import Tracked
+
+    state = Tracked({"log": ["old"]})
+    reducers = {"log": get_reducer("append")}
+    merge(state, {"log": "a", "x": 1}, reducers)
+    merge(state, Reduced({"log": ["old", "a", "b"]}, {"log": ["b"]}), reducers)
+    assert state["log"] == ["old", "a", "b"] and state.writes == {"log": ["a", "b"]}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import tea
-from executors import get_factory, known_strategies, parse_options
+from executors import SupportsWarm, get_factory, known_strategies, parse_options
 from executors.dask import DaskExecutor, DaskOptions
 from tea.errors import SchemaError
 from tea.yamlsrc import load_yaml, location_of
@@ -116,7 +116,7 @@ def test_without_distributed_the_workflow_fails_at_load_with_the_install_line(mo
     with pytest.raises(SchemaError) as caught:
         tea.load(path)
     assert "needs Dask's 'distributed' package, which is not installed" in caught.value.message
-    assert caught.value.hint is not None and "pip install 'tea[dask]'" in caught.value.hint
+    assert caught.value.hint is not None and "pip install 'tea-engine[dask]'" in caught.value.hint
     assert caught.value.exit_code == 2
 
 
@@ -129,5 +129,21 @@ def test_without_distributed_the_cli_exits_2_with_the_install_line(tmp_path):
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )
     assert done.returncode == 2, done.stderr
-    assert "pip install 'tea[dask]'" in done.stderr
+    assert "pip install 'tea-engine[dask]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_loading_a_dask_workflow_does_not_import_dask(tmp_path):
+    path = tmp_path / "flow.yaml"
+    path.write_text(FLOW.format(dask="{chunk_size: 3}"))
+    probe = f"import sys, tea; tea.load({str(path)!r}); print('distributed' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_executor_warms_and_closes_without_a_cluster():
+    executor = DaskExecutor()
+    assert isinstance(executor, SupportsWarm)
+    executor.warm()  # imports Dask in the background; nothing connects yet
+    executor.close()
+    executor.close()

@@ -63,7 +63,9 @@ def _private_home(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 def _needed_distributions() -> list[importlib.metadata.Distribution]:
     """tea's runtime dependencies, recursively (extras left out)."""
     found: dict[str, importlib.metadata.Distribution] = {}
-    stack = list(importlib.metadata.requires("tea") or [])
+    # The distribution that holds the tea package (its name is the project's, not "tea").
+    own = importlib.metadata.packages_distributions().get("tea", ["tea"])[0]
+    stack = list(importlib.metadata.requires(own) or [])
     while stack:
         requirement = stack.pop()
         if "extra ==" in requirement:
