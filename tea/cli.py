@@ -21,7 +21,6 @@ import logging
 import os
 import sys
 import traceback
-import uuid
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -170,9 +169,8 @@ def _drive(run: tea.Run, out: DataOut, opts: dict[str, Any]) -> None:
 
 
 def _run_id(run: tea.Run) -> str:
-    """The id a durable run names its progress checkpoints with (a fresh one otherwise)."""
-    run_id = getattr(run.observer, "run_id", None)
-    return run_id if isinstance(run_id, str) else uuid.uuid4().hex[:12]
+    """The id the run names its events and checkpoints with."""
+    return run.run_id
 
 
 def _stopped(run: tea.Run, quiet: bool) -> NoReturn:
@@ -218,13 +216,14 @@ def run(file: str, input_: str | None, dry_run: bool, **opts: Any) -> None:
     stdin = Stdin()
     try:
         _prepare(opts, stdin)
-        state = read_object(input_, "--input", stdin) if input_ is not None else None
         if _cli_mission.is_mission_file(file):
-            _cli_mission.run_mission(file, opts, state, dry_run)
+            context = read_object(input_, "--input", stdin) if input_ is not None else None
+            _cli_mission.run_mission(file, opts, context, dry_run)
         if dry_run:
             raise InputError("--dry-run is for missions (a file with steps:)",
                              hint="tea validate checks a workflow without running it")
         workflow = load_workflow(file, stdin, opts["overrides"])
+        state = read_object(input_, "--input", stdin) if input_ is not None else None
     except TeaError as exc:
         _fail(exc, opts.get("verbose", 0))
     _execute(workflow, opts, state=state)

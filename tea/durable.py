@@ -89,6 +89,7 @@ class DurableObserver(RunObserver):
 
     def bind(self, run: Run) -> None:
         self._run = run
+        self.run_id = run.run_id
 
     def stop_requested(self) -> int | None:
         flag = self.run.stop_flag
@@ -138,6 +139,7 @@ class DurableObserver(RunObserver):
             extra={
                 # results as deltas: a checkpoint does not grow with the fan-out's width
                 "pending": {k: [r.to_dict() for r in v] for k, v in run.cursor.pending.items()},
+                "run_id": self.run_id,
                 # a resumed run keeps the interrupts this run was started with
                 "interrupt_before": sorted(self.interrupt_before),
                 "interrupt_after": sorted(self.interrupt_after),

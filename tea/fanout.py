@@ -160,10 +160,13 @@ def _branch_end(source: str, result: BranchResult) -> dict[str, Any]:
         "success": result.success, "attempts": result.attempts,
         "duration_ms": round(result.duration_ms, 3),
     }
-    if result.host:
-        event["host"] = result.host
+    for where in ("host", "thread", "pid"):  # where it ran
+        value = getattr(result, where)
+        if value is not None:
+            event[where] = value
     if result.error is not None:
-        event["error"] = {"type": result.error.type, "message": result.error.message}
+        error = result.error
+        event["error"] = {"type": error.type, "message": error.message, "category": error.category}
     return event
 
 

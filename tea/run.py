@@ -10,7 +10,9 @@ run does at interrupts, stops, errors, node boundaries and fan-outs.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +90,8 @@ class Run:
         self.cursor = cursor or Cursor(graph.entry)
         self.stopped: Stop | None = None
         self.stop_flag = stop_flag
+        self.run_id = uuid.uuid4().hex[:12]
+        """Names this run in its events (``run_id``), checkpoints and logs."""
 
     def watch(self, listener: Callable[[Event], None]) -> None:
         """Call ``listener`` with each ``branch_start``/``branch_end`` event as it happens
@@ -105,12 +109,13 @@ class Run:
         return self.observer.checkpoint_path
 
     def stream(self) -> Iterator[Event]:
-        """The run's events; a secret's value never appears in one (it reads ``***``)."""
-        if not self.secrets:
-            yield from self._events()
-            return
+        """The run's events, each with ``ts`` (ISO 8601, UTC) and ``run_id``; a secret's value
+        never appears in one (it reads ``***``)."""
+        redact = self.secrets.redact if self.secrets else None
         for event in self._events():
-            yield self.secrets.redact(event)
+            event["ts"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            event["run_id"] = self.run_id
+            yield redact(event) if redact is not None else event
 
     def _events(self) -> Iterator[Event]:
         # A stop (SIGTERM, SIGINT) also cancels the fan-out in progress: its finished

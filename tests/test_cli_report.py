@@ -120,7 +120,7 @@ def test_stream_has_retry_and_fallback_events_with_ts_and_one_run_id(tmp_path: P
 def test_a_failed_branch_prints_one_line_and_its_retries(tmp_path: Path) -> None:
     proc = tea("run", write(tmp_path, FANOUT), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "node 'bad': attempt 1/2 failed: ValueError: boom; retrying in" in proc.stderr
+    assert "branch 'split[bad]' (node 'bad'): attempt 1/2 failed: ValueError: boom; retrying in" in proc.stderr
     failed = [line for line in proc.stderr.splitlines() if line.startswith("warning: branch")]
     assert len(failed) == 1
     assert failed[0].startswith("warning: branch 'split[bad]' failed after 2 attempts")
