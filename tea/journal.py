@@ -45,7 +45,10 @@ class BranchJournal:
         self._lock = threading.Lock()
         self._out: IO[bytes] | None = None
         self._dirty = False
-        self._synced_at = float("-inf")
+        # The first group starts as the fan-out does: branches that finish within
+        # GROUP_SECONDS of it share one sync (a fan-out of quick branches syncs once, at
+        # commit); a branch finishing later is synced as it finishes.
+        self._synced_at = time.monotonic()
         self._tail_checked = False
         self.on_error: Callable[[CheckpointError], None] | None = None
         """Called when a record cannot be kept (the run goes on, less resumable)."""
@@ -103,8 +106,6 @@ class BranchJournal:
             if not self._tail_checked:
                 self._cut_torn_tail(self._out)
                 self._tail_checked = True
-            # The first group starts now: a fan-out of quick branches syncs once, at commit.
-            self._synced_at = time.monotonic()
         return self._out
 
     def _sync(self, out: IO[bytes]) -> None:

@@ -22,9 +22,9 @@ import yaml
 
 from tea.schema import json_schema
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEA = ROOT / ".venv" / "bin" / "tea"
-LOADER_TESTS = [ROOT / "tests" / "test_loader.py", ROOT / "tests" / "test_validation.py",
+LOADER_TESTS = [ROOT / "tests" / "tea" / "test_loader.py", ROOT / "tests" / "tea" / "test_validation.py",
                 ROOT / "tests" / "mission" / "test_mission_format.py"]
 BAD_HELPERS = frozenset({"load_error", "problems", "only"})
 LOADING = frozenset({"load_yaml", "write_yaml", "load_error", "loads", "problems", "only", "load", "write_mission"})

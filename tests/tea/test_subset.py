@@ -10,7 +10,7 @@ import tea
 from executors.base import BranchTask
 from tea.subset import branch_subset, subset_files, workflow_files
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _materialise(files: dict[str, str], where: Path) -> Path:

@@ -31,7 +31,7 @@ from tea.checkpoint import (
 )
 from tea.errors import CheckpointError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "name: demo\nnodes:\n  - name: a\n    run: 'return {}'\n"
 
 

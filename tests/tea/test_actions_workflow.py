@@ -17,7 +17,7 @@ from pytest_httpserver import HTTPServer
 import tea
 from tea.errors import LoadError, RunError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "llm_summarize.yaml"
 TEA = Path(sys.executable).parent / "tea"
 CHAT = "/v1/chat/completions"

@@ -23,7 +23,7 @@ from typing import Any
 from tea.checkpoint import latest_checkpoint, load_checkpoint
 from tea.journal import BranchJournal
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "import sys; from tea.cli import main; sys.exit(main())"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 KILLS = 50

@@ -18,7 +18,7 @@ import pytest
 
 from tea.checkpoint import Checkpoint, load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 CLI = [sys.executable, "-c", "import sys; from tea.cli import main; sys.exit(main())"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -16,7 +16,7 @@ import pytest
 from tea.errors import Interrupted
 from tea.signals import StopFlag, graceful_signals
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # The child works in "nodes" of 10 ms and checks the flag between them, as the
 # runner does; it reports what it saw and exits with Interrupted's exit code.

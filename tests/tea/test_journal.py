@@ -19,7 +19,7 @@ from executors.base import BranchResult, ErrorInfo
 from tea.errors import CheckpointError
 from tea.journal import GROUP_SECONDS, BranchJournal
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def result(branch_id: str, **update: Any) -> BranchResult:

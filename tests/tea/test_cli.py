@@ -15,7 +15,7 @@ import pytest
 import tea
 from tea import version
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 RunTea = Callable[..., subprocess.CompletedProcess[str]]
 WriteYaml = Callable[..., Path]
