@@ -46,8 +46,8 @@ SHARED_CACHE = 4
 """Shared states a worker keeps: a few fan-outs interleaved (nested ones, a loop
 around one) still find theirs, and old parent states do not pile up."""
 
-Head = tuple[str, str, str | None, int, str, str | None, int]
-"""A task without its states: branch_id, entry, exit, index, target, fanout, attempt."""
+Head = tuple[str, str, str | None, int, str, str | None, int, int]
+"""A task without its states: branch_id, entry, exit, index, target, fanout, attempt, depth."""
 Request = tuple[str, bytes | None, str, bytes | None, Head, bytes]
 Held = tuple[str | None, str | None]
 
@@ -164,10 +164,10 @@ def _handle(message: bytes, held: _Held) -> bytes:
         shared = held.use_shared(shared_key)
         if program is None or shared is None:
             return reply("missing", None)
-        branch_id, entry, exit, index, target, fanout, attempt = head
+        branch_id, entry, exit, index, target, fanout, attempt, depth = head
         task = BranchTask(
             branch_id, entry, exit, shared, index=index, target=target, fanout=fanout,
-            attempt=attempt, overrides=pickle.loads(overrides_blob),
+            attempt=attempt, overrides=pickle.loads(overrides_blob), depth=depth,
         )
     except Exception as exc:
         error = SerializationError(

@@ -203,7 +203,7 @@ def _exchange(
     shared_key, shared = batch.shared[id(task.state)]
     head: Head = (
         task.branch_id, task.entry, task.exit, task.index, task.target, task.fanout,
-        task.attempt,
+        task.attempt, task.depth,
     )
     overrides = batch.overrides[(task.branch_id, task.index)]
     reply: Reply | SerializationError | None = None

@@ -234,7 +234,7 @@ def in_package(name: str, package: str) -> bool:
     return name == package or name.startswith(package + ".")
 
 
-CONCRETE_BACKENDS = ("remote", "executors.thread", "executors.process")
+CONCRETE_BACKENDS = ("remote", "executors.thread", "executors.process", "executors.dask")
 ENGINE_ENTRY_POINTS = ("tea.cli", "tea._entry")
 
 

@@ -115,7 +115,11 @@ class Batch:
     def attempt(self, ctx: AttemptContext) -> BranchResult:
         """One try of ``ctx.task``: joins a chunk and waits for the branch's result."""
         with self._lock:
-            chunk = self._open or _Chunk()
+            chunk = self._open
+            if chunk is not None and chunk.slots and chunk.slots[0].ctx.task.state is not ctx.task.state:
+                self._seal()  # a task carries one shared input: a batch of several cuts chunks there
+                chunk = None
+            chunk = chunk or _Chunk()
             slot = _Slot(ctx, chunk)
             chunk.slots.append(slot)
             self._open = chunk

@@ -15,7 +15,8 @@
 Dask's own log lines stay off the user's terminal for the embedded cluster: tea
 reports what went wrong (a dead worker is a branch's ``WorkerDied``). That cluster
 lets a task fail at the first death of its worker (``allowed-failures: 0``), so
-tea's retry policy, not Dask, decides whether the branch runs again.
+tea's retry policy, not Dask, decides whether the branch runs again; and its workers
+ignore the terminal's Ctrl-C (``dask_setup``): tea decides what a stop means.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import dask
 import distributed
 
 from executors.dask._options import DaskOptions, resolve_address
-from executors.dask._task import run_chunk
+from executors.dask._task import dask_setup, run_chunk
 from executors.dask.errors import DaskSetupError, SchedulerUnreachable
 
 __all__ = ["Session", "leave_worker_threads"]
@@ -183,6 +184,7 @@ def _local_cluster(branch: str) -> distributed.LocalCluster:
                 # A free port: Dask's default (8787) warns when another cluster holds it.
                 dashboard_address="127.0.0.1:0",
                 silence_logs=logging.CRITICAL,
+                preload=[dask_setup.__module__],  # workers ignore the terminal's Ctrl-C
             )
     except Exception as exc:
         raise DaskSetupError(
@@ -191,7 +193,7 @@ def _local_cluster(branch: str) -> distributed.LocalCluster:
             hint="a Python script that runs this workflow must guard its entry point with "
             "if __name__ == '__main__':; or point settings.parallel.dask.address at a cluster",
         ) from exc
-    log.info("embedded Dask cluster at %s, dashboard %s", cluster.scheduler_address, cluster.dashboard_link)
+    log.debug("embedded Dask cluster at %s, dashboard %s", cluster.scheduler_address, cluster.dashboard_link)
     return cluster
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -35,7 +36,7 @@ from executors.base import BranchProgram, BranchTask, ErrorInfo
 from executors.results import error_info
 from tea.errors import SerializationError
 
-__all__ = ["Head", "Outcome", "run_chunk"]
+__all__ = ["Head", "Outcome", "dask_setup", "run_chunk"]
 
 Head = tuple[str, str, str | None, int, str, str | None, int, int]
 """A task without its states: branch_id, entry, exit, index, target, fanout, attempt, depth."""
@@ -111,6 +112,16 @@ class _Watcher:
 
 _held = _Held()
 _watcher = _Watcher()
+
+
+def dask_setup(worker: distributed.Worker) -> None:
+    """Dask's preload hook, run in each worker process of the embedded cluster as it starts.
+
+    A Ctrl-C in the terminal reaches the whole process group: the driver decides what
+    it means (stop at the next safe point, cancel the tasks), so a worker ignores it
+    rather than die with a traceback on the user's terminal.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_chunk(

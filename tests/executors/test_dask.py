@@ -120,6 +120,14 @@ def test_a_wide_fan_out_goes_in_chunks_with_results_per_branch(executor, config)
         assert first.host in client.nthreads()
 
 
+def test_each_branch_reads_its_own_shared_input_whatever_the_chunks(executor, config):
+    options = DaskOptions(address=config.options.address, chunk_size=4)
+    inputs = [{"base": 100}, {"base": 200}]
+    tasks = [branch(i, inputs[i % 2]) for i in range(12)]
+    results = list(executor.run(Probe(), tasks, ParallelConfig(strategy="dask", options=options)))
+    assert {r.index: r.update["y"] for r in results} == {i: i + inputs[i % 2]["base"] for i in range(12)}
+
+
 def test_max_workers_caps_the_tasks_in_flight(executor, config):
     options = DaskOptions(address=config.options.address, chunk_size=1)
     Probe.most = 0

@@ -2,7 +2,7 @@
 
 A worker's stderr goes into the error of a branch that failed (a segfault's
 faulthandler dump, a message before ``os._exit``) or, for a branch that succeeded,
-to DEBUG logging; a worker whose driver went away exits without a traceback.
+to INFO logging (what a branch printed, for people); a worker whose driver went away exits without a traceback.
 The terminal checks run a real script in a subprocess, whose stderr is the
 terminal the workers (and the forkserver) inherit.
 """
@@ -76,13 +76,13 @@ def test_only_the_end_of_a_long_stderr_is_kept(executor):
     assert len(text or "") < 10_000
 
 
-def test_a_successful_branchs_stderr_is_logged_at_debug_and_not_kept(executor, caplog):
+def test_a_successful_branchs_output_is_logged_at_info_and_not_kept(executor, caplog):
     with caplog.at_level(logging.DEBUG, logger="tea.process"):
         (first,) = executor.run(Probe(), [task(0, say="progress 50%")], CONFIG)
         (second,) = executor.run(Probe(), [task(1, mode="raise")], CONFIG)
     assert first.success
     assert [r.levelno for r in caplog.records if "progress 50%" in r.getMessage()] == [
-        logging.DEBUG
+        logging.INFO
     ]
     # What one branch wrote does not end up in the next branch's error.
     assert second.error is not None and "progress" not in (second.error.traceback or "")
