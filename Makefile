@@ -2,7 +2,8 @@
 #   make demo   runs the main demo (a fan-out workflow from examples/)
 #   make test   installs what the tests need (OpenSSH server, GNU Parallel) and runs the suite
 # The virtualenv holds exactly the pinned set of requirements-dev.lock, then tea itself
-# (editable, --no-deps); `make lock` regenerates the lock from pyproject.toml.
+# (editable, --no-deps); `make lock` regenerates the lock (with sha256 hashes, checked
+# at install by --require-hashes) from pyproject.toml.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,7 +17,7 @@ SOURCES := tea executors remote tests benchmarks
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -43,6 +44,7 @@ lock:
 	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
 	$(LOCK_VENV)/bin/pip install --quiet -e '.[dev,bundle]'
 	{ grep '^#' $(LOCK); $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > $(LOCK).new
+	$(LOCK_VENV)/bin/python scripts/hash_lock.py $(LOCK).new
 	mv $(LOCK).new $(LOCK)
 	rm -rf $(LOCK_VENV)
 
