@@ -56,6 +56,10 @@ class RunObserver(Observer):
     def finished(self, run: Run) -> None:
         """The run reached ``__end__``."""
 
+    @property
+    def watching(self) -> bool:
+        return bool(self.listeners)
+
     def branch_event(self, event: Event) -> None:
         for listener in self.listeners:
             listener(event)

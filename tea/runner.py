@@ -83,6 +83,11 @@ class Observer:
     def fanout_done(self, fanout: str) -> None:
         """Every branch of the fan-out at ``fanout`` has a result."""
 
+    @property
+    def watching(self) -> bool:
+        """Whether ``branch_event`` wants the branch events as they happen."""
+        return False
+
     def branch_event(self, event: Event) -> None:
         """A ``branch_start`` or ``branch_end`` event, as it happens (the walk yields it
         later, once the fan-out is over): for progress displays."""
@@ -211,7 +216,7 @@ class _Steps:
 
     def _collector(self, events: list[Event]) -> Callable[[Event], None]:
         """Where a fan-out's branch events go: kept for the walk, and shown to the observer."""
-        if type(self.observer).branch_event is Observer.branch_event:
+        if not self.observer.watching:
             return events.append
         live = self.observer.branch_event
 
