@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,13 +112,14 @@ class Run:
         return self.observer.checkpoint_path
 
     def stream(self) -> Iterator[Event]:
-        """The run's events, each with ``ts`` (ISO 8601, UTC) and ``run_id``; a secret's value
-        never appears in one (it reads ``***``)."""
-        redact = self.secrets.redact if self.secrets else None
+        """The run's events; a secret's value never appears in one (it reads ``***``).
+        (``tea run --stream`` adds ``ts`` and ``run_id`` to each as it prints them: a
+        timestamp per event would cost more than a node does.)"""
+        if not self.secrets:
+            yield from self._events()
+            return
         for event in self._events():
-            event["ts"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            event["run_id"] = self.run_id
-            yield redact(event) if redact is not None else event
+            yield self.secrets.redact(event)
 
     def _events(self) -> Iterator[Event]:
         # A stop (SIGTERM, SIGINT) also cancels the fan-out in progress: its finished
