@@ -135,10 +135,11 @@ def walk(
         if cursor.fallback is not None:
             cursor.node, cursor.fallback, cursor.position = cursor.fallback, None, "before"
             continue
-        stop = yield from steps.fan_out(name)
-        if stop is not None:
-            yield stop
-            return
+        if graph.route_of(name).fanouts:
+            stop = yield from steps.fan_out(name)
+            if stop is not None:
+                yield stop
+                return
         cursor.node, cursor.position = next_node(graph, name, state, scope), "before"
 
 
