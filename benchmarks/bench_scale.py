@@ -132,7 +132,11 @@ def run_limited(args: list[str], cwd: Path, timeout: float, cap_mb: float, tree:
     watchdog.join()
     if session_members(proc.pid):  # workers a killed run left behind (their session id is still ours)
         kill_session(proc.pid)
-    peak_mb = sum(watchdog.peaks.values()) / 1024 if tree else usage.ru_maxrss / 1024
+    # The kernel's ru_maxrss of a child also counts the image it was forked from (this
+    # benchmark's own process, large after the 100,000-item case): the sampled VmHWM of
+    # the exec'd process is its own peak. ru_maxrss only when no sample was taken.
+    own = watchdog.peaks.get(proc.pid)
+    peak_mb = sum(watchdog.peaks.values()) / 1024 if tree else (own or usage.ru_maxrss) / 1024
     failure = watchdog.failure or (f"exit {proc.returncode}" if proc.returncode else "")
     if proc.returncode and not watchdog.failure:
         sys.stderr.write((cwd / "stderr.txt").read_text(errors="replace")[-2000:])
