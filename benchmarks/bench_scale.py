@@ -11,7 +11,8 @@ printed "over cap"), so a slow engine makes the benchmark short, not the machine
 stopped run's figures are lower bounds, printed after ">".
 
 Peak memory:
-  * thread strategy: the ``tea`` process's own peak RSS (``VmHWM``, sampled every 20 ms; the kernel's ``ru_maxrss`` would count the image it was forked from);
+  * thread strategy: the ``tea`` process's own peak RSS (``VmHWM``, sampled every 20 ms;
+    the kernel's ``ru_maxrss`` would count the image it was forked from);
   * process strategy: the whole tree, as the sum over every process of the run's session of
     that process's peak RSS (``VmHWM`` in /proc/<pid>/status, sampled every 20 ms while it
     lives; the session's members are listed every 250 ms). That is an upper bound of the
