@@ -39,10 +39,15 @@ class BranchJournal:
 
     SUFFIX = ".journal.jsonl"
 
-    def __init__(self, path: Path, *, redact: Callable[[Any], Any] | None = None) -> None:
+    def __init__(
+        self, path: Path, *, redact: Callable[[Any], Any] | None = None, held: bool = False
+    ) -> None:
+        """``held``: keep records in memory until ``persist()`` (nothing names the journal
+        yet: a fan-out that ends first never touches the disk)."""
         self.path = Path(path)
         self._redact = redact
         self._lock = threading.Lock()
+        self._held: list[bytes] | None = [] if held else None
         self._out: IO[bytes] | None = None
         self._dirty = False
         # The first group starts as the fan-out does: branches that finish within
@@ -54,9 +59,26 @@ class BranchJournal:
         """Called when a record cannot be kept (the run goes on, less resumable)."""
 
     @classmethod
-    def new(cls, directory: Path, node: str, *, redact: Callable[[Any], Any] | None = None) -> BranchJournal:
+    def new(
+        cls, directory: Path, node: str, *, redact: Callable[[Any], Any] | None = None, held: bool = False
+    ) -> BranchJournal:
         """A journal with a fresh name in ``directory`` for a fan-out at ``node``."""
-        return cls(Path(directory) / f"{unique_name(node)}{cls.SUFFIX}", redact=redact)
+        return cls(Path(directory) / f"{unique_name(node)}{cls.SUFFIX}", redact=redact, held=held)
+
+    def persist(self) -> None:
+        """Write what is held to the file, durably, and record straight to it from now on
+        (a checkpoint is about to name this journal)."""
+        with self._lock:
+            held, self._held = self._held, None
+            if not held:
+                return
+            try:
+                out = self._open()
+                out.write(b"".join(held))
+                self._dirty = True
+                self._sync(out)
+            except OSError as exc:
+                self._report(CheckpointError(f"cannot write journal {self.path}: {exc.strerror}"))
 
     def done(self) -> dict[str, BranchResult]:
         """The results recorded so far (``Journal`` protocol)."""
@@ -67,6 +89,9 @@ class BranchJournal:
         try:
             line = self._encode(result)
             with self._lock:
+                if self._held is not None:
+                    self._held.append(line)
+                    return
                 out = self._open()
                 out.write(line)
                 self._dirty = True
@@ -78,7 +103,8 @@ class BranchJournal:
             self._report(CheckpointError(f"cannot write journal {self.path}: {exc.strerror}"))
 
     def commit(self) -> None:
-        """Make every record durable and close the file (``Journal`` protocol)."""
+        """Make every record durable and close the file (``Journal`` protocol). Held
+        records stay held: no checkpoint names them."""
         with self._lock:
             out, self._out = self._out, None
             if out is None:

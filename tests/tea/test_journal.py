@@ -164,3 +164,16 @@ def test_a_record_that_cannot_be_kept_goes_to_on_error_when_set(tmp_path: Path) 
     journal.commit()
     assert len(seen) == 1 and "fan[0]" in seen[0].message
     assert set(BranchJournal(journal.path).load()) == {"fan[1]"}
+
+
+def test_a_held_journal_touches_the_disk_only_once_persisted(tmp_path: Path) -> None:
+    """Until a checkpoint names it, a journal keeps its records in memory: a quick fan-out
+    costs no file at all; once persisted, what was held and what follows are on disk."""
+    journal = BranchJournal.new(tmp_path, "fan", held=True)
+    journal.record(result("fan[0]", i=0))
+    journal.commit()
+    assert not journal.path.exists()
+    journal.persist()
+    journal.record(result("fan[1]", i=1))
+    journal.commit()
+    assert set(BranchJournal(journal.path).load()) == {"fan[0]", "fan[1]"}
