@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from executors.base import BranchResult
 from tea.checkpoint import Checkpoint, ensure_same_workflow, load_checkpoint, save_checkpoint
 from tea.errors import CheckpointError, InputError, RunError, TeaError
+from tea.fanout import Journal
 from tea.graph import Graph
 from tea.journal import BranchJournal
 from tea.run import Run, RunObserver
@@ -82,8 +82,6 @@ class DurableObserver(RunObserver):
         """Where the checkpoint this run resumes lives (its fan-out journal is beside it)."""
         self.run_id = uuid.uuid4().hex[:12]
         self._run: Run | None = None
-        self._lock = threading.RLock()
-        self._timer: threading.Timer | None = None
 
     @property
     def run(self) -> Run:
@@ -102,7 +100,7 @@ class DurableObserver(RunObserver):
         if self.autosave and time.monotonic() - self.saved_at >= self.interval:
             self.try_save(node, "after", "progress")
 
-    def journal(self, fanout: str) -> BranchJournal | None:
+    def journal(self, fanout: str) -> Journal | None:
         resumed = self.resumed_from
         journal: BranchJournal | None = None
         redact = self.run.secrets.redact
@@ -112,54 +110,31 @@ class DurableObserver(RunObserver):
         if journal is None:
             if not self.autosave:
                 return None  # nothing could resume this fan-out: no journal to keep
-            # Held in memory until a checkpoint names it (see _save_fanout_later).
+            # Held in memory until a checkpoint names it (see _FanoutJournal).
             journal = BranchJournal.new(self.checkpoint_dir, fanout, redact=redact, held=self.interval > 0)
         pending = {"node": fanout, "journal": journal.path.name}
         journal.on_error = lambda exc: self._warn(fanout, exc)
         self._journals[fanout] = journal
         self.fanout_pending = pending
-        if self.autosave:
-            position = "before" if self.run.cursor.position == "before" else "after"
-            self._save_fanout_later(fanout, position, pending)
-        return journal
-
-    def _save_fanout_later(self, fanout: str, position: str, pending: dict[str, Any]) -> None:
-        """The checkpoint that names the journal, once the fan-out has run for the progress
-        interval: a fan-out quicker than that needs none (a SIGKILL during it resumes from
-        the last progress checkpoint and runs it again; a stop saves one at once)."""
+        if not self.autosave:
+            return journal
+        position = "before" if self.run.cursor.position == "before" else "after"
         if self.interval <= 0:
             self.try_save(fanout, position, "fanout", pending=pending)
-            return
+            return journal
+        return _FanoutJournal(journal, lambda: self._save_fanout(fanout, position, pending), self.interval)
 
-        def save() -> None:
-            with self._lock:
-                if self.fanout_pending is pending:
-                    self._journals[fanout].persist()
-                    self.try_save(fanout, position, "fanout", pending=pending)
-
-        self._timer = threading.Timer(self.interval, save)
-        self._timer.daemon = True
-        self._timer.start()
+    def _save_fanout(self, fanout: str, position: str, pending: dict[str, Any]) -> None:
+        if self.fanout_pending is pending:
+            self._journals[fanout].persist()
+            self.try_save(fanout, position, "fanout", pending=pending)
 
     def fanout_done(self, fanout: str) -> None:
-        with self._lock:  # a save under way finishes first; a later one sees no fan-out
-            self.fanout_pending = None
-        self._cancel_timer()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.fanout_pending = None
 
     def save(self, node: str, position: str, reason: str, error: dict[str, Any] | None = None,
              pending: dict[str, Any] | None = None) -> Path:
-        """Save where the run is; the run's previous checkpoint is replaced. Thread-safe (a
-        fan-out's checkpoint is saved from a timer while the fan-out runs)."""
-        with self._lock:
-            return self._save(node, position, reason, error, pending)
-
-    def _save(self, node: str, position: str, reason: str, error: dict[str, Any] | None,
-              pending: dict[str, Any] | None) -> Path:
+        """Save where the run is; the run's previous checkpoint is replaced."""
         run = self.run
         ckpt = Checkpoint(
             workflow_hash=self.graph.key,
@@ -173,7 +148,7 @@ class DurableObserver(RunObserver):
             error=error,
             extra={
                 # results as deltas: a checkpoint does not grow with the fan-out's width
-                "pending": {k: [r.to_dict() for r in v] for k, v in dict(run.cursor.pending).items()},
+                "pending": {k: [r.to_dict() for r in v] for k, v in run.cursor.pending.items()},
                 "run_id": self.run_id,
                 # a resumed run keeps the interrupts this run was started with
                 "interrupt_before": sorted(self.interrupt_before),
@@ -195,7 +170,6 @@ class DurableObserver(RunObserver):
         return path
 
     def stopped(self, run: Run, stop: Stop) -> Event:
-        self._cancel_timer()
         if self.fanout_pending is not None:  # the stop checkpoint names the fan-out's journal
             self._journals[self.fanout_pending["node"]].persist()
         reason = "signal" if stop.reason == "signal" else stop.reason
@@ -208,7 +182,6 @@ class DurableObserver(RunObserver):
                 "reason": stop.label, "checkpoint": str(path), "state": dict(run.state)}
 
     def failed(self, run: Run, exc: TeaError) -> Event:
-        self._cancel_timer()
         node = run.cursor.node
         # When the state cannot be saved here, the last checkpoint that could is the resume point.
         self.try_save(node, run.cursor.position, "error", error=exc.to_dict())
@@ -218,7 +191,6 @@ class DurableObserver(RunObserver):
 
     def finished(self, run: Run) -> None:
         """A finished run leaves nothing behind: its checkpoints and journals go."""
-        self._cancel_timer()
         for journal in self._journals.values():
             journal.remove()
         if self.checkpoint_path is not None:
@@ -305,3 +277,30 @@ def durable_run(
 def _bound(run: Run, observer: DurableObserver) -> Run:
     observer.bind(run)
     return run
+
+
+class _FanoutJournal:
+    """A fan-out's journal that saves the checkpoint naming it once the fan-out has run for
+    the progress interval, as a branch finishes (on the thread that collects the results).
+
+    A fan-out quicker than that needs no checkpoint of its own, and its journal never
+    touches the disk: a SIGKILL during it resumes from the last progress checkpoint and
+    runs the fan-out again; a stop saves a checkpoint (and the journal) at once.
+    """
+
+    def __init__(self, journal: BranchJournal, save: Callable[[], None], interval: float) -> None:
+        self.journal = journal
+        self._save: Callable[[], None] | None = save
+        self._due = time.monotonic() + interval
+
+    def done(self) -> Mapping[str, BranchResult]:
+        return self.journal.done()
+
+    def record(self, result: BranchResult) -> None:
+        if self._save is not None and time.monotonic() >= self._due:
+            save, self._save = self._save, None
+            save()
+        self.journal.record(result)
+
+    def commit(self) -> None:
+        self.journal.commit()
