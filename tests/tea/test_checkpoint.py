@@ -7,7 +7,6 @@ import json
 import os
 import pickle
 import random
-import select
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from child_helpers import child_env, read_line
 
 from executors.base import BranchResult
 from tea.checkpoint import (
@@ -50,17 +50,6 @@ def make(**changes: Any) -> Checkpoint:
 
 def result(branch_id: str, **state: Any) -> BranchResult:
     return BranchResult(branch_id=branch_id, success=True, update=dict(state), pid=os.getpid())
-
-
-def child_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def read_line(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bytes:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    assert ready, "child did not answer in time"
-    return proc.stdout.readline()
 
 
 # -- round trips ----------------------------------------------------------------

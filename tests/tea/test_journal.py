@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import select
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from child_helpers import child_env, read_line
 
 from executors.base import BranchResult, ErrorInfo
 from tea.errors import CheckpointError
@@ -24,17 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def result(branch_id: str, **update: Any) -> BranchResult:
     return BranchResult(branch_id=branch_id, success=True, update=dict(update), pid=os.getpid())
-
-
-def child_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def read_line(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bytes:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    assert ready, "child did not answer in time"
-    return proc.stdout.readline()
 
 
 
