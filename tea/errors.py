@@ -14,6 +14,7 @@
     ├── RunError                      the workflow failed while running (exit code 1)
     │   │                             carries node, branch, host, exit status and stderr tail
     │   ├── NodeError                 an exception inside a node body
+    │   │   └── FanOutTooDeep         "setup": fan-outs nested past tea.fanout.MAX_DEPTH
     │   ├── RecursionLimitError       too many steps; names the nodes of the cycle
     │   ├── BranchError               a parallel branch failed
     │   │   ├── BranchTimeout         "timeout" (also a TimeoutError)
@@ -49,6 +50,7 @@ __all__ = [
     "Cancelled",
     "CheckpointError",
     "CircuitOpen",
+    "FanOutTooDeep",
     "InputError",
     "Interrupted",
     "LoadError",
@@ -212,6 +214,12 @@ class RunError(TeaError):
 
 class NodeError(RunError):
     """An exception raised inside a node body; ``__cause__`` is the original."""
+
+
+class FanOutTooDeep(NodeError):
+    """Fan-outs nested deeper than ``tea.fanout.MAX_DEPTH``: nothing a retry or the fan-in can fix."""
+
+    category = "setup"
 
 
 class RecursionLimitError(RunError):

@@ -26,7 +26,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from executors.base import BranchResult, BranchTask, ParallelConfig
-from tea.errors import BranchError, NodeError
+from tea.errors import BranchError, FanOutTooDeep, NodeError
 from tea.graph import FanOut, ItemSpec
 from tea.nodes import StepsBody
 from tea.overlay import split_update
@@ -37,7 +37,7 @@ from tea.templates import Template, TemplateError, render_value
 if TYPE_CHECKING:
     from tea.scope import Scope
 
-__all__ = ["MAX_DEPTH", "FanOutTooDeep", "Journal", "run_fanout"]
+__all__ = ["MAX_DEPTH", "Journal", "run_fanout"]
 
 MAX_DEPTH = 8
 """How deeply fan-outs may nest (a fan-out inside a branch of a fan-out...). The loader
@@ -45,12 +45,6 @@ refuses a fan-out that can reach its own source; this bounds what only shows at 
 time (a routing function choosing the source again), before it can grow without end."""
 
 Emit = Callable[[dict[str, Any]], None]
-
-
-class FanOutTooDeep(NodeError):
-    """Fan-outs nested deeper than ``MAX_DEPTH``: nothing a retry or the fan-in can fix."""
-
-    category = "setup"
 
 
 class Journal(Protocol):

@@ -135,14 +135,3 @@ class EnvironProxy(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(os.environ)
-
-
-def referenced_names(source: str) -> set[str]:
-    """Top-level names a template reads (for load-time checks)."""
-    from tea._jinja import TemplateSyntaxError, environment, nodes
-
-    try:
-        ast = environment.parse(source)
-    except TemplateSyntaxError:
-        return set()
-    return {n.name for n in ast.find_all(nodes.Name)}
