@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,3 +89,16 @@ def test_a_path_through_a_scalar_is_an_input_error(write_yaml: Callable[..., Pat
     path = write_yaml(FLOW)
     with pytest.raises(InputError, match="not a mapping"):
         tea.load(path, overrides=[overrides.setting("settings.parallel.strategy.x=1")])
+
+
+def test_a_large_final_state_is_printed_compact_and_small_one_indented(tmp_path: Path) -> None:
+    """Output over PRETTY_LIMIT (1,000,000 characters, the default) is one line of JSON."""
+    flow = tmp_path / "big.yaml"
+    flow.write_text('nodes:\n  - name: a\n    run: |\n      return {"big": "x" * state["n"]}\n', encoding="utf-8")
+    tea_bin = Path(sys.executable).with_name("tea")
+    for n, lines in ((10, 4), (1_200_000, 1)):
+        done = subprocess.run([str(tea_bin), "run", str(flow), "-q", "-i", json.dumps({"n": n})],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert len(done.stdout.strip().splitlines()) == lines
+        assert len(json.loads(done.stdout)["big"]) == n
