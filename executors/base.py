@@ -14,7 +14,7 @@ graph, picklable with cloudpickle) and calls ``run_branch`` on it wherever it ru
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -33,6 +33,7 @@ __all__ = [
     "ParallelExecutor",
     "PortableProgram",
     "RetryPolicy",
+    "SupportsPreflight",
     "SupportsWarm",
     "error_kinds",
 ]
@@ -351,6 +352,18 @@ class SupportsWarm(Protocol):
     """
 
     def warm(self) -> None: ...
+
+
+@runtime_checkable
+class SupportsPreflight(Protocol):
+    """An executor that checks what its fan-outs need before a run's first node (optional).
+
+    The engine calls ``preflight(configs)`` once per run with the configs of every
+    fan-out of the graph that uses the strategy; it raises an error with category
+    ``setup`` (the run stops before anything ran) or returns when the run can go on.
+    """
+
+    def preflight(self, configs: Iterable[ParallelConfig]) -> None: ...
 
 
 @runtime_checkable

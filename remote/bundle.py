@@ -96,7 +96,7 @@ def build_bundle(output: Path, *, workdir: Path | None = None, quiet: bool = Tru
     """Build the one-file binary at ``output`` (e.g. ``dist/tea``) and return its path."""
     if shutil.which("pyinstaller") is None and not _has_pyinstaller():
         raise BundleError(
-            "PyInstaller is not installed", hint="pip install 'tea[bundle]' (or pyinstaller)"
+            "PyInstaller is not installed", hint="pip install 'tea-engine[bundle]' (or pyinstaller)"
         )
     output = output.resolve()
     output.parent.mkdir(parents=True, exist_ok=True)

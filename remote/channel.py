@@ -26,9 +26,9 @@ from typing import Any
 
 import asyncssh
 
+from remote.branches import PROTOCOL, STATES_KEPT
 from remote.errors import HostDown, RemoteSetupError, WorkerGone, WorkerStopped
 from remote.payload import SharedState, Traffic
-from remote.worker import PROTOCOL, STATES_KEPT
 
 __all__ = ["WorkerChannel"]
 
@@ -123,7 +123,7 @@ class WorkerChannel:
         pgid = self.hello.get("pgid")
         if self.killed or self.exited or not isinstance(pgid, int) or pgid <= 1:
             return None
-        return f"kill -KILL -- -{pgid} 2>/dev/null"
+        return f"kill -KILL -{pgid} 2>/dev/null"  # no "--": dash's kill takes none
 
     def stderr_tail(self) -> str:
         return "\n".join(self._stderr)

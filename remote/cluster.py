@@ -10,6 +10,11 @@
     cancelled (its timeout, fail_fast): the worker running it is killed
     no host left: AllHostsDown naming each host and why
 
+``preflight()`` opens every host at once and returns when each is ready for work or
+known to be unusable: an unreachable host is warned about and its breaker opened
+(it gets a trial after ``reset_timeout_seconds``); a setup problem (host key,
+login, no binary for its architecture) is fatal, as it would be at the fan-out.
+
 ``RemoteAttempt`` is what the driver thread and the coroutine share: the host, and
 when the timeout clock runs (only while the branch is on a worker). ``traffic``
 counts the bytes each host is sent.
@@ -28,7 +33,7 @@ from executors.base import ParallelConfig
 from remote.config import RemoteSettings, forwarded_env
 from remote.errors import AllHostsDown, HostDown, RemoteSetupError, WorkerStopped
 from remote.hosts import HostPool, HostState, Lease
-from remote.local_files import check_key_files, resolve_basefile
+from remote.local_files import check_key_files, resolve_deployment
 from remote.payload import SharedState, Traffic
 from remote.progress import Progress
 from remote.ssh import HostSession
@@ -89,12 +94,14 @@ class Cluster:
         """Made on the loop that will run it (``start`` schedules there)."""
         check_key_files(settings)
         self.settings = settings
-        self.basefile = resolve_basefile(settings)
+        self.deployment = resolve_deployment(settings)
         self.env = forwarded_env(settings.env)
         self.pool = HostPool(settings.hosts, config.circuit_breaker)
         self.sessions: dict[str, HostSession] = {}
         self.retired: list[HostSession] = []
         self.opening: dict[str, asyncio.Future[HostSession]] = {}
+        self.lost_workdirs: dict[str, list[str]] = {}
+        """Per host, the directories of its sessions that were lost (removed when it is back)."""
         self.fatal: RemoteSetupError | None = None
         self.progress = Progress.for_terminal([h.name for h in self.pool.hosts])
         self.closed = False
@@ -116,27 +123,56 @@ class Cluster:
             if future is not None and future.done():
                 del self.opening[host.name]
 
-    async def _open(self, host: HostState) -> HostSession:
-        session = HostSession(host.spec, self.settings, self.basefile, self.env, self.traffic)
+    async def _open(self, host: HostState, prepared: asyncio.Future[None] | None = None) -> HostSession:
+        previous = self.sessions.pop(host.name, None)
+        if previous is not None:  # it was lost: its directory goes once the host is back
+            self.retired.append(previous)  # closed with the others at the end of the run
+            if previous.workdir:
+                self.lost_workdirs.setdefault(host.name, []).append(previous.workdir)
+        old = self.lost_workdirs.pop(host.name, [])
+        session = HostSession(host.spec, self.settings, self.deployment, self.env, self.traffic, old)
         try:
-            await session.open()
+            await _ready(session, prepared)
         except RemoteSetupError as exc:
             self.fatal = self.fatal or exc
             self._warn(host.name, f"is unusable: {exc.message}")
             await self.pool.mark_down(host, exc.message, permanent=True)
             raise
         except HostDown as exc:
+            self.lost_workdirs[host.name] = old  # not removed yet: next time
             # Counted on the host's breaker by the first attempt that sees it (in run).
             self._warn(host.name, f"is unavailable: {exc.message}; its branches run on the other hosts")
             raise
         if self.closed:  # the run ended while it connected: nobody will close it later
             await session.close()
             raise asyncio.CancelledError
-        old = self.sessions.get(host.name)
-        if old is not None:
-            self.retired.append(old)  # closed with the others at the end of the run
         self.sessions[host.name] = session
         return session
+
+    async def preflight(self) -> dict[str, BaseException | None]:
+        """Open every host not yet open, at once; return when each is prepared (``None``)
+        or failed (its error). Unreachable hosts get their breaker opened."""
+        loop = asyncio.get_running_loop()
+        waits: dict[str, asyncio.Future[None]] = {}
+        for host in self.pool.hosts:
+            if host.name in self.sessions or host.name in self.opening:
+                continue
+            waits[host.name] = prepared = loop.create_future()
+            self.opening[host.name] = asyncio.ensure_future(self._open(host, prepared))
+        outcomes = dict(zip(waits, await asyncio.gather(*waits.values(), return_exceptions=True), strict=True))
+        found: dict[str, BaseException | None] = {}
+        for host in self.pool.hosts:
+            outcome = outcomes.get(host.name)
+            found[host.name] = outcome if isinstance(outcome, BaseException) else None
+            if isinstance(outcome, BaseException):
+                # Its opening ends with the same error: collect it, the next branch opens afresh.
+                opening = self.opening.pop(host.name)
+                await asyncio.wait([opening])
+                if not opening.cancelled():
+                    opening.exception()
+            if isinstance(outcome, HostDown):
+                await self.pool.trip(host, self._describe(outcome))
+        return found
 
     def _warn(self, host: str, what: str) -> None:
         """Say on the log, once per host per run, why a host does not take branches."""
@@ -227,8 +263,10 @@ class Cluster:
         finally:
             attempt.off_worker()
         self.progress.update(host.name, "done" if result["success"] else "failed")
-        if not result["success"]:
-            await asyncio.sleep(0.01)  # stderr travels beside stdout: let it catch up
+        if not result["success"] and not result.get("stderr_tail"):
+            # The branch's own output is in its result; a process that died has none: the
+            # worker's stderr (travelling beside stdout: let it catch up) says why.
+            await asyncio.sleep(0.01)
             result["stderr_tail"] = worker.stderr_tail()
         return result, host.name
 
@@ -253,3 +291,20 @@ class Cluster:
         self.retired = []
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         self.progress.close()
+
+
+async def _ready(session: HostSession, prepared: asyncio.Future[None] | None) -> None:
+    """Open ``session``, telling ``prepared`` (a preflight's) once the host is prepared or
+    failed to be."""
+    try:
+        await session.prepare()
+    except BaseException as exc:
+        if prepared is not None and not prepared.done():
+            if isinstance(exc, asyncio.CancelledError):
+                prepared.cancel()
+            else:
+                prepared.set_exception(exc)
+        raise
+    if prepared is not None and not prepared.done():
+        prepared.set_result(None)
+    await session.start()

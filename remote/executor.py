@@ -4,17 +4,18 @@
 
     load:  RemoteExecutor.parse_options(settings.parallel.remote) ─► RemoteSettings
            (ParallelConfig.options; a missing host list is a SchemaError, at load)
+    run start: preflight(configs) ─► every host connected and prepared at once; none
+           usable: AllHostsDown before the first node; some: a WARNING each, the run goes on
     run(program, tasks, config)
       ├─ Batch.prepare: program payload (YAML subset, or cloudpickle), each distinct
       │  shared state encoded once, tasks whose state JSON cannot carry refused
-      ├─ transport gnu_parallel ─► remote.gnu_transport.run_batch (one parallel command)
-      └─ ssh: BatchRunner (retries, per-target breakers, timeouts, fail_fast)
-            attempt(ctx) ──► refused? SerializationError, never sent
-                         ──► event-loop thread: remote.cluster.Cluster.run(task)
-            timeout / cancel ─► that coroutine is cancelled: the worker running the branch
-                                is killed with all it started, a fresh one takes over
+      └─ BatchRunner (retries, per-target breakers, timeouts, fail_fast, max_workers),
+         with one attempt function per transport:
+           ssh           event-loop thread: remote.cluster.Cluster.run(task); a timeout
+                         or cancel kills the worker running the branch, a fresh one takes over
+           gnu_parallel  remote.gnu_batch.GnuBatch.attempt: the branch's GNU Parallel job
 
-The timeout counts while the branch is on a worker, from each time it is sent. The
+The timeout counts while the branch is on a host, from each time it is sent. The
 executor lives for a whole run: connections, workdirs, shipped binaries and shared
 states are reused by every fan-out; ``close()`` kills the workers and cleans the
 hosts. ``traffic()`` tells the bytes each host was sent.
@@ -26,7 +27,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -37,13 +38,13 @@ from executors.resilience import Attempt, AttemptContext
 from executors.results import error_info, failed, with_stderr
 from remote.config import RemoteSettings, no_location
 from remote.errors import AllHostsDown, RemoteSetupError
-from remote.gnu_transport import run_batch
-from remote.local_files import check_key_files, resolve_basefile
 from remote.payload import Batch, Traffic, program_payload, task_message
 from tea.errors import BranchError, SerializationError
 
 if TYPE_CHECKING:
     from remote.cluster import Cluster, RemoteAttempt
+    from remote.gnu_batch import GnuBatch
+    from remote.gnu_transport import GnuRun
 
 __all__ = ["RemoteExecutor"]
 
@@ -90,6 +91,7 @@ class RemoteExecutor(BaseExecutor):
         super().__init__(max_workers)
         self._loop: _LoopThread | None = None
         self._clusters: dict[RemoteSettings, Cluster] = {}
+        self._gnu: dict[RemoteSettings, GnuRun] = {}
         self._avoid: dict[str, set[str]] = {}
         self._warned: set[str] = set()
         self._traffic = Traffic()
@@ -100,6 +102,33 @@ class RemoteExecutor(BaseExecutor):
         """Bytes sent to each host so far for branches (programs, shared states, tasks),
         counted by the transport; the tea binary is not included."""
         return self._traffic.snapshot()
+
+    def preflight(self, configs: Iterable[ParallelConfig]) -> None:
+        """Check the hosts of every remote ``configs`` before the run's first node: each
+        host is connected and prepared at once (the connections stay for the run), and
+        this returns when each is ready or known to be unusable. Raises ``AllHostsDown``
+        when no host of some settings can be used, and ``RemoteSetupError`` for a problem
+        the fan-out would stop at (a missing file, an untrusted host key, a failed login,
+        no binary for a host's architecture); an unreachable host among usable ones is
+        a WARNING (logger ``tea.remote``), and the run goes on."""
+        self._check_open()
+        seen: set[RemoteSettings] = set()
+        for config in configs:
+            settings = _settings(config)
+            if settings in seen:
+                continue
+            seen.add(settings)
+            if settings.transport == "gnu_parallel":
+                self._gnu_run(settings).preflight()
+                continue
+            cluster = self._cluster(settings, config)
+            assert self._loop is not None
+            outcomes: dict[str, BaseException | None] = self._loop.call(cluster.preflight())
+            fatal = next((e for e in outcomes.values() if isinstance(e, RemoteSetupError)), None)
+            if fatal is not None:
+                raise fatal
+            if all(e is not None for e in outcomes.values()):
+                raise AllHostsDown(f"no host can be used:\n{cluster.pool.down_report()}")
 
     def run(
         self,
@@ -113,10 +142,30 @@ class RemoteExecutor(BaseExecutor):
         settings = _settings(config)
         if settings.transport != "gnu_parallel":
             return super().run(program, tasks, config, cancel)
-        check_key_files(settings)
-        basefile = resolve_basefile(settings)
+        if not tasks:
+            return iter([])
+        # The GNU Parallel transport's modules (tarfile and more) only when it is used.
+        from remote.gnu_batch import GnuBatch
+
+        gnu = self._gnu_run(settings)
         batch = Batch.prepare(self._program_payload(program, tasks), tasks)
-        return run_batch(settings, basefile, batch, config, cancel, self._traffic)
+        workers = self._workers(config)
+        jobs = GnuBatch(gnu, batch, config, workers)
+        try:
+            gnu.prepare(batch, jobs.big)
+        except (AllHostsDown, RemoteSetupError) as exc:
+            return iter([failed(t, _whole_story(exc), host=exc.host) for t in tasks])
+        jobs.launch()
+        return self._gnu_results(jobs, tasks, config, workers, cancel)
+
+    def _gnu_results(self, jobs: GnuBatch, tasks: Sequence[BranchTask], config: ParallelConfig, workers: int,
+                     cancel: threading.Event | None) -> Iterator[BranchResult]:
+        try:
+            for result in self._runner.run(tasks, config, jobs.attempt, workers=workers, cancel=cancel):
+                jobs.finished({name for name, state in self._runner.breakers.states().items() if state == "open"})
+                yield result
+        finally:
+            jobs.close()
 
     def _workers(self, config: ParallelConfig) -> int:
         slots = sum(host.slots for host in _settings(config).hosts)
@@ -149,7 +198,7 @@ class RemoteExecutor(BaseExecutor):
         return payload
 
     def _cluster(self, settings: RemoteSettings, config: ParallelConfig) -> Cluster:
-        # asyncssh (300 ms to import) only once a fan-out runs: loading a workflow that
+        # asyncssh (300 ms to import) only once hosts are needed: loading a workflow that
         # uses this strategy (parse_options) never pays for it.
         from remote.cluster import Cluster
 
@@ -160,6 +209,14 @@ class RemoteExecutor(BaseExecutor):
                 made = _in_loop(partial(Cluster, settings, config, self._warned, self._traffic))
                 self._clusters[settings] = self._loop.call(made)
             return self._clusters[settings]
+
+    def _gnu_run(self, settings: RemoteSettings) -> GnuRun:
+        from remote.gnu_transport import GnuRun  # only when the transport is used (see run)
+
+        with self._lock:
+            if settings not in self._gnu:
+                self._gnu[settings] = GnuRun(settings, self._warned, self._traffic)
+            return self._gnu[settings]
 
     def _attempt(self, cluster: Cluster, batch: Batch, ctx: AttemptContext) -> BranchResult:
         task = ctx.task
@@ -203,6 +260,9 @@ class RemoteExecutor(BaseExecutor):
         if self._closed:
             return
         super().close()
+        for gnu in self._gnu.values():
+            gnu.close()
+        self._gnu.clear()
         if self._loop is None:
             return
         for cluster in self._clusters.values():

@@ -109,6 +109,18 @@ class HostPool:
         async with self._changed:
             self._changed.notify_all()
 
+    async def trip(self, host: HostState, reason: str) -> None:
+        """``host`` could not be reached before any branch went there (a preflight): open its
+        breaker now, so branches go elsewhere until its trial after the reset timeout."""
+        host.last_error = reason
+        while host.breaker.state == "closed":
+            ticket = host.breaker.admit()
+            if ticket is None:
+                break
+            host.breaker.record(ticket, False)
+        async with self._changed:
+            self._changed.notify_all()
+
     def down_report(self, forbid: Collection[str] = ()) -> str:
         """One line per host saying why it cannot take work."""
         lines = []

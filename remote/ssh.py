@@ -2,34 +2,36 @@
 
 ``HostSession.open()`` does, in order, over a single connection kept for the run::
 
-    connect (host key checked against known_hosts; keepalive on)
-      └─ one shell round trip: mkdir cache, mktemp -d workdir (mode 700), uname -m,
-         sha256 of the cached binary; both directories made absolute (a relative
-         ``cache_dir`` or ``workdir`` is relative to the remote home, where the
-         session starts, not to the workdir the worker later runs in)
-           └─ SFTP upload of the binary only when that hash differs (temp name, then rename)
-                └─ exec <binary> worker  ◄─ hello line (protocol, version, build, pgid)
+    connect   (OpenSSH's defaults and ~/.ssh/config: User, Port, IdentityFile,
+      │        ProxyJump, known hosts files; ``identity_file``/``known_hosts`` when set)
+      └─ prepare: one shell round trip (``remote.scripts.prepare_script``): cache dir,
+         │        dead runs swept, this run's earlier directory removed if the host was
+         │        lost, a private ``mktemp -d`` workdir, ``uname -m``, the cached binaries'
+         │        SHA-256; the binary for that architecture is chosen (``Deployment``)
+         └─ start: SFTP upload only when that hash differs (temp name, then rename)
+                   └─ exec <binary or command> worker  ◄─ hello line (protocol, pgid, slots)
 
-then ``worker()`` hands out the running ``WorkerChannel`` (``remote.channel``). A
-worker stopped because a branch on it timed out or was cancelled
-(``stop_worker``) has its process group killed over the same connection, and the
-next ``worker()`` starts a fresh one in the same workdir. ``close()`` kills every
-worker's group and removes the workdir in one round trip (unless ``cleanup:
-false``), so nothing a branch started outlives the run.
+``prepare`` is what a preflight waits for; ``start`` may go on in the background.
+``worker()`` hands out the running ``WorkerChannel`` (``remote.channel``). A worker
+stopped because a branch on it timed out or was cancelled (``stop_worker``) has its
+process group killed over the same connection, and the next ``worker()`` starts a
+fresh one in the same workdir. ``close()`` kills every worker's group and removes the
+workdir in one round trip (unless ``cleanup: false``), so nothing a branch started
+outlives the run.
 
-Errors are translated here: ``RemoteSetupError`` (authentication, host key, basefile,
-architecture, a missing key file: the fan-out fails fast), ``HostDown`` (refused,
-unresolvable, timed out, lost: the branch moves to another host). Every word sent
-to a shell goes through ``shlex.quote``.
+Errors are translated here: ``RemoteSetupError`` (authentication, host key, no binary
+for the host's architecture: the fan-out fails fast), ``HostDown`` (refused,
+unresolvable, timed out, lost: the branch moves to another host).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
-import shlex
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,48 +40,106 @@ import asyncssh
 from remote.channel import WorkerChannel
 from remote.config import HostSpec, RemoteSettings
 from remote.errors import HostDown, RemoteSetupError
-from remote.local_files import Basefile
+from remote.local_files import Basefile, Deployment
 from remote.payload import Traffic
+from remote.scripts import prepare_script, q, worker_command
 
-__all__ = ["HostSession"]
+__all__ = ["HostSession", "connect"]
 
-_ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "i686", "i586": "i686"}
-
-
-def _q(word: str) -> str:
-    return shlex.quote(word)
+_OPENSSH_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2", "/etc/ssh/ssh_known_hosts",
+                        "/etc/ssh/ssh_known_hosts2")
 
 
-def _from_home(path: str) -> str:
-    """``path`` for a shell started in the remote home: ``~/x`` is ``x`` (quoting would
-    keep the tilde from expanding)."""
-    if path == "~":
-        return "."
-    return (path[2:] or ".") if path.startswith("~/") else path
+async def connect(spec: HostSpec, settings: RemoteSettings) -> asyncssh.SSHClientConnection:
+    """A connection to ``spec`` as OpenSSH would make it; raises ``RemoteSetupError``
+    (host key, authentication) or ``HostDown`` (cannot reach it)."""
+    s = settings
+    options: dict[str, Any] = {
+        "connect_timeout": s.connect_timeout,
+        "login_timeout": s.connect_timeout,
+        "keepalive_interval": s.keepalive_seconds,
+        "keepalive_count_max": 3,
+    }
+    if spec.user:
+        options["username"] = spec.user
+    if s.known_hosts:
+        options["known_hosts"] = str(Path(s.known_hosts).expanduser())
+    key = str(Path(s.identity_file).expanduser()) if s.identity_file else None
+    if key:
+        options["client_keys"] = [key]
+        options["agent_path"] = None
+    try:
+        built = await asyncssh.SSHClientConnectionOptions.construct(host=spec.hostname, port=spec.port or (),
+                                                                    **options)
+        if built.known_hosts == []:  # neither the settings nor ~/.ssh/config say: OpenSSH's files
+            found = [p for p in map(os.path.expanduser, _OPENSSH_KNOWN_HOSTS) if os.access(p, os.R_OK)]
+            if found:
+                built = await asyncssh.SSHClientConnectionOptions.construct(built, known_hosts=found)
+        return await asyncssh.connect(spec.hostname, spec.port or (), options=built)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        known = s.known_hosts or "~/.ssh/known_hosts"
+        raise RemoteSetupError(
+            f"the host key of {spec.name} is not trusted: it is unknown or has changed "
+            f"since it was recorded in {known} ({exc.reason})",
+            host=spec.name,
+            hint=f"check the key with the host's owner, then trust it: "
+            f"ssh-keyscan -p {spec.port or 22} {spec.hostname} >> {known}",
+        ) from exc
+    except asyncssh.PermissionDenied as exc:
+        raise RemoteSetupError(
+            f"authentication failed on {spec.name} as {spec.user or 'the default user'} "
+            f"with key {key or 'from ~/.ssh, ~/.ssh/config or the agent'}",
+            host=spec.name,
+            hint="check identity_file (or IdentityFile in ~/.ssh/config) and the host's authorized_keys",
+        ) from exc
+    except (TimeoutError, OSError, asyncssh.Error) as exc:
+        raise HostDown(f"cannot connect: {why(exc, spec, settings)}", host=spec.name) from exc
+
+
+def why(exc: BaseException, spec: HostSpec, settings: RemoteSettings) -> str:
+    """A connect failure in words a user can act on."""
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name {spec.hostname!r} ({exc.strerror})"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused on port {spec.port or 22}"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {settings.connect_timeout:g}s"
+    return str(exc) or type(exc).__name__
 
 
 class HostSession:
     """One host for one run: connection, private workdir, binary and resident worker.
 
     Used from the executor's event loop only. ``dead`` is set once the connection is
-    gone; a new session is then needed for that host.
+    gone; a new session is then needed for that host (``old`` names the directories
+    of the earlier ones, removed when it comes back).
     """
 
     def __init__(
-        self, spec: HostSpec, settings: RemoteSettings, basefile: Basefile, env: dict[str, str], traffic: Traffic
+        self,
+        spec: HostSpec,
+        settings: RemoteSettings,
+        deployment: Deployment,
+        env: dict[str, str],
+        traffic: Traffic,
+        old: Sequence[str] = (),
     ) -> None:
         self.spec = spec
         self.settings = settings
-        self.basefile = basefile
+        self.deployment = deployment
         self.env = env
         self.traffic = traffic
+        self.old = tuple(old)
         self.workdir: str | None = None
         """The run's private directory on the host (absolute), once prepared."""
         self.binary: str | None = None
-        """Where the tea binary sits on the host (absolute), once prepared."""
+        """Where the tea binary sits on the host (absolute), once prepared (none with a command)."""
+        self.basefile: Basefile | None = None
+        self.arch: str | None = None
         self.uploaded = False
         self.dead: HostDown | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
+        self._cached_sha: str | None = None
         self._worker: WorkerChannel | None = None
         self._workers: list[WorkerChannel] = []
         self._starting: asyncio.Future[WorkerChannel] | None = None
@@ -96,108 +156,52 @@ class HostSession:
 
     async def open(self) -> None:
         """Connect, prepare the workdir and binary, start the worker (raises on failure)."""
-        self._conn = await self._connect()
+        await self.prepare()
+        await self.start()
+
+    async def prepare(self) -> None:
+        """Connect and ready the host (what a preflight checks); closes it on failure."""
+        self._conn = await connect(self.spec, self.settings)
         try:
-            facts = await self._prepare()
-            self._check_arch(facts.get("arch", ""))
-            if facts.get("sha") != self.basefile.sha256:
+            await self._prepare()
+        except BaseException:
+            await self.close(remove=True)
+            raise
+
+    async def start(self) -> None:
+        """Ship the binary if the host lacks it, start the worker; closes it on failure."""
+        try:
+            if self.basefile is not None and self._cached_sha != self.basefile.sha256:
                 await self._upload_binary()
             self._worker = await self._start_worker()
         except BaseException:
             await self.close(remove=True)
             raise
 
-    async def _connect(self) -> asyncssh.SSHClientConnection:
-        s = self.settings
-        known_hosts = str(Path(s.known_hosts).expanduser())
-        options: dict[str, Any] = {
-            "known_hosts": known_hosts,
-            "connect_timeout": s.connect_timeout,
-            "login_timeout": s.connect_timeout,
-            "keepalive_interval": s.keepalive_seconds,
-            "keepalive_count_max": 3,
-        }
-        if self.spec.port:
-            options["port"] = self.spec.port
-        if self.spec.user:
-            options["username"] = self.spec.user
-        key = str(Path(s.identity_file).expanduser()) if s.identity_file else None
-        if key:
-            options["client_keys"] = [key]
-            options["agent_path"] = None
-        try:
-            return await asyncssh.connect(self.spec.hostname, **options)
-        except asyncssh.HostKeyNotVerifiable as exc:
-            port = self.spec.port or 22
-            raise RemoteSetupError(
-                f"the host key of {self.name} is not trusted: it is unknown or has changed "
-                f"since it was recorded in {known_hosts} ({exc.reason})",
-                host=self.name,
-                hint=f"check the key with the host's owner, then trust it: "
-                f"ssh-keyscan -p {port} {self.spec.hostname} >> {known_hosts}",
-            ) from exc
-        except asyncssh.PermissionDenied as exc:
-            raise RemoteSetupError(
-                f"authentication failed on {self.name} as {self.spec.user or 'the default user'} "
-                f"with key {key or 'from ~/.ssh or the agent'}",
-                host=self.name,
-                hint="check identity_file and the host's authorized_keys",
-            ) from exc
-        except (TimeoutError, OSError, asyncssh.Error) as exc:
-            raise HostDown(f"cannot connect: {self._why(exc)}", host=self.name) from exc
-
-    def _why(self, exc: BaseException) -> str:
-        """A connect failure in words a user can act on."""
-        if isinstance(exc, socket.gaierror):
-            return f"cannot resolve the host name {self.spec.hostname!r} ({exc.strerror})"
-        if isinstance(exc, ConnectionRefusedError):
-            return f"connection refused on port {self.spec.port or 22}"
-        if isinstance(exc, TimeoutError):
-            return f"no answer within {self.settings.connect_timeout:g}s"
-        return str(exc) or type(exc).__name__
-
-    async def _prepare(self) -> dict[str, str]:
-        """Create the directories and learn the host's facts (``wd``, ``bin``, ``arch``, ``sha``)."""
-        workdir, cache = _from_home(self.settings.workdir), _from_home(self.settings.cache_dir)
-        script = (
-            f"umask 077; mkdir -p -- {_q(workdir)} {_q(cache)} || exit 3; "
-            f"cache=$(cd -- {_q(cache)} && pwd -P) || exit 3; "
-            f"wd=$(mktemp -d {_q(workdir.rstrip('/') + '/tea-run.XXXXXXXXXX')}) && "
-            'wd=$(cd -- "$wd" && pwd -P) || exit 4; '
-            f'bin="$cache"/{_q(self.basefile.remote_name)}; '
-            'printf "wd=%s\\nbin=%s\\narch=%s\\n" "$wd" "$bin" "$(uname -m)"; '
-            """if [ -f "$bin" ]; then printf 'sha=%s\\n' """
-            """"$( (sha256sum "$bin" 2>/dev/null || shasum -a 256 "$bin") | cut -d" " -f1)"; fi"""
-        )
+    async def _prepare(self) -> None:
+        """Create the directories and learn the host's facts; choose its binary."""
+        s, shipping = self.settings, not self.deployment.command
+        script = prepare_script(s.workdir, s.cache_dir if shipping else None, self.deployment.remote_names(),
+                                keep=not s.cleanup, old=self.old)
         assert self._conn is not None
         done = await self._conn.run(script, check=False, timeout=self._timeout)
         stdout, stderr = str(done.stdout or ""), str(done.stderr or "").strip()
         if done.exit_status != 0:
-            s = self.settings
-            what = {
-                3: f"cannot create {s.workdir} or {s.cache_dir}",
-                4: f"cannot create a private workdir under {s.workdir}",
-            }
+            what = {3: f"cannot create {s.workdir} or {s.cache_dir}",
+                    4: f"cannot create a private workdir under {s.workdir}"}
             message = what.get(done.exit_status or 0, f"preparing the host failed (exit {done.exit_status})")
             # A directory that cannot be created will not appear later in the run.
-            permanent = done.exit_status in what
-            raise HostDown(f"{message}: {stderr}", host=self.name, stderr_tail=stderr, permanent=permanent)
+            raise HostDown(f"{message}: {stderr}", host=self.name, stderr_tail=stderr,
+                           permanent=done.exit_status in what)
         facts = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
-        self.workdir, self.binary = facts["wd"], facts["bin"]
-        return facts
-
-    def _check_arch(self, remote: str) -> None:
-        remote = _ARCH_ALIASES.get(remote, remote)
-        if self.basefile.arch and remote and self.basefile.arch != remote:
-            raise RemoteSetupError(
-                f"basefile {self.basefile.path} is built for {self.basefile.arch}, "
-                f"but {self.name} is {remote}",
-                host=self.name,
-                hint="build the binary on (or for) the hosts' architecture with `tea bundle`",
-            )
+        self.workdir, self.arch = facts["wd"], facts.get("arch", "")
+        self.basefile = self.deployment.binary_for(self.arch, self.name)
+        if self.basefile is not None:
+            self.binary = f"{facts['cache']}/{self.basefile.remote_name}"
+            self._cached_sha = facts.get(f"sha:{self.basefile.remote_name}")
 
     async def _upload_binary(self) -> None:
-        assert self._conn is not None and self.binary is not None
+        assert self._conn is not None and self.binary is not None and self.basefile is not None
         final = self.binary
         partial = f"{final}.{secrets.token_hex(4)}.part"
         async with self._conn.start_sftp_client() as sftp:
@@ -213,20 +217,20 @@ class HostSession:
         self.uploaded = True
 
     async def _start_worker(self) -> WorkerChannel:
-        assert self._conn is not None and self.workdir is not None and self.binary is not None
-        command = f"cd {_q(self.workdir)} && exec {_q(self.binary)} worker --slots {self.spec.slots}"
+        assert self._conn is not None and self.workdir is not None
+        program = [self.binary] if self.binary is not None else list(self.deployment.command)
         try:
             worker = await WorkerChannel.start(
                 self._conn,
                 self.name,
-                command,
-                binary=self.binary,
+                worker_command(self.workdir, program, self.spec.slots),
+                binary=" ".join(program),
                 env=self.env,
                 timeout=self._timeout,
                 traffic=self.traffic,
             )
         except (OSError, asyncssh.Error) as exc:
-            raise HostDown(f"cannot start the worker: {self._why(exc)}", host=self.name) from exc
+            raise HostDown(f"cannot start the worker: {why(exc, self.spec, self.settings)}", host=self.name) from exc
         self._workers.append(worker)
         return worker
 
@@ -292,9 +296,9 @@ class HostSession:
             worker.stop("the run is over")
         words = []
         if remove and self.workdir:
-            words.append(_q(self.workdir))
+            words.append(q(self.workdir))
         if remove and not self.settings.keep_binary and self.binary:
-            words.append(_q(self.binary))
+            words.append(q(self.binary))
         commands = [c for c in (w.kill_command() for w in self._workers) if c is not None]
         if words:
             commands.append(f"rm -rf -- {' '.join(words)}")

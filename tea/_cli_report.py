@@ -23,16 +23,18 @@ import os
 import re
 import sys
 import threading
+import traceback
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 import tea
 from executors.retry import EVENT_KEY
 from tea._cli_io import DataOut, PipeClosed, dumps
+from tea.errors import TeaError
 
-__all__ = ["LIVE_EVENTS", "EventStream", "branch_line", "report_branches", "setup_logging", "use_color"]
+__all__ = ["LIVE_EVENTS", "EventStream", "branch_line", "fail", "report_branches", "setup_logging", "use_color"]
 
 LIVE_EVENTS = frozenset({"branch_start", "branch_end"})
 """Events the stream takes from ``Run.watch`` as they happen (the walk's copies are dropped)."""
@@ -192,3 +194,20 @@ class _EventHandler(logging.Handler):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def fail(exc: BaseException, verbose: int, code: int | None = None, secrets: Any = None) -> NoReturn:
+    """Print ``exc`` for a person (a traceback only with ``-v``), redacted, and exit."""
+    redact = secrets.redact_text if secrets is not None else (lambda text: text)
+    if verbose:
+        click.echo(redact("".join(traceback.format_exception(exc))), err=True, nl=False)
+        details = getattr(exc, "details", None)
+        if details:
+            click.echo(redact(f"where it happened:\n{details}"), err=True)
+    location = getattr(exc, "location", None)
+    located = location is not None and (location.file is not None or location.line is not None)
+    prefix = "" if located and hasattr(exc, "path") else level_word(logging.ERROR, use_color())
+    click.echo(redact(f"{prefix}{exc}"), err=True)
+    if code is None:
+        code = exc.exit_code if isinstance(exc, TeaError) else 1
+    sys.exit(code)

@@ -17,7 +17,6 @@ the user unless ``-v`` asks for it.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import traceback
@@ -27,31 +26,16 @@ from typing import Any, NoReturn
 import click
 
 import tea
-from tea import _cli_mission, mission, overrides
+from tea import _cli_mission, mission
 from tea._cli_checkpoints import checkpoints
+from tea._cli_hosts import hosts
 from tea._cli_io import STDIN, DataOut, PipeClosed, Stdin, dumps, load_workflow, read_object, read_secrets
-from tea._cli_report import LIVE_EVENTS, EventStream, level_word, report_branches, setup_logging, use_color
+from tea._cli_overrides import OVERRIDE_OPTIONS, collect_overrides
+from tea._cli_report import LIVE_EVENTS, EventStream, fail, report_branches, setup_logging
 from tea.errors import InputError, LoadError, LoadErrors, RunError, TeaError
 from tea.version import __version__, version_text
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 3, 141
-
-
-def _fail(exc: BaseException, verbose: int, code: int | None = None, secrets: Any = None) -> NoReturn:
-    """Print ``exc`` for a person (a traceback only with ``-v``), redacted, and exit."""
-    redact = secrets.redact_text if secrets is not None else (lambda text: text)
-    if verbose:
-        click.echo(redact("".join(traceback.format_exception(exc))), err=True, nl=False)
-        details = getattr(exc, "details", None)
-        if details:
-            click.echo(redact(f"where it happened:\n{details}"), err=True)
-    location = getattr(exc, "location", None)
-    located = location is not None and (location.file is not None or location.line is not None)
-    prefix = "" if located and hasattr(exc, "path") else level_word(logging.ERROR, use_color())
-    click.echo(redact(f"{prefix}{exc}"), err=True)
-    if code is None:
-        code = exc.exit_code if isinstance(exc, TeaError) else EXIT_FAILED
-    sys.exit(code)
 
 
 def _names(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -82,13 +66,7 @@ _run_options = [
                  help="Where checkpoints go (default: .tea-checkpoints beside the workflow)."),
     click.option("--interrupt-before", multiple=True, metavar="NODES", help="Stop before these nodes (a,b)."),
     click.option("--interrupt-after", multiple=True, metavar="NODES", help="Stop after these nodes (a,b)."),
-    click.option("--strategy", metavar="NAME", help="Run every fan-out on this strategy (thread, process, ...)."),
-    click.option("--hosts", metavar="SPEC|@FILE",
-                 help="Remote hosts: [N/][user@]host[:port],... or @file (one a line)."),
-    click.option("--set", "set_", multiple=True, metavar="KEY=VALUE",
-                 help="Set a workflow key (dotted, value read as YAML), e.g. settings.parallel.max_workers=8."),
-    click.option("-C", "--config", "config", multiple=True, metavar="JSON|@FILE",
-                 help="A mapping merged onto the workflow (weaker than --set, --hosts, --strategy)."),
+    *OVERRIDE_OPTIONS,
     click.option("-v", "--verbose", count=True, help="-v: tea's debug logs and tracebacks; -vv: libraries' too."),
     click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr (no progress, no warnings)."),
 ]
@@ -104,13 +82,7 @@ def _prepare(opts: dict[str, Any], stdin: Stdin) -> None:
     """Check the flags that go together, read the secrets and overrides, and set up logging."""
     if opts["quiet"] and opts["verbose"]:
         raise click.UsageError("-q and -v contradict each other: choose one")
-    opts["overrides"] = [
-        *(overrides.config(text) for text in opts.pop("config")),
-        *(overrides.setting(text) for text in opts.pop("set_")),
-        *([overrides.hosts(opts["hosts"])] if opts["hosts"] is not None else []),
-        *([overrides.strategy(opts["strategy"])] if opts["strategy"] is not None else []),
-    ]
-    del opts["hosts"], opts["strategy"]
+    opts["overrides"] = collect_overrides(opts)
     opts["secrets_values"] = tea.Secrets(read_secrets(opts.pop("secrets"), opts.pop("secrets_env"), stdin))
     setup_logging(opts["verbose"], opts["quiet"], opts["secrets_values"])
     output = opts["output"]
@@ -135,7 +107,7 @@ def _execute(workflow: tea.Workflow, opts: dict[str, Any], *, state: dict[str, A
                 force=force, stop_flag=stop, autosave=True,
             )
         except TeaError as exc:
-            _fail(exc, opts["verbose"], secrets=secrets)
+            fail(exc, opts["verbose"], secrets=secrets)
         _drive(run, out, opts)
         if run.stopped is not None:
             _stopped(run, opts["quiet"])
@@ -162,7 +134,7 @@ def _drive(run: tea.Run, out: DataOut, opts: dict[str, Any]) -> None:
             if run.checkpoint_path is not None:
                 click.echo(f"checkpoint: {run.checkpoint_path}", err=True)
             board.close()
-            _fail(exc, opts["verbose"], EXIT_FAILED if isinstance(exc, RunError) else None, opts["secrets_values"])
+            fail(exc, opts["verbose"], EXIT_FAILED if isinstance(exc, RunError) else None, opts["secrets_values"])
         finally:
             if stream is not None:
                 stream.detach()
@@ -198,7 +170,7 @@ def _write_final(final: dict[str, Any], out: DataOut, opts: dict[str, Any]) -> N
             Path(output).write_text(dumps(final, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             out.line(dumps(final, indent=2))
-            _fail(RunError(f"cannot write --output {output}: {exc.strerror}",
+            fail(RunError(f"cannot write --output {output}: {exc.strerror}",
                            hint="the final state was printed on stdout instead"), opts["verbose"])
     elif not opts["stream"]:
         out.line(dumps(final, indent=2))
@@ -225,7 +197,7 @@ def run(file: str, input_: str | None, dry_run: bool, **opts: Any) -> None:
         workflow = load_workflow(file, stdin, opts["overrides"])
         state = read_object(input_, "--input", stdin) if input_ is not None else None
     except TeaError as exc:
-        _fail(exc, opts.get("verbose", 0))
+        fail(exc, opts.get("verbose", 0))
     _execute(workflow, opts, state=state)
 
 
@@ -255,11 +227,11 @@ def resume(checkpoint: str, workflow_file: str | None, force: bool, input_: str 
         if opts["checkpoint_dir"] is None:
             opts["checkpoint_dir"] = str(Path(checkpoint).resolve().parent)
     except TeaError as exc:
-        _fail(exc, opts.get("verbose", 0))
+        fail(exc, opts.get("verbose", 0))
     try:
         _execute(workflow, opts, state=update, checkpoint=checkpoint, force=force)
     except TeaError as exc:
-        _fail(exc, opts["verbose"])
+        fail(exc, opts["verbose"])
 
 
 def _problems(file: str, stdin: Stdin) -> tuple[list[LoadError], tea.Workflow | None]:
@@ -347,7 +319,7 @@ def inspect(file: str, fmt: str) -> None:
             return
         workflow = load_workflow(file, Stdin())
     except TeaError as exc:
-        _fail(exc, 0)
+        fail(exc, 0)
     click.echo(tea.render_diagram(workflow.graph, fmt))
 
 
@@ -383,11 +355,12 @@ def bundle(output: str) -> None:
     try:
         path = build_bundle(Path(output))
     except TeaError as exc:
-        _fail(exc, 0)
+        fail(exc, 0)
     click.echo(str(path))
 
 
 cli.add_command(checkpoints)
+cli.add_command(hosts)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -118,7 +118,7 @@ def _options(
     try:
         return parse_options(strategy, merged, location_of)
     except SchemaError as exc:
-        if exc.location is None or exc.location.line is None:
+        if exc.location is None or (exc.location.file is None and exc.location.line is None):
             exc.location = location_of(raw)  # nothing written to point at: the fan-out itself
         raise
 

@@ -135,6 +135,7 @@ class Run:
             yield {"type": "start", "workflow": self.graph.name, "node": self.cursor.node,
                    "state": dict(self.state)}
             try:
+                scope.preflight(self.graph.fanouts())  # e.g. remote hosts, before any node runs
                 for item in walk(self.graph, scope, self.state, self.cursor,
                                  observer=self.observer, detail=_DETAIL[self.mode]):
                     if isinstance(item, Stop):

@@ -9,7 +9,7 @@ use. A scope is used by one thread at a time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,8 @@ from tea.secrets import Secrets
 from tea.templates import EnvironProxy
 
 if TYPE_CHECKING:
-    from executors.base import BranchProgram, ParallelExecutor
+    from executors.base import BranchProgram, ParallelConfig, ParallelExecutor
+    from tea.graph import FanOut
     from tea.lua import LuaRuntime
     from tea.signals import StopFlag
 
@@ -97,6 +98,18 @@ class Scope:
             warm = getattr(self.executor(strategy), "warm", None)
             if callable(warm):
                 warm()
+
+    def preflight(self, fanouts: Iterable[FanOut]) -> None:
+        """Let each strategy check what its fan-outs need before the first node runs
+        (executors with a ``preflight(configs)`` method; the remote strategy connects
+        its hosts). Raises what the executor raises: the run then runs nothing."""
+        by_strategy: dict[str, list[ParallelConfig]] = {}
+        for fan in fanouts:
+            by_strategy.setdefault(fan.config.strategy, []).append(fan.config)
+        for strategy, configs in sorted(by_strategy.items()):
+            preflight = getattr(self.executor(strategy), "preflight", None)
+            if callable(preflight):
+                preflight(configs)
 
     def close(self) -> None:
         if self._lua is not None:

@@ -235,7 +235,7 @@ def in_package(name: str, package: str) -> bool:
 
 
 CONCRETE_BACKENDS = ("remote", "executors.thread", "executors.process", "executors.dask")
-ENGINE_ENTRY_POINTS = ("tea.cli", "tea._entry")
+ENGINE_ENTRY_POINTS = ("tea.cli", "tea._cli_hosts", "tea._entry")
 
 
 def test_engine_never_imports_a_concrete_backend() -> None:

@@ -1,4 +1,5 @@
-"""The executor contract suite (tests/executors/test_contract.py), run unchanged on the remote backend.
+"""The executor contract suite (tests/executors/test_contract.py), run unchanged on the remote backend,
+with each transport: one resilience layer, so retries, breakers, timeouts and fail_fast behave alike.
 
 The suite's fixtures and tests are imported from their files; only ``backend`` is
 ours: real sshd hosts, reached as root because the suite's branches write
@@ -8,6 +9,7 @@ counters into the driver's private ``tmp_path``.
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,13 +45,15 @@ make_task = _fixtures.make_task
 globals().update({k: v for k, v in vars(_contract).items() if k.startswith("test_")})
 
 
-@pytest.fixture
+@pytest.fixture(params=["ssh", "gnu_parallel"])
 def backend(
-    ssh_cluster: SshCluster, launcher: Path, remote_dirs: tuple[Path, Path]
+    request: pytest.FixtureRequest, ssh_cluster: SshCluster, launcher: Path, remote_dirs: tuple[Path, Path]
 ) -> Iterator[Any]:
     """The remote strategy on the three test hosts, as the contract suite's ``Backend``."""
+    if request.param == "gnu_parallel" and shutil.which("parallel") is None:
+        pytest.skip("GNU Parallel not installed")
     work, cache = remote_dirs
-    settings = ssh_cluster.remote_settings(work, cache, basefile=str(launcher))
+    settings = ssh_cluster.remote_settings(work, cache, basefile=str(launcher), transport=request.param)
     settings["hosts"] = [h.root_login for h in ssh_cluster.hosts]
     config = ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings))
     chosen = _fixtures.Backend("remote", config, lambda: get_executor("remote"))

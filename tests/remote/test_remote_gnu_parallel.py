@@ -1,126 +1,126 @@
-"""The GNU Parallel command builder and joblog parser (pure; the transport runs in test_remote_transports)."""
+"""The GNU Parallel transport's pure half: ssh words, sshlogins, scripts, the jobs command, the joblog."""
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 from pathlib import Path
 
-from remote.config import parse_host
+from remote.config import RemoteSettings, parse_host
 from remote.gnu_parallel import (
-    ParallelCommand,
-    build_cleanup_command,
-    build_command,
-    build_prepare_command,
+    CLIENT,
+    SKIPPED,
+    jobs_command,
+    login_line,
     parse_joblog,
-    ssh_login,
+    remove_script,
+    setup_script,
+    ship_script,
+    ssh_command,
+    stop_script,
 )
 
 
-def _command(tmp_path: Path, **changes) -> ParallelCommand:
-    values = {
-        "hosts": [parse_host("alice@10.0.0.5:2222", 4), parse_host("node2", 2)],
-        "basefile": tmp_path / "dist" / "tea",
-        "program_files": ["program/workflow.yaml"],
-        "input_files": ["task-0.json", "task-1.json"],
-        "stage": tmp_path,
-        "workdir": "/tmp/tea-run.abc",
-        "identity_file": "/keys/id ed25519",
-        "known_hosts": "/keys/known_hosts",
-        "timeout_seconds": 30.0,
-        "retries": 3,
-    }
-    values.update(changes)
-    return ParallelCommand(**values)
+def _settings(**extra) -> RemoteSettings:
+    return RemoteSettings.parse({"hosts": ["alice@10.0.0.5:2222", "2/node2"], **extra})
 
 
 def _option_values(argv: list[str], option: str) -> list[str]:
     return [argv[i + 1] for i, word in enumerate(argv[:-1]) if word == option]
 
 
-def test_sshlogin_carries_slots_port_and_strict_host_keys(tmp_path):
-    cmd = _command(tmp_path)
-    login = ssh_login(cmd.hosts[0], cmd)
-    assert login.startswith("4/ssh ")
-    assert login.endswith(" -p 2222 alice@10.0.0.5")
-    assert "StrictHostKeyChecking=yes" in login
-    assert "BatchMode=yes" in login
-    assert "UserKnownHostsFile=/keys/known_hosts" in login
-    assert "-i '/keys/id ed25519'" in login  # quoted: parallel hands it to a shell
-    assert ssh_login(cmd.hosts[1], cmd).endswith(" node2")
+def test_ssh_words_pass_key_and_known_hosts_only_when_set(tmp_path):
+    bare = ssh_command(_settings(), tmp_path)
+    assert "StrictHostKeyChecking=yes" in bare and "BatchMode=yes" in bare
+    assert not any(w.startswith("UserKnownHostsFile") for w in bare) and "-i" not in bare
+    assert f"ControlPath={tmp_path}/%C" in bare and "ControlMaster=auto" in bare
+    full = ssh_command(_settings(identity_file="/keys/id ed25519", known_hosts="/keys/known"), tmp_path)
+    assert "UserKnownHostsFile=/keys/known" in full
+    assert full[full.index("-i") + 1] == "/keys/id ed25519"
+
+
+def test_sshlogin_carries_slots_port_and_quoted_words(tmp_path):
+    settings = _settings(identity_file="/keys/id ed25519")
+    ssh = ssh_command(settings, tmp_path)
+    alice, node2 = settings.hosts
+    assert login_line(alice, ssh).startswith("4/ssh ")
+    assert login_line(alice, ssh).endswith(" -p 2222 alice@10.0.0.5")
+    assert "-i '/keys/id ed25519'" in login_line(alice, ssh)  # quoted: parallel hands it to a shell
+    assert login_line(node2, ssh, 1).startswith("1/") and login_line(node2, ssh).startswith("2/")
 
 
 def test_commas_are_doubled_because_parallel_splits_sshlogins_on_them(tmp_path):
-    cmd = _command(tmp_path, known_hosts="/keys/a,b")
-    assert "/keys/a,,b" in ssh_login(cmd.hosts[0], cmd)
+    ssh = ssh_command(_settings(known_hosts="/keys/a,b"), tmp_path)
+    assert "/keys/a,,b" in login_line(parse_host("h"), ssh)
 
 
-def test_command_has_every_transfer_option_and_no_control_master(tmp_path):
-    argv = build_command(_command(tmp_path))
-    assert argv[0] == "parallel"
-    assert len(_option_values(argv, "--sshlogin")) == 2
-    assert _option_values(argv, "--basefile") == [
-        f"{(tmp_path / 'dist').resolve()}/./tea",
-        f"{tmp_path.resolve()}/./program/workflow.yaml",
-    ]
-    assert _option_values(argv, "--transferfile") == ["{}"]
-    assert _option_values(argv, "--return") == ["{.}.result.json", "{.}.err"]
+def test_jobs_command_reads_ids_and_tasks_and_never_cleans_up(tmp_path):
+    argv = jobs_command(tmp_path / "logins", "/tmp/tea-run.abc", "run-1-0", 30.0)
+    assert argv[:2] == ["parallel", "--will-cite"]
     assert _option_values(argv, "--workdir") == ["/tmp/tea-run.abc"]
-    assert _option_values(argv, "--joblog") == ["joblog"]
+    assert _option_values(argv, "--colsep") == ["\t"]
+    assert _option_values(argv, "--tagstring") == ["{#}"]
+    assert _option_values(argv, "--filter") == ['! -e "run-1-0.skip/{#}"']
+    assert _option_values(argv, "--joblog") == ["run-1-0.joblog"]
     assert _option_values(argv, "--timeout") == ["30"]
-    assert _option_values(argv, "--retries") == ["3"]
+    assert argv[-3:] == [f"sh {CLIENT} {{1}} {{2}}", "::::", "run-1-0.inputs"]
     # Its rmdir of every parent directory would delete the user's workdir; tea cleans up.
-    assert "--cleanup" not in argv
-    assert "-M" not in argv and "--controlmaster" not in argv
-    separator = argv.index(":::")
-    assert argv[separator + 1 :] == ["task-0.json", "task-1.json"]
-    job = argv[separator - 1]
-    assert job.startswith("./tea worker --once --program program --input {}")
-    assert "--output {.}.result.json 2> {.}.err" in job
+    assert "--cleanup" not in argv and "-M" not in argv and "--retries" not in argv
+    assert "--timeout" not in jobs_command(tmp_path / "logins", "/w", "run", None)
 
 
-def test_optional_parts_are_left_out(tmp_path):
-    argv = build_command(_command(tmp_path, timeout_seconds=None, retries=1, env=["API_KEY"]))
-    assert "--timeout" not in argv and "--retries" not in argv
-    assert _option_values(argv, "--env") == ["API_KEY"]
+def test_setup_makes_a_private_run_dir_and_keeps_it_when_asked(tmp_path):
+    run = tmp_path / "work" / "tea-run.x"
+    settings = _settings(workdir=str(tmp_path / "work"), cleanup=False)
+    done = subprocess.run(["sh", "-c", setup_script(settings, str(run))], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-1] == subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip()
+    assert oct(run.stat().st_mode & 0o777) == "0o700"
+    assert (run / ".keep").exists() and (run / "jobs").is_dir() and (run / "tasks").is_dir()
+    assert (run / ".owners").read_text().split()[0]  # the host's name and the session's pid
 
 
-def test_cleanup_removes_only_the_private_workdir_on_every_host(tmp_path):
-    cmd = _command(tmp_path, workdir="/srv/my jobs/tea-run.abc")
-    argv = build_cleanup_command(cmd)
-    assert argv[:3] == ["parallel", "--will-cite", "--nonall"]
-    assert _option_values(argv, "--sshlogin") == [ssh_login(h, cmd) for h in cmd.hosts]
-    assert argv[-1] == "rm -rf -- '/srv/my jobs/tea-run.abc'"
+def test_ship_unpacks_beside_then_renames_into_place(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "tea-serve.sh").write_text('echo "started $PARALLEL_SSHLOGIN $*"\n')
+    source = tmp_path / "src"
+    (source / "programs" / "k").mkdir(parents=True)
+    (source / "programs" / "k" / "workflow.yaml").write_text("name: x\n")
+    tar = subprocess.run(["tar", "cf", "-", "-C", str(source), "programs"], capture_output=True, check=True).stdout
+    script = ship_script(str(run), "ssh -p 22 me@host", 3, ["./bin/tea-abc"])
+    done = subprocess.run(["sh", "-c", script], input=tar, capture_output=True, check=True)
+    assert done.stdout.decode().strip() == "started ssh -p 22 me@host 3 ./bin/tea-abc"
+    assert (run / "programs" / "k" / "workflow.yaml").read_text() == "name: x\n"
+    assert not list(run.glob(".ship.*"))  # the side directory is gone
 
 
-def test_the_workdir_is_made_private_on_every_host_before_any_state_lands(tmp_path):
-    cmd = _command(tmp_path, workdir="/srv/my jobs/tea-run.abc")
-    argv = build_prepare_command(cmd)
-    assert argv[:3] == ["parallel", "--will-cite", "--nonall"]
-    assert _option_values(argv, "--sshlogin") == [ssh_login(h, cmd) for h in cmd.hosts]
-    assert argv[-1] == (
-        "umask 077 && mkdir -p -- '/srv/my jobs/tea-run.abc' && chmod 700 -- '/srv/my jobs/tea-run.abc'"
-    )
+def test_stop_and_remove_touch_only_the_run_dir(tmp_path):
+    run = tmp_path / "my jobs" / "tea-run.abc"
+    assert shlex.quote(str(run)) in stop_script(str(run), "ssh h")
+    assert remove_script(str(run)) == f"rm -rf -- {shlex.quote(str(run))}"
+    # Nothing to stop (the directory is gone): not a failure.
+    assert subprocess.run(["sh", "-c", stop_script(str(run), "ssh h")], check=False).returncode == 0
 
 
 JOBLOG = (
     "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
-    "2\t2/ssh -o BatchMode=yes -p 2222 alice@10.0.0.5\t1700000000.1\t0.250\t10\t20\t1\t0\t./tea w\n"
-    "1\tnode2\t1700000000.0\t0.120\t10\t20\t0\t0\t./tea worker ...\n"
-    "2\tnode2\t1700000001.0\t0.100\t10\t20\t0\t0\t./tea worker ...\n"
+    "2\tssh -p 2222 alice@10.0.0.5\t1700000000.1\t0.250\t10\t20\t1\t0\tsh tea-client.sh a b\n"
+    "1\tssh node2\t1700000000.0\t0.120\t10\t20\t0\t0\tsh tea-client.sh c d\n"
+    f"3\tssh node2\t1700000001.0\t0.000\t0\t0\t{SKIPPED}\t0\tsh tea-client.sh e f\n"
     "garbage line\n"
-    "9\tnode2\t1700000001.0\t0.100\t10\t20\t0\t0\tout of range\n"
+    "4\tssh node2\t1700000001.0\t0.1"
 )
 
 
-def test_joblog_rows_map_back_to_inputs_and_last_attempt_wins():
-    rows = parse_joblog(JOBLOG, ["task-0.json", "task-1.json"])
-    assert set(rows) == {"task-0.json", "task-1.json"}
-    assert rows["task-0.json"].host == "node2"
-    assert rows["task-0.json"].exit_status == 0
-    retried = rows["task-1.json"]
-    assert (retried.seq, retried.host, retried.exit_status) == (2, "node2", 0)
+def test_joblog_rows_say_which_job_ended_where_and_how():
+    rows = parse_joblog(JOBLOG)
+    assert [(r.seq, r.login, r.exit_status) for r in rows] == [
+        (2, "ssh -p 2222 alice@10.0.0.5", 1), (1, "ssh node2", 0), (3, "ssh node2", SKIPPED)
+    ]  # the header, garbage and the half-written last row are left out
 
 
-def test_joblog_host_of_an_ssh_command_login():
-    rows = parse_joblog("\n".join(JOBLOG.splitlines()[:2]), ["a", "b"])
-    assert rows["b"].host == "alice@10.0.0.5:2222"
-    assert rows["b"].exit_status == 1
+def test_an_unknown_workdir_parent_is_made(tmp_path):
+    run = tmp_path / "deep" / "er" / "tea-run.1"
+    settings = _settings(workdir=str(run.parent))
+    subprocess.run(["sh", "-c", setup_script(settings, str(run))], capture_output=True, check=True)
+    assert Path(run).is_dir()

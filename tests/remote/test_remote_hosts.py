@@ -20,13 +20,19 @@ from tea.errors import SchemaError
         ("alice@10.0.0.5:2222", HostSpec("10.0.0.5", "alice", 2222)),
         ("build-box.example.com:22", HostSpec("build-box.example.com", None, 22)),
         ("bob@[::1]:2200", HostSpec("::1", "bob", 2200)),
+        ("8/alice@edge1:2222", HostSpec("edge1", "alice", 2222, slots=8)),
+        ("2/gpu-box", HostSpec("gpu-box", slots=2)),
     ],
 )
 def test_parse_host_forms(text, expected):
     assert parse_host(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "a@b@c", "host:99999", "host:port", "we ird", "@host"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "a@b@c", "host:99999", "host:port", "we ird", "@host", "-oProxyCommand=evil", "h;reboot",
+     "u`id`@h", "0/h", "x/h", "-p22"],
+)
 def test_bad_hosts_are_schema_errors(text):
     with pytest.raises(SchemaError, match="bad host"):
         parse_host(text)
@@ -51,6 +57,7 @@ def test_host_list_with_slots_and_defaults():
         (["a", "a"], "listed twice"),
         ([{"host": "a", "slots": 0}], "slots"),
         ([{"hostname": "a"}], "takes 'host'"),
+        ([{"host": "2/a", "slots": 3}], "slots twice"),
     ],
 )
 def test_bad_host_lists(value, message):

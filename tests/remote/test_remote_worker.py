@@ -1,4 +1,4 @@
-"""The resident worker over plain pipes (no SSH): protocol, stdout discipline, ending, once mode."""
+"""The resident worker over plain pipes (no SSH): protocol, branch processes, stdout discipline, ending."""
 
 from __future__ import annotations
 
@@ -68,11 +68,14 @@ def test_protocol_round_trip_with_prints_kept_off_stdout(tmp_path):
     _send(proc, _run("2", "b", shared, i=2))
     lines = [json.loads(proc.stdout.readline()) for _ in "12"]
     answers = {m["id"]: BranchResult.from_dict(m["result"]) for m in lines}
+    tails = {m["id"]: m["result"].get("stderr_tail") for m in lines}
     assert answers["2"].success
     # What comes back is the update: the overrides and what the branch wrote, not "big".
-    assert answers["2"].update == {"i": 2, "seen": ["start", "b"], "pid": proc.pid}
+    assert answers["2"].update == {"i": 2, "seen": ["start", "b"], "pid": answers["2"].pid}
+    assert answers["2"].pid != proc.pid  # it ran in one of the worker's branch processes
     assert not answers["1"].success and answers["1"].update == {"fail": "a"}
     assert answers["1"].error is not None and "told to fail" in (answers["1"].error.traceback or "")
+    assert tails == {"1": "about to fail a", "2": None}  # a failed branch's own output, nobody else's
     out, err = proc.communicate(timeout=30)  # stdin closed: the worker ends its group
     assert proc.returncode == -signal.SIGKILL and out == ""
     assert "about to fail a" in err  # the node's print went to stderr, not the protocol
@@ -173,19 +176,35 @@ def test_a_workflow_that_does_not_load_is_a_setup_error(tmp_path):
     assert "does not load there" in result["error"]["message"] and "nowhere" in result["error"]["message"]
 
 
-def test_once_mode_reads_a_task_file_and_writes_a_result_file(tmp_path):
-    program = tmp_path / "program"
-    program.mkdir()
-    (program / "program.pickle").write_text(_load_message()["data"])
-    shared = _state(seen=["s"])
-    (program / f"state-{shared.key}.json").write_text(shared.text)
-    task = task_message(BranchTask("f[x]", "x", None, {}, overrides={"i": 1}))
-    (tmp_path / "task.json").write_text(json.dumps({"state": shared.key, "task": task}))
-    done = subprocess.run(
-        [sys.executable, "-m", "remote._entry", "worker", "--once", "--program", "program",
-         "--input", "task.json", "--output", "task.result.json"],
-        cwd=tmp_path, env={"PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    result = BranchResult.from_dict(json.loads((tmp_path / "task.result.json").read_text()))
-    assert result.success and result.update == {"i": 1, "seen": ["s", "x"], "pid": result.pid}
+def test_cpu_bound_branches_run_at_once_in_separate_processes(tmp_path):
+    proc = _worker(tmp_path, "--slots", "2")
+    assert proc.stdout is not None
+    assert json.loads(proc.stdout.readline())["slots"] == 2
+    _send(proc, _load_message())
+    shared = _state(spin=1.0)
+    _send_state(proc, shared)
+    for task_id in "12":
+        _send(proc, _run(task_id, f"cpu{task_id}", shared))
+    first, second = (BranchResult.from_dict(json.loads(proc.stdout.readline())["result"]) for _ in "12")
+    proc.communicate(timeout=30)
+    assert first.pid != second.pid  # two processes: two cores, not one GIL
+    (a_start, a_end), (b_start, b_end) = first.update["spun"], second.update["spun"]
+    assert a_start < b_end and b_start < a_end  # they ran at the same time
+
+
+def test_a_branch_that_kills_its_process_fails_alone(tmp_path):
+    proc = _worker(tmp_path, "--slots", "1")
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    _send(proc, _load_message())
+    shared = _state()
+    _send_state(proc, shared)
+    _send(proc, _run("1", "a", shared, crash=True))
+    _send(proc, _run("2", "b", shared, i=2))
+    answers = {m["id"]: BranchResult.from_dict(m["result"]) for m in (json.loads(proc.stdout.readline()) for _ in "12")}
+    proc.communicate(timeout=30)
+    crashed = answers["1"]
+    assert not crashed.success and crashed.branch_id == "f[a]"
+    assert crashed.error is not None and crashed.error.category == "worker_died"
+    assert crashed.error.message == "the process running the branch died (signal 9)"
+    assert answers["2"].success  # a fresh process took the slot, with the program and state

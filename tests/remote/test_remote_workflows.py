@@ -86,6 +86,22 @@ def test_remote_example_runs_through_the_cli_on_the_test_hosts(variant, remote_s
     assert final["sum_of_squares"] == 173
 
 
+def test_the_remote_example_runs_on_the_hosts_given_by_flags(remote_settings, tmp_path):
+    """The example as the docs run it: the fleet from --hosts, the rest from --set."""
+    settings = remote_settings()
+    flags = [f"--set=settings.parallel.remote.{key}={settings[key]}"
+             for key in ("basefile", "identity_file", "known_hosts", "workdir", "cache_dir")]
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("tea")), "run", str(EXAMPLES / "remote_fanout.yaml"), "-q",
+         "--hosts", ",".join(f"2/{host}" for host in settings["hosts"]), *flags,
+         "-c", str(tmp_path / "checkpoints"), "-i", json.dumps({"numbers": [3, 1, 4, 1, 5, 9, 2, 6]})],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    final = json.loads(done.stdout)
+    assert (final["sum"], final["min"], final["max"], final["sum_of_squares"]) == (31, 1, 9, 173)
+
+
 def test_tea_run_warns_on_stderr_about_a_host_it_cannot_use(variant, remote_settings, tmp_path):
     settings = remote_settings()
     settings["hosts"] = ["teatest@no-such-host.invalid", *settings["hosts"]]
