@@ -7,7 +7,10 @@ steps (random, seeded, among the 200 before it, so the DAG is both wide and deep
 figure is the median of ``--repeat`` runs:
 
   * dry-run, whole process: ``tea run mission.yaml --dry-run`` when the CLI knows missions,
-    else a child Python doing what it does (load, validate, plan, print the JSON);
+    else a child Python doing what it does (load, validate, plan, print the JSON); then its
+    parts measured in a child: importing the CLI, reading the YAML, validating and planning,
+    and for reference the same YAML read by PyYAML's composer (what a file with anchors,
+    tags or folded scalars costs: ``tea.yamlsrc`` reads the plain block style itself);
   * the run on threads: ``run_mission`` in a child process (load excluded, then included);
     the run divided by the number of steps is the scheduling overhead per step (noop
     steps do nothing, so the whole cost is the scheduler's and the executor's);
@@ -39,16 +42,23 @@ print(json.dumps(plan(load_mission(sys.argv[1]))))
 
 PARTS = """
 import json, sys, time
+started = time.perf_counter()
+import tea.cli
 from pathlib import Path
 from tea.mission import plan
 from tea.mission.format import parse_mission
-from tea.yamlsrc import load_yaml
+from tea.yamlsrc import collector_paused, load_yaml
+imported = time.perf_counter()
 text = Path(sys.argv[1]).read_text()
-started = time.perf_counter()
-doc = load_yaml(text, sys.argv[1])
-parsed = time.perf_counter()
-json.dumps(plan(parse_mission(doc)))
-print(json.dumps({"yaml": parsed - started, "check": time.perf_counter() - parsed}))
+with collector_paused():
+    doc = load_yaml(text, sys.argv[1])
+    parsed = time.perf_counter()
+    json.dumps(plan(parse_mission(doc)))
+    checked = time.perf_counter()
+# An anchor anywhere sends the file to PyYAML's composer (the reader of anything unusual).
+load_yaml("x_anchor: &x 1\\n" + text, sys.argv[1])
+print(json.dumps({"imports": imported - started, "yaml": parsed - imported, "check": checked - parsed,
+                  "pyyaml": time.perf_counter() - checked}))
 """
 
 RUN = """
@@ -125,10 +135,14 @@ def main() -> None:
         line(f"--dry-run, whole process ({'tea run' if via_cli else 'python -c, no CLI yet'})",
              f"{dry_s * 1000:.0f} ms", "<= 300 ms")
         parts = [child(PARTS, mission) for _ in range(args.repeat)]
+        line("  of which importing tea.cli (after Python's start)",
+             f"{statistics.median(p['imports'] for p in parts) * 1000:.0f} ms")
         line("  of which YAML parsing (tea.yamlsrc.load_yaml)",
              f"{statistics.median(p['yaml'] for p in parts) * 1000:.0f} ms")
         line("  of which validating and planning",
              f"{statistics.median(p['check'] for p in parts) * 1000:.0f} ms")
+        line("  the same YAML through PyYAML (files with anchors)",
+             f"{statistics.median(p['pyyaml'] for p in parts) * 1000:.0f} ms", "(for reference)")
         threads = [child(RUN, mission) for _ in range(args.repeat)]
         run_s = statistics.median(r["run"] for r in threads)
         line("run on threads (run_mission)", f"{run_s:.2f} s", "<= 3 s")

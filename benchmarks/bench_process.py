@@ -6,6 +6,9 @@ Prints, for this machine:
 
 * pool start: a new ``ProcessExecutor`` until its first two (empty) branches are back,
   cold (the first in this process, which also starts the forkserver) and warm;
+* what a whole ``tea run`` pays for the pool (process minus thread, same workflow), and
+  where that goes: the forkserver's boot (a fresh interpreter importing what workers
+  preload, the engine) against the same interpreter doing nothing;
 * dispatch overhead per branch once the pool is warm (an empty branch's round trip);
 * a 2-branch fan-out of pure-Python CPU work against the same work in sequence,
   through the executor directly and through a YAML workflow (``tea.loads`` +
@@ -24,6 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +167,7 @@ def workflow_speedup(n: int, repeat: int) -> dict[str, float]:
     for strategy in ("thread", "process"):
         flow = tea.loads(WORKFLOW.format(n=n, strategy=strategy))
         assert flow.invoke({})["branches"] == 2
-        ratios[strategy] = base / best(repeat, lambda flow=flow: flow.invoke({}))
+        ratios[strategy] = base / best(repeat, partial(flow.invoke, {}))
     return ratios
 
 
@@ -201,6 +205,23 @@ def run_cost(repeat: int = 10) -> float:
     return medians["process"] - medians["thread"]
 
 
+def forkserver_boot(repeat: int = 10) -> tuple[float, float]:
+    """Median wall time of a fresh interpreter that imports what the forkserver preloads
+    (``executors.process._PRELOAD``), and of one that imports nothing: the difference
+    is what a run waits for between starting its pool and its first worker."""
+    from executors.process import _PRELOAD
+
+    def median_of(code: str) -> float:
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    return median_of(f"import {', '.join(_PRELOAD)}"), median_of("pass")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -214,6 +235,9 @@ def main() -> None:
           f"included), warm {warm * 1000:.1f} ms")
     print(f"pool start paid by a `tea run` (process minus thread, same workflow): "
           f"{run_cost() * 1000:.1f} ms   [target <= 100 ms]")
+    preload, bare = forkserver_boot()
+    print(f"  of which the forkserver's boot: {preload * 1000:.1f} ms (a bare interpreter "
+          f"{bare * 1000:.1f} ms + the workers' preload {(preload - bare) * 1000:.1f} ms)")
     one, two = dispatch_overhead()
     print(f"dispatch overhead per empty branch: {one * 1e3:.3f} ms one at a time, "
           f"{two * 1e3:.3f} ms with 2 workers   [target <= 1 ms]")

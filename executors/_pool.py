@@ -26,6 +26,7 @@ from collections import OrderedDict
 from multiprocessing.context import BaseContext
 
 from executors import _worker
+from executors._sync import kill_tree
 from tea.errors import WorkerDied
 
 __all__ = ["MAIN_GUARD_HINT", "WorkerPool", "WorkerProcess", "log", "log_stderr"]
@@ -117,7 +118,12 @@ class WorkerProcess:
         return timeout is None or bool(self._replied.poll(max(0, int(timeout * 1000) + 1)))
 
     def kill(self) -> None:
-        self.process.kill()
+        """Kill the worker, its process group and every process it started (``kill_tree``).
+
+        Not once it has exited: it may have been reaped, and its pid given to another.
+        """
+        if self.alive():
+            kill_tree([self.pid])
 
     def drain_stderr(self) -> str:
         """The last lines the worker wrote to stderr since the last drain ("" if none).
@@ -134,7 +140,7 @@ class WorkerProcess:
         self.conn.close()
         self.process.join(_REAP_SECONDS)
         if self.process.exitcode is None:
-            self.process.kill()
+            self.kill()
             self.process.join(_REAP_SECONDS)
         with self._stderr_lock:
             if self.stderr >= 0:
@@ -229,8 +235,7 @@ class WorkerPool:
             self._closed = True
             idle, self._idle = self._idle, []
             busy, self._busy = list(self._busy), set()
-        for worker in busy:
-            worker.kill()
+        kill_tree(worker.pid for worker in busy if worker.alive())
         for worker in idle + busy:
             worker.reap()
             log_stderr(worker, "a worker stopped at the end of the run")

@@ -8,8 +8,9 @@ pipe::
                shared key, shared bytes | None,
                (branch_id, entry, exit, index, target, fanout, attempt),
                overrides bytes)
-    driver ◄── (kind, payload, (program key | None, shared key | None))   ─── worker
-               "ok": the branch's update | "error": ErrorInfo | "missing": None
+    driver ◄── (kind, payload, (program key | None, shared key | None), events)  ─── worker
+               "ok": the branch's update | "error": ErrorInfo | "missing": None;
+               events: what the branch reported (retries, fallbacks: ``executors.events``)
 
 Program bytes come only the first time a worker sees a key; it keeps the program
 for the rest of its life. Shared bytes (a fan-out's parent state, keyed by their
@@ -26,8 +27,10 @@ import faulthandler
 import multiprocessing
 import os
 import pickle
+import select
 import signal
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from functools import partial
@@ -36,7 +39,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from executors._pickling import dumps, serialization_error
+from executors._sync import become_subreaper, die_with_parent, kill_descendants, reap_adopted
 from executors.base import BranchProgram, BranchTask
+from executors.events import capture
 from executors.results import error_info
 from tea.errors import SerializationError
 
@@ -104,14 +109,63 @@ def serve(conn: Connection, stderr: InheritedFd | None = None) -> None:
     went away (the pipe broke, Ctrl-C) exits at once, with status 0 and without a
     traceback: the driver is gone or has stopped listening, and multiprocessing
     would print that traceback on the user's terminal.
+
+    The worker leads a process group of its own and adopts its orphaned descendants
+    (Linux), so the driver's ``kill_tree`` reaches all a branch started, ``setsid``
+    programs included. Whatever is still running is killed with the worker when it
+    exits, when SIGTERM comes (multiprocessing's exit hook, its parent's death), and
+    when the driver hangs up while a branch runs (tea was SIGKILLed).
     """
+    adopts = _isolate()
+    _watch_driver(conn)
     try:
-        _serve(conn, stderr)
+        _serve(conn, stderr, adopts)
     except _DRIVER_GONE:
         return
+    finally:
+        kill_descendants()
 
 
-def _serve(conn: Connection, stderr: InheritedFd | None) -> None:
+def _isolate() -> bool:
+    """Own process group, SIGTERM on the parent's death, subreaper (see ``serve``);
+    whether it became a subreaper (and so must reap the orphans it adopts)."""
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)
+    signal.signal(signal.SIGTERM, _terminated)
+    # The parent is the forkserver (prctl exists only on Linux, which always has
+    # it), which outlives the driver while workers hold its pipe: this covers the
+    # forkserver's death, _watch_driver the driver's. SIGTERM rather than SIGKILL,
+    # so the handler can take the branch's programs along; a node stuck in C code
+    # holding the GIL delays it until it returns.
+    die_with_parent(signal.SIGTERM)
+    return become_subreaper()
+
+
+def _terminated(signum: int, frame: object) -> None:
+    kill_descendants()
+    os._exit(128 + signum)
+
+
+def _watch_driver(conn: Connection) -> None:
+    """Start a thread that ends the worker, and all it started, when the driver's end
+    of the pipe closes, even in the middle of a branch (Linux: ``POLLRDHUP``)."""
+    hangup = getattr(select, "POLLRDHUP", 0)
+    if not hangup:
+        return
+    poller = select.poll()
+    poller.register(conn.fileno(), hangup)
+    threading.Thread(target=_on_hangup, args=(poller,), name="tea-driver-watch", daemon=True).start()
+
+
+def _on_hangup(poller: select.poll) -> None:
+    ended = select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL
+    while not any(events & ended for _, events in poller.poll()):
+        pass
+    kill_descendants()
+    os._exit(0)
+
+
+def _serve(conn: Connection, stderr: InheritedFd | None, adopts: bool) -> None:
     if stderr is not None:
         _capture_output(stderr.fd)
     # The driver decides what Ctrl-C means (stop at the next safe point); a worker
@@ -131,6 +185,8 @@ def _serve(conn: Connection, stderr: InheritedFd | None) -> None:
         except OSError:
             return
         reply = _handle(message, held)
+        if adopts:
+            reap_adopted()
         # The driver reads the output file once the reply is in: nothing may still be buffered.
         _flush()
         conn.send_bytes(reply)
@@ -175,15 +231,16 @@ def _handle(message: bytes, held: _Held) -> bytes:
             branch=head[0],
         )
         return reply("error", error_info(error))
+    with capture() as events:
+        try:
+            update = program.run_branch(task, None)
+        except Exception as exc:
+            return reply("error", error_info(exc), events=events)
     try:
-        update = program.run_branch(task, None)
-    except Exception as exc:
-        return reply("error", error_info(exc))
-    try:
-        return reply("ok", update, by_value=True)
+        return reply("ok", update, by_value=True, events=events)
     except Exception as exc:
         error = serialization_error(task.branch_id, update, exc, "the branch's update")
-        return reply("error", error_info(error))
+        return reply("error", error_info(error), events=events)
 
 
 def _reply(
@@ -194,13 +251,16 @@ def _reply(
     payload: Any,
     *,
     by_value: bool = False,
+    events: list[dict[str, Any]] | None = None,
 ) -> bytes:
-    """A reply naming what this worker holds now of what the request named; ``by_value``
-    pickles with cloudpickle (an update may hold objects of classes defined in the workflow)."""
+    """A reply naming what this worker holds now of what the request named, with the
+    branch's ``events``; ``by_value`` pickles with cloudpickle (an update may hold objects
+    of classes defined in the workflow)."""
     holds: Held = (
         program_key if program_key in held.programs else None,
         shared_key if shared_key in held.shared else None,
     )
+    message = (kind, payload, holds, tuple(events or ()))
     if by_value:
-        return dumps((kind, payload, holds))
-    return pickle.dumps((kind, payload, holds), protocol=pickle.HIGHEST_PROTOCOL)
+        return dumps(message)
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)

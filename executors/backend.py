@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Self
 
-from executors.base import BranchProgram, BranchResult, BranchTask, ParallelConfig
+from executors.base import BranchProgram, BranchResult, BranchStarted, BranchTask, ParallelConfig
 from executors.resilience import Attempt, BatchRunner
 
 __all__ = ["BaseExecutor"]
@@ -48,12 +48,13 @@ class BaseExecutor(abc.ABC):
         tasks: Sequence[BranchTask],
         config: ParallelConfig,
         cancel: threading.Event | None = None,
+        on_start: BranchStarted | None = None,
     ) -> Iterator[BranchResult]:
         """Start the batch and yield results as branches finish (see ``ParallelExecutor``)."""
         self._check_open()
         workers = self._workers(config)
         attempt = self._prepare(program, tasks, config, workers)
-        return self._runner.run(tasks, config, attempt, workers=workers, cancel=cancel)
+        return self._runner.run(tasks, config, attempt, workers=workers, cancel=cancel, on_start=on_start)
 
     @abc.abstractmethod
     def _prepare(

@@ -1,6 +1,7 @@
 """The contract between the runner and every parallel backend.
 
-Only the protocol and the frozen records that cross it live here::
+Only the protocol and the frozen records that cross it live here (the outcome's,
+``BranchResult`` and ``ErrorInfo``, in ``executors.records``, re-exported)::
 
     runner ── BranchTask* + ParallelConfig ──► ParallelExecutor.run() ──► BranchResult*
                                    │                                    (as they finish)
@@ -15,16 +16,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
+from executors.records import ERROR_CATEGORIES, BranchResult, ErrorInfo, error_kinds
 from tea.errors import Location
 
 __all__ = [
     "ERROR_CATEGORIES",
     "BranchProgram",
     "BranchResult",
+    "BranchStarted",
     "BranchTask",
     "BreakerPolicy",
     "ErrorInfo",
@@ -122,187 +125,6 @@ class BranchTask:
         return {**self.state, **self.overrides}
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorInfo:
-    """Why a branch failed, in a form that survives JSON."""
-
-    type: str
-    message: str
-    node: str | None = None
-    traceback: str | None = None
-    exit_status: int | None = None
-    host: str | None = None
-    stderr_tail: str | None = None
-    """The last lines a worker process or remote command wrote to stderr."""
-    kinds: tuple[str, ...] = ()
-    """Class names of the exception, its bases and its causes (what ``retry_on`` matches)."""
-    category: str = "error"
-    """What kind of failure this is (``ERROR_CATEGORIES``): decides retries and hints
-    without matching class names."""
-
-    def __getitem__(self, key: str) -> Any:
-        """``error["message"]`` reads like the dict it is printed as."""
-        if key not in _ERROR_FIELDS:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in _ERROR_FIELDS else default
-
-    @classmethod
-    def from_exception(cls, exc: BaseException, traceback: str | None = None) -> ErrorInfo:
-        return cls(
-            type=type(exc).__name__,
-            message=getattr(exc, "message", None) or str(exc),
-            node=getattr(exc, "node", None),
-            traceback=traceback,
-            exit_status=getattr(exc, "exit_status", None),
-            host=getattr(exc, "host", None),
-            kinds=error_kinds(exc),
-            stderr_tail=getattr(exc, "stderr_tail", None),
-            category=getattr(exc, "category", None) or "error",
-        )
-
-    def matches(self, names: Sequence[str]) -> bool:
-        """Whether this error is one of ``names`` (its type, a base class, or a cause's)."""
-        own = self.kinds or (self.type,)
-        return any(name in own for name in names)
-
-
-def error_kinds(exc: BaseException) -> tuple[str, ...]:
-    """Class names of ``exc``, its bases and its causes (what ``retry_on`` matches)."""
-    names: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        for klass in type(current).__mro__:
-            if klass in (BaseException, object) or klass.__name__ in names:
-                continue
-            names.append(klass.__name__)
-        current = current.__cause__ or current.__context__
-    return tuple(names)
-
-
-ERROR_CATEGORIES = ("error", "timeout", "cancelled", "circuit_open", "worker_died", "setup")
-"""``error``: the branch's own code failed; ``timeout``: it ran out of time;
-``cancelled``: fail_fast or a stop ended it (never retried); ``circuit_open``: its
-breaker refused it (never retried); ``worker_died``: the process or host running it
-died; ``setup``: nothing a retry or the fan-in can fix (a state that cannot be
-shipped, no host reachable): the message says what to change."""
-
-_RESULT_FIELDS: frozenset[str] = frozenset()
-_ERROR_FIELDS: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class BranchResult:
-    """What came back from one branch.
-
-    ``update`` holds what the branch wrote: every key whose value differs from the
-    fan-out's shared input (its own item and index included), never a copy of the
-    parent. ``base`` is that shared input, attached by the engine where the result
-    is read (never serialised). ``r["key"]`` reads a field of the record when there
-    is one, else the update, else the base, so fan-in code can write ``r["score"]``.
-    """
-
-    branch_id: str
-    success: bool
-    update: dict[str, Any]
-    error: ErrorInfo | None = None
-    attempts: int = 1
-    duration_ms: float = 0.0
-    index: int = 0
-    thread: str | None = None
-    pid: int | None = None
-    host: str | None = None
-    breaker_state: str | None = None
-    base: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def state(self) -> dict[str, Any]:
-        """The branch's final state as it sees it: ``base`` with ``update`` applied (a new dict)."""
-        if self.base is None:
-            return dict(self.update)
-        return {**self.base, **self.update}
-
-    def __getitem__(self, key: str) -> Any:
-        if key in _RESULT_FIELDS:
-            value = getattr(self, key)
-            return asdict(value) if isinstance(value, ErrorInfo) else value
-        if key == "state":
-            return self.state
-        if key in _REFERENCE_FIELDS:
-            return self.to_dict()[key]
-        try:
-            return self.update[key]
-        except KeyError:
-            if self.base is None:
-                raise
-            return self.base[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
-
-    def __contains__(self, key: object) -> bool:
-        return (
-            key in _RESULT_FIELDS
-            or key == "state"
-            or key in _REFERENCE_FIELDS
-            or key in self.update
-            or (self.base is not None and key in self.base)
-        )
-
-    def with_base(self, base: Mapping[str, Any] | None) -> BranchResult:
-        """This result reading through to ``base`` (the fan-out's shared input)."""
-        if base is self.base:
-            return self
-        return BranchResult(
-            self.branch_id, self.success, self.update, self.error, self.attempts, self.duration_ms,
-            self.index, self.thread, self.pid, self.host, self.breaker_state, base,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as plain data: what checkpoints, journals, events, remote workers and
-        the printed final state hold. ``base`` is left out: ``state`` is the branch's
-        update. The reference dialect's fields (``branch``, ``error_type``, ``traceback``,
-        ``timeout``, ``timing_ms``, ``retry_count``) are there beside tea's own.
-        JSON-serialisable when the update is; nothing is copied."""
-        out = {name: getattr(self, name) for name in _SERIALISED}
-        out["state"] = out.pop("update")
-        error = self.error
-        out["branch"] = self.branch_id
-        out["error_type"] = error.type if error is not None else None
-        out["traceback"] = error.traceback if error is not None else None
-        out["timeout"] = error is not None and error.category == "timeout"
-        out["timing_ms"] = self.duration_ms
-        out["retry_count"] = max(0, self.attempts - 1)
-        if error is not None:
-            out["error"] = asdict(error)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> BranchResult:
-        values = dict(data)
-        if "update" not in values and "state" in values:  # ``to_dict`` writes the update as ``state``
-            values["update"] = values.pop("state")
-        error = values.get("error")
-        if isinstance(error, Mapping):
-            known_error = {f.name for f in fields(ErrorInfo)}
-            clean = {k: v for k, v in error.items() if k in known_error}
-            values["error"] = ErrorInfo(**{**clean, "kinds": tuple(error.get("kinds", ()))})
-        known = {f.name for f in fields(cls)} - {"base"}
-        return cls(**{k: v for k, v in values.items() if k in known}, base=base)
-
-
-_RESULT_FIELDS = frozenset(f.name for f in fields(BranchResult)) - {"update", "base"}
-_REFERENCE_FIELDS = frozenset({"branch", "error_type", "traceback", "timeout", "timing_ms", "retry_count"})
-"""Fields of the reference dialect's result records, derived from tea's own."""
-_SERIALISED = tuple(f.name for f in fields(BranchResult) if f.name != "base")
-_ERROR_FIELDS = frozenset(f.name for f in fields(ErrorInfo))
 
 
 @runtime_checkable
@@ -366,6 +188,11 @@ class SupportsPreflight(Protocol):
     def preflight(self, configs: Iterable[ParallelConfig]) -> None: ...
 
 
+BranchStarted = Callable[[BranchTask, Mapping[str, Any]], None]
+"""``on_start(task, where)``: a worker took the task's branch; ``where`` has some of
+``thread``, ``pid``, ``host``, ``worker`` (empty for a branch that never reached one)."""
+
+
 @runtime_checkable
 class ParallelExecutor(Protocol):
     """A strategy for running branches. Lives for a whole run; ``close()`` is idempotent.
@@ -373,7 +200,8 @@ class ParallelExecutor(Protocol):
     ``run`` yields one ``BranchResult`` per task as branches finish (completion
     order; the runner puts them back in declaration order). It never raises for a
     failed branch: failures are results with ``success=False``. Setting ``cancel``
-    stops branches not yet finished; they come back as failed results.
+    stops branches not yet finished; they come back as failed results. ``on_start``
+    hears of each branch once, before its result, from the backend's threads.
     """
 
     def run(
@@ -382,6 +210,7 @@ class ParallelExecutor(Protocol):
         tasks: Sequence[BranchTask],
         config: ParallelConfig,
         cancel: threading.Event | None = None,
+        on_start: BranchStarted | None = None,
     ) -> Iterator[BranchResult]: ...
 
     def close(self) -> None: ...

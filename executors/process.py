@@ -14,8 +14,9 @@
                  each worker once, not once per branch
               ◄─ ("ok", update) | ("error", ErrorInfo) | ("missing": resend with bytes)
                  | EOF: the worker died
-       deadline passed or batch cancelled ─► the worker is killed (not abandoned), reaped,
-       and a fresh one takes its place when next needed
+       deadline passed or batch cancelled ─► the worker is killed (not abandoned) with
+       its process group and every program its branch started (``_sync.kill_tree``),
+       reaped, and a fresh one takes its place when next needed
 
 A worker's stderr goes to a temporary file of its own, never to the user's terminal:
 what it wrote while running a branch that failed (a segfault's faulthandler dump, an
@@ -55,7 +56,7 @@ __all__ = ["ProcessExecutor"]
 # What the forkserver imports once, so that every worker starts with it: the worker
 # loop, and the engine that branch programs run on (named, never imported here).
 _PRELOAD = ["executors._worker", "tea.program"]
-Reply = tuple[str, Any, Held]
+Reply = tuple[str, Any, Held, tuple[dict[str, Any], ...]]
 
 
 def _start_context() -> BaseContext:
@@ -94,8 +95,9 @@ class ProcessExecutor(BaseExecutor):
     before starting any branch when a fan-out's shared input, a task's overrides or
     the program cannot be pickled; this is the only error ``run()`` raises.
     ``max_workers`` defaults to the number of CPUs. A branch that times out or is
-    cancelled has its worker killed; nodes in a worker are not told to stop at a
-    node boundary first.
+    cancelled has its worker killed, with the programs the branch started (those
+    that left the worker's process group too); nodes in a worker are not told to
+    stop at a node boundary first.
     """
 
     strategy = "process"
@@ -159,6 +161,8 @@ class ProcessExecutor(BaseExecutor):
         # Booting a fresh worker is the pool's cost, not the branch's: the branch's
         # timeout starts when a worker is ready to run it.
         ctx.start_clock()
+        if ready:
+            ctx.started(pid=worker.pid)
         try:
             if ready:
                 reply = _exchange(worker, batch, ctx)
@@ -247,11 +251,11 @@ def _result(
     if isinstance(reply, SerializationError):
         reply.stderr_tail = stderr or None
         return failed(task, reply, pid=worker.pid)
-    kind, payload, _ = reply
+    kind, payload, _, events = reply
     if kind == "ok":
         if stderr:  # what the branch printed: for people, on stderr (never the data on stdout)
             log.info("output of branch %s (%s):\n%s", task.branch_id, source, stderr)
-        return succeeded(task, payload, pid=worker.pid)
+        return succeeded(task, payload, pid=worker.pid, events=events)
     if kind == "missing":
         lost = SerializationError(
             f"{source} did not keep the program or shared state it was sent",
@@ -259,4 +263,4 @@ def _result(
         )
         payload = error_info(lost, traceback=False)
     info: ErrorInfo = payload
-    return failed(task, with_stderr(info, stderr, source), pid=worker.pid)
+    return failed(task, with_stderr(info, stderr, source), pid=worker.pid, events=events)

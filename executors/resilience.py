@@ -20,19 +20,19 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 from executors._sync import CancelToken, shared_threads
-from executors.base import BranchResult, BranchTask, ErrorInfo, ParallelConfig
+from executors.base import BranchResult, BranchStarted, BranchTask, ErrorInfo, ParallelConfig
 from executors.breakers import Breaker, BreakerRegistry
 from executors.results import cancelled, error_info, failed, finished
 from executors.retry import Retrier
 from tea.errors import BranchTimeout, CircuitOpen
 
-__all__ = ["Attempt", "AttemptContext", "BatchRunner", "CancelToken"]
+__all__ = ["Attempt", "AttemptContext", "BatchRunner", "BranchStart", "CancelToken"]
 
 # A plain threading.Event has no callback, so a waiting run() looks at the caller's
 # cancel event this often.
@@ -55,6 +55,14 @@ class AttemptContext:
     deadline: float | None
     timeout_seconds: float | None
     batch: CancelToken
+    start: BranchStart | None = None
+
+    def started(self, **where: Any) -> None:
+        """Tell the engine a worker took the branch (``where``: ``thread``, ``pid``, ``host``,
+        ``worker``); a backend calls this once the branch is on its worker. Only the first
+        try that gets there counts: one ``branch_start`` per branch."""
+        if self.start is not None:
+            self.start.report(where)
 
     def start_clock(self) -> None:
         """Restart the timeout now: a backend calls this once the branch really starts
@@ -81,6 +89,25 @@ class AttemptContext:
 Attempt = Callable[[AttemptContext], BranchResult]
 
 
+class BranchStart:
+    """Reports one branch's start, once, to the engine's ``on_start``. Thread-safe."""
+
+    __slots__ = ("_lock", "_on_start", "_reported", "_task")
+
+    def __init__(self, task: BranchTask, on_start: BranchStarted) -> None:
+        self._task = task
+        self._on_start = on_start
+        self._reported = False
+        self._lock = threading.Lock()
+
+    def report(self, where: Mapping[str, Any]) -> None:
+        with self._lock:
+            if self._reported:
+                return
+            self._reported = True
+        self._on_start(self._task, where)
+
+
 class BatchRunner:
     """Runs batches of branches through a backend's ``attempt``. Thread-safe; one per executor.
 
@@ -104,15 +131,18 @@ class BatchRunner:
         *,
         workers: int,
         cancel: threading.Event | None = None,
+        on_start: BranchStarted | None = None,
     ) -> Iterator[BranchResult]:
         """Yield one final result per task, as they finish. Closing the iterator early
-        cancels the branches still running."""
+        cancels the branches still running. ``on_start(task, where)`` hears of each
+        branch once, when a worker takes it (or, if it never reached one, before its
+        result)."""
         batch = CancelToken()
         if cancel is not None and cancel.is_set():
             batch.cancel()
         pending = deque(tasks)
         done: queue.SimpleQueue[BranchResult] = queue.SimpleQueue()
-        drive = partial(self._drive, pending, done, config, attempt, batch)
+        drive = partial(self._drive, pending, done, config, attempt, batch, on_start)
         for _ in range(min(max(1, workers), len(tasks))):
             self.threads.submit(drive)
         try:
@@ -130,6 +160,7 @@ class BatchRunner:
         config: ParallelConfig,
         attempt: Attempt,
         cancel: threading.Event | None = None,
+        on_start: BranchStarted | None = None,
     ) -> Iterator[BranchResult]:
         """Like ``run``, but each branch runs in the caller's thread when its result is
         asked for, in declaration order (the caller's cancel event is read in between)."""
@@ -138,7 +169,7 @@ class BatchRunner:
             for task in tasks:
                 if cancel is not None and cancel.is_set():
                     batch.cancel()
-                result = self._branch(task, config, attempt, batch)
+                result = self._branch(task, config, attempt, batch, on_start)
                 if not result.success and config.fail_fast:
                     batch.cancel()
                 yield result
@@ -167,32 +198,37 @@ class BatchRunner:
         config: ParallelConfig,
         attempt: Attempt,
         batch: CancelToken,
+        on_start: BranchStarted | None,
     ) -> None:
         while True:
             try:
                 task = pending.popleft()
             except IndexError:
                 return
-            result = self._branch(task, config, attempt, batch)
+            result = self._branch(task, config, attempt, batch, on_start)
             if config.fail_fast and not result.success:
                 batch.cancel()  # before anyone reads the result: no queued branch starts after it
             done.put(result)
 
     def _branch(
-        self, task: BranchTask, config: ParallelConfig, attempt: Attempt, batch: CancelToken
+        self, task: BranchTask, config: ParallelConfig, attempt: Attempt, batch: CancelToken,
+        on_start: BranchStarted | None = None,
     ) -> BranchResult:
         """Every try of one branch, with breaker and backoff, down to its final result."""
         started = time.monotonic()
         policy = config.circuit_breaker
         breaker = self.breakers.get(task.target or task.branch_id, policy) if policy else None
+        start = BranchStart(task, on_start) if on_start is not None else None
         retrier = Retrier(config.retry, sleep=batch.sleep, stop=lambda: batch.cancelled, branch=task.branch_id)
         result = retrier.call(
             lambda n: _one_try(
                 task if task.attempt == n else replace(task, attempt=n),
-                config, attempt, batch, breaker,
+                config, attempt, batch, breaker, start,
             ),
             failure=_failure,
         )
+        if start is not None:  # never on a worker (refused, cancelled first): its start still comes first
+            start.report({})
         return finished(
             result,
             attempts=retrier.attempts,
@@ -211,6 +247,7 @@ def _one_try(
     attempt: Attempt,
     batch: CancelToken,
     breaker: Breaker | None,
+    start: BranchStart | None,
 ) -> BranchResult:
     if batch.cancelled:
         return cancelled(task)
@@ -219,7 +256,7 @@ def _one_try(
         return failed(task, error_info(_open_error(breaker, task), traceback=False))
     timeout = config.timeout_seconds
     deadline = time.monotonic() + timeout if timeout else None
-    ctx = AttemptContext(task, CancelToken(batch), deadline, timeout, batch)
+    ctx = AttemptContext(task, CancelToken(batch), deadline, timeout, batch, start)
     try:
         result = attempt(ctx)
     except Exception as exc:  # a backend bug must still come back as this branch's failure

@@ -8,7 +8,8 @@ so a failed result always has the same shape::
     cancelled(task)                    failure of category "cancelled" (fail_fast, a stop)
     with_stderr(info, text, source)    a worker's last stderr lines appended to the traceback
 
-``where`` keywords (``thread``, ``pid``, ``host``) say where the branch ran.
+``where`` keywords (``thread``, ``pid``, ``host``) say where the branch ran; a worker
+adds ``events=`` (what it captured while the branch ran: ``executors.events``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from executors.base import BranchResult, BranchTask, ErrorInfo
+from executors.events import replay
 from tea.errors import Cancelled
 
 __all__ = ["cancelled", "error_info", "failed", "finished", "succeeded", "with_stderr"]
@@ -53,10 +55,13 @@ def finished(
     result: BranchResult, *, attempts: int, duration_ms: float, breaker_state: str | None
 ) -> BranchResult:
     """``result`` as the final result of its branch: how many tries it took, how long, and
-    its breaker's state. (The constructor, not ``replace``: this runs once per branch.)"""
+    its breaker's state. What its worker reported (``result.events``) is reported here,
+    in the driver, before anyone sees the result, and left out of what is returned.
+    (The constructor, not ``replace``: this runs once per branch.)"""
+    replay(result.events)
     return BranchResult(
         result.branch_id, result.success, result.update, result.error, attempts, duration_ms,
-        result.index, result.thread, result.pid, result.host, breaker_state, result.base,
+        result.index, result.thread, result.pid, result.host, breaker_state, (), result.base,
     )
 
 

@@ -9,7 +9,7 @@
         returns r, failure(r) is an ErrorInfo ─► retried when retryable(policy, info);
                                    else, or after the last try, r is returned
         before each wait: on_retry(RetryNotice) (default ``log_retry``: one INFO line
-        on the ``tea.retry`` logger, the stream event attached as ``tea_event``)
+        on the ``tea.retry`` logger with its stream event: ``executors.events.report``)
         wait between tries: backoff(policy), through ``sleep`` (a cancel-aware sleep may
         end it early, or raise); ``stop()`` true: no further try
 
@@ -30,12 +30,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, TypeVar
-
-import tenacity
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from executors.base import ErrorInfo, Locate, RetryPolicy, error_kinds
+from executors.events import EVENT_KEY, report
 from tea.errors import SchemaError
+
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = [
     "EVENT_KEY",
@@ -62,10 +64,6 @@ _OLD_MAX_ATTEMPTS = "max_retries"
 """The old spelling in tea's own blocks: retries after the first try (max_attempts - 1)."""
 
 log = logging.getLogger("tea.retry")
-
-EVENT_KEY = "tea_event"
-"""The attribute of a log record that carries the record's stream event (a dict): a
-front end shows the record as a line and may add the event to its output."""
 _SUMMARY_CHARS = 240
 
 
@@ -120,8 +118,9 @@ OnRetry = Callable[[RetryNotice], None]
 
 
 def log_retry(notice: RetryNotice) -> None:
-    """Report a retry as one INFO line on the ``tea.retry`` logger (with its event)."""
-    log.info("%s", notice.describe(), extra={EVENT_KEY: notice.event()})
+    """Report a retry as one INFO line on the ``tea.retry`` logger, with its event
+    (``executors.events.report``: in a worker, kept for the driver)."""
+    report(log, logging.INFO, notice.describe(), notice.event())
 
 
 def _summary(error: ErrorInfo) -> str:
@@ -169,6 +168,8 @@ def retryable(policy: RetryPolicy, error: ErrorInfo | BaseException) -> bool:
 
 def backoff(policy: RetryPolicy) -> tenacity.wait.wait_base:
     """The wait between tries of ``policy`` (see the module docstring)."""
+    import tenacity  # here, not at the top: it imports asyncio (and tornado when installed)
+
     base, cap = policy.backoff_base_ms / 1000.0, policy.backoff_max_ms / 1000.0
     if policy.jitter:
         return tenacity.wait_random_exponential(
@@ -219,6 +220,8 @@ class Retrier:
         def one() -> T:
             self.attempts += 1
             return attempt(self.attempts)
+
+        import tenacity  # here, not at the top: see backoff()
 
         on_result = partial(self._retry_result, failure)
         retrying = tenacity.Retrying(

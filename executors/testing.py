@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 
 from executors.backend import BaseExecutor
-from executors.base import BranchProgram, BranchResult, BranchTask, ParallelConfig
+from executors.base import BranchProgram, BranchResult, BranchStarted, BranchTask, ParallelConfig
 from executors.resilience import Attempt, AttemptContext
 from executors.results import failed
 from executors.thread import run_here
@@ -62,12 +62,13 @@ class InlineExecutor(BaseExecutor):
         tasks: Sequence[BranchTask],
         config: ParallelConfig,
         cancel: threading.Event | None = None,
+        on_start: BranchStarted | None = None,
     ) -> Iterator[BranchResult]:
         """Yield one result per task, running each as it is asked for (see ``ParallelExecutor``)."""
         self._check_open()
         self.tasks.extend(tasks)
         attempt = self._prepare(program, tasks, config, 1)
-        return self._runner.run_inline(tasks, config, attempt, cancel)
+        return self._runner.run_inline(tasks, config, attempt, cancel, on_start)
 
     def _prepare(
         self,

@@ -85,6 +85,7 @@ class ThreadExecutor(BaseExecutor):
 def run_here(program: BranchProgram, ctx: AttemptContext) -> BranchResult:
     """One attempt of a branch on the calling thread; its result (never raises)."""
     where = {"thread": threading.current_thread().name, "pid": os.getpid()}
+    ctx.started(**where)
     try:
         return succeeded(ctx.task, program.run_branch(ctx.task, ctx.token.event), **where)
     except Exception as exc:

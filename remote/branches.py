@@ -25,11 +25,13 @@ import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import tea
 from executors.base import BranchProgram, BranchTask
+from executors.events import capture
 from executors.results import failed, succeeded
 from remote.errors import ProgramLoadError
 from remote.payload import task_from_message
@@ -83,14 +85,15 @@ def run_task(program: BranchProgram, task: BranchTask) -> dict[str, Any]:
     """Run one branch and return its ``BranchResult.to_dict()`` (a failure is a result too),
     with where and how long it ran."""
     started = time.perf_counter()
-    try:
-        # No cancel event: a branch the driver gives up on is stopped by killing its process.
-        update = program.run_branch(task, None)
-        json_check(update, f"the update branch {task.branch_id} returned", branch=task.branch_id)
-        result = succeeded(task, update)
-    except Exception as exc:
-        result = failed(task, exc)
-    out = result.to_dict()
+    with capture() as events:
+        try:
+            # No cancel event: a branch the driver gives up on is stopped by killing its process.
+            update = program.run_branch(task, None)
+            json_check(update, f"the update branch {task.branch_id} returned", branch=task.branch_id)
+            result = succeeded(task, update)
+        except Exception as exc:
+            result = failed(task, exc)
+    out = replace(result, events=tuple(events)).to_dict()
     out.update(host=_HOSTNAME, pid=os.getpid(), duration_ms=(time.perf_counter() - started) * 1000.0)
     return out
 

@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import tea
 from tea.errors import TeaError
 
 __all__ = [
@@ -80,9 +81,8 @@ def build_info() -> dict[str, Any]:
 
 
 def version_line() -> str:
-    """What ``tea --version`` prints: ``tea 0.1.0 (build 1a2b3c4d5e6f)``."""
-    info = build_info()
-    return f"tea {info['version']} (build {info['build']})"
+    """What ``tea --version`` prints: ``tea 0.1.0 (build 1a2b3c4d5e6f, The Edge Agent dialect ...)``."""
+    return str(tea.version_text(build_info()["build"]))
 
 
 def default_basefile() -> Path | None:

@@ -27,6 +27,7 @@ import concurrent.futures
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from executors.base import ParallelConfig
@@ -50,17 +51,21 @@ class RemoteAttempt:
     a branch sent again (its host lost, its worker stopped) gets its full time there.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_submit: Callable[[str], None] | None = None) -> None:
         self.host: str | None = None
         self.abandoned = False
+        self._on_submit = on_submit
         self._since: float | None = None
         self._finished = False
         self._changed = threading.Condition()
 
     def submitted(self, host: str) -> None:
+        """The attempt is on a worker of ``host`` (told to ``on_submit``: the branch started)."""
         with self._changed:
             self.host, self._since = host, time.monotonic()
             self._changed.notify_all()
+        if self._on_submit is not None:
+            self._on_submit(host)
 
     def off_worker(self) -> None:
         with self._changed:
@@ -181,10 +186,12 @@ class Cluster:
             log.warning("remote host %s %s", host, what)
 
     def start(
-        self, program: tuple[str, dict[str, Any]], state: SharedState, task: dict[str, Any], avoid: set[str]
+        self, program: tuple[str, dict[str, Any]], state: SharedState, task: dict[str, Any], avoid: set[str],
+        on_submit: Callable[[str], None] | None = None,
     ) -> tuple[RemoteAttempt, concurrent.futures.Future[tuple[dict[str, Any], str]]]:
-        """Schedule one attempt of ``task`` (``run``) on the cluster's loop; from any thread."""
-        attempt = RemoteAttempt()
+        """Schedule one attempt of ``task`` (``run``) on the cluster's loop; from any thread.
+        ``on_submit(host)`` hears when a worker of ``host`` takes it."""
+        attempt = RemoteAttempt(on_submit)
         future = asyncio.run_coroutine_threadsafe(self.run(program, state, task, avoid, attempt), self._loop)
         future.add_done_callback(lambda _: attempt.finished())
         return attempt, future

@@ -33,7 +33,15 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from executors.backend import BaseExecutor
-from executors.base import BranchProgram, BranchResult, BranchTask, ErrorInfo, Locate, ParallelConfig
+from executors.base import (
+    BranchProgram,
+    BranchResult,
+    BranchStarted,
+    BranchTask,
+    ErrorInfo,
+    Locate,
+    ParallelConfig,
+)
 from executors.resilience import Attempt, AttemptContext
 from executors.results import error_info, failed, with_stderr
 from remote.config import RemoteSettings, no_location
@@ -136,12 +144,13 @@ class RemoteExecutor(BaseExecutor):
         tasks: Sequence[BranchTask],
         config: ParallelConfig,
         cancel: threading.Event | None = None,
+        on_start: BranchStarted | None = None,
     ) -> Iterator[BranchResult]:
         """Start the batch and yield results as branches finish (see ``ParallelExecutor``)."""
         self._check_open()
         settings = _settings(config)
         if settings.transport != "gnu_parallel":
-            return super().run(program, tasks, config, cancel)
+            return super().run(program, tasks, config, cancel, on_start)
         if not tasks:
             return iter([])
         # The GNU Parallel transport's modules (tarfile and more) only when it is used.
@@ -156,12 +165,13 @@ class RemoteExecutor(BaseExecutor):
         except (AllHostsDown, RemoteSetupError) as exc:
             return iter([failed(t, _whole_story(exc), host=exc.host) for t in tasks])
         jobs.launch()
-        return self._gnu_results(jobs, tasks, config, workers, cancel)
+        return self._gnu_results(jobs, tasks, config, workers, cancel, on_start)
 
     def _gnu_results(self, jobs: GnuBatch, tasks: Sequence[BranchTask], config: ParallelConfig, workers: int,
-                     cancel: threading.Event | None) -> Iterator[BranchResult]:
+                     cancel: threading.Event | None, on_start: BranchStarted | None) -> Iterator[BranchResult]:
         try:
-            for result in self._runner.run(tasks, config, jobs.attempt, workers=workers, cancel=cancel):
+            for result in self._runner.run(tasks, config, jobs.attempt, workers=workers, cancel=cancel,
+                                           on_start=on_start):
                 jobs.finished({name for name, state in self._runner.breakers.states().items() if state == "open"})
                 yield result
         finally:
@@ -227,7 +237,9 @@ class RemoteExecutor(BaseExecutor):
         if cluster.fatal is not None:
             return failed(task, _whole_story(cluster.fatal))
         avoid = self._avoid.get(task.branch_id, set())
-        attempt, future = cluster.start(batch.program, state, task_message(task), set(avoid))
+        attempt, future = cluster.start(
+            batch.program, state, task_message(task), set(avoid), lambda host: ctx.started(host=host)
+        )
         unhook = ctx.token.on_cancel(partial(_abandon, attempt, future))
         try:
             if not attempt.wait(ctx.timeout_seconds):

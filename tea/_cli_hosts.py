@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from tea._cli_io import Stdin, load_workflow
-from tea._cli_overrides import OVERRIDE_OPTIONS, collect_overrides
+from tea._cli_overrides import CHECK_OPTIONS, OVERRIDE_OPTIONS, collect_overrides
 from tea._cli_report import fail, setup_logging
 from tea.errors import TeaError
 
@@ -24,7 +24,7 @@ def hosts() -> None:
 
 
 def _check_options(fn: Any) -> Any:
-    for option in reversed(OVERRIDE_OPTIONS):
+    for option in reversed([*OVERRIDE_OPTIONS, *CHECK_OPTIONS]):
         fn = option(fn)
     return fn
 

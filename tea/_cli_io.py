@@ -8,6 +8,9 @@
                                                      relative to the current directory)
     -o FILE | -                                      DataOut.final / write_file
 
+Inputs and secrets are UTF-8 JSON or YAML objects, nested at most
+``MAX_INPUT_NESTING`` levels (YAML aliases counted); anything else is an
+``InputError`` naming the flag and the file, never quoting a secret.
 stdin can be read once: a second option asking for it is an ``InputError`` naming
 the first. ``DataOut`` keeps a copy of fd 1 for the run's data and points fd 1 at
 stderr while the run goes on, so that nothing else (a ``print`` in a library, a
@@ -30,7 +33,8 @@ from typing import IO, Any, Self
 import tea
 from tea.errors import InputError, LoadError
 from tea.overrides import Override
-from tea.yamlsrc import load_yaml
+from tea.state import MAX_NESTING
+from tea.yamlsrc import MAX_ALIAS_EXPANSION, load_yaml
 
 __all__ = ["STDIN_PATH", "DataOut", "PipeClosed", "Stdin", "dumps", "load_workflow", "read_object",
            "read_secrets"]
@@ -63,7 +67,10 @@ class Stdin:
         if sys.stdin is None or sys.stdin.isatty():
             raise InputError(f"{what} reads stdin, but nothing is piped in",
                              hint=f"pipe it in, e.g. echo '{{}}' | tea ... {what}")
-        return sys.stdin.read()
+        try:
+            return sys.stdin.read()
+        except UnicodeDecodeError as exc:
+            raise _not_text(f"{what} (stdin)", exc) from None
 
 
 def read_object(text: str, what: str, stdin: Stdin) -> dict[str, Any]:
@@ -81,6 +88,8 @@ def read_object(text: str, what: str, stdin: Stdin) -> dict[str, Any]:
         except FileNotFoundError:
             raise InputError(f"{what} file not found: {text[1:]}",
                              hint="paths after @ are relative to the current directory") from None
+        except UnicodeDecodeError as exc:
+            raise _not_text(source, exc) from None
         except OSError as exc:
             raise InputError(f"cannot read {source}: {exc}") from None
         if path.suffix in (".yaml", ".yml"):
@@ -92,7 +101,41 @@ def read_object(text: str, what: str, stdin: Stdin) -> dict[str, Any]:
             f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             hint="""pass a JSON object, e.g. -i '{"key": "value"}', or @file.json""",
         ) from None
-    return _must_be_object(value, source)
+    except RecursionError:  # the parser's own limit, far past MAX_INPUT_NESTING
+        raise _too_deep(source) from None
+    return _must_be_object(_shallow(value, source), source)
+
+
+MAX_INPUT_NESTING = 100
+"""Deepest nesting of lists and objects an input or a secret may have (Lua's limit, below
+what a node may return, ``tea.state.MAX_NESTING``): refused on the way in."""
+
+
+def _shallow(value: Any, source: str) -> Any:
+    """``value``, or an ``InputError`` when it nests lists and objects past ``MAX_INPUT_NESTING``."""
+    level: list[Any] = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_INPUT_NESTING:
+            raise _too_deep(source)
+        inner: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            inner.extend(c for c in children if isinstance(c, dict | list))
+        level = inner
+    return value
+
+
+def _too_deep(source: str) -> InputError:
+    return InputError(f"{source} is nested more than {MAX_INPUT_NESTING} levels deep",
+                      hint="flatten the data: inputs and secrets may nest lists and objects "
+                           f"{MAX_INPUT_NESTING} levels deep at most")
+
+
+def _not_text(source: str, exc: UnicodeDecodeError) -> InputError:
+    return InputError(f"{source} is not UTF-8 text (byte {exc.start} cannot be decoded)",
+                      hint="give a JSON or YAML file, in UTF-8")
 
 
 def _yaml_object(text: str, source: str) -> dict[str, Any]:
@@ -102,7 +145,9 @@ def _yaml_object(text: str, source: str) -> dict[str, Any]:
     except LoadError as exc:
         line = f" (line {exc.location.line})" if exc.location.line else ""
         raise InputError(f"{source} is not valid YAML{line}: {exc.message}", hint=exc.hint) from None
-    return _must_be_object(_plain(value), source)
+    except RecursionError:
+        raise _too_deep(source) from None
+    return _must_be_object(_plain(_shallow(value, source)), source)
 
 
 def _plain(value: Any) -> Any:
@@ -126,15 +171,43 @@ def read_secrets(secrets: str | None, secrets_env: str | None, stdin: Stdin) -> 
     values: dict[str, Any] = {}
     if secrets_env is not None:
         values.update(tea.secrets_from_env(secrets_env, os.environ))
-    if secrets is not None:
-        if secrets in (STDIN, "@" + STDIN):
-            text = stdin.read("--secrets")
-            if not text.strip():
-                raise InputError("--secrets @- read nothing from stdin", hint="pipe a JSON object in")
-            values.update(tea.parse_secrets_arg(text.strip(), cwd=Path.cwd()))
-        else:
-            values.update(tea.parse_secrets_arg(secrets, cwd=Path.cwd()))
+    if secrets is None:
+        return values
+    if secrets in (STDIN, "@" + STDIN):
+        text, source = stdin.read("--secrets").strip(), "--secrets (stdin)"
+        if not text:
+            raise InputError("--secrets @- read nothing from stdin", hint="pipe a JSON object in")
+    elif secrets.startswith("@"):
+        text, source = secrets, f"--secrets file {secrets[1:]}"
+        if Path(secrets).suffix.lower() in (".yaml", ".yml"):
+            _count_aliases(Path.cwd() / secrets[1:], source)
+    else:
+        text, source = secrets, "--secrets"
+    # The messages name the flag and the file, never the text: it holds secrets.
+    try:
+        parsed = tea.parse_secrets_arg(text, cwd=Path.cwd())
+    except UnicodeDecodeError as exc:
+        raise _not_text(source, exc) from None
+    except RecursionError:
+        raise _too_deep(source) from None
+    values.update(_shallow(parsed, source))
     return values
+
+
+def _count_aliases(path: Path, source: str) -> None:
+    """Read a YAML secrets file with tea's reader first, which refuses an alias bomb
+    (``tea.secrets`` expands aliases). Its messages can quote the file: none is repeated."""
+    try:
+        load_yaml(path.read_text(encoding="utf-8"), source)
+    except (OSError, UnicodeDecodeError):
+        return  # said by the secrets reader, or by the caller
+    except LoadError as exc:
+        line = f" (line {exc.location.line})" if exc.location.line else ""
+        raise InputError(f"{source} is not valid YAML{line}",
+                         hint=f"check its syntax; aliases may expand to {MAX_ALIAS_EXPANSION:,} values "
+                              "at most") from None
+    except RecursionError:
+        raise _too_deep(source) from None
 
 
 def load_workflow(file: str, stdin: Stdin, overrides: Sequence[Override] = ()) -> tea.Workflow:
@@ -156,10 +229,11 @@ def dumps(value: Any, indent: int | None = None) -> str:
         if indent is None or len(compact) > PRETTY_LIMIT:
             return compact
         return json.dumps(value, default=_json_default, ensure_ascii=False, indent=indent, allow_nan=False)
-    except (ValueError, TypeError):
-        log.warning("the output holds NaN or infinite numbers (written as null) or keys that are "
-                    "not strings (written as text)")
-        return json.dumps(_finite(value), default=_json_default, ensure_ascii=False, indent=indent)
+    except (ValueError, TypeError, RecursionError):
+        log.warning("the output holds NaN or infinite numbers (written as null), keys that are not "
+                    "strings or values that contain themselves or nest past %d levels (written as "
+                    "text)", MAX_NESTING)
+        return json.dumps(_finite(value, set()), default=_json_default, ensure_ascii=False, indent=indent)
 
 
 def _json_default(value: Any) -> Any:
@@ -171,14 +245,23 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: Any, path: set[int]) -> Any:
+    """``value`` as JSON can write it; ``path`` holds the containers above it."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, dict):
-        return {k if isinstance(k, str) else str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+    if not isinstance(value, dict | list | tuple):
+        return value
+    if id(value) in path:
+        return "<contains itself>"
+    if len(path) >= MAX_NESTING:
+        return "<nested too deeply>"
+    path.add(id(value))
+    try:
+        if isinstance(value, dict):
+            return {k if isinstance(k, str) else str(k): _finite(v, path) for k, v in value.items()}
+        return [_finite(v, path) for v in value]
+    finally:
+        path.discard(id(value))
 
 
 class DataOut:

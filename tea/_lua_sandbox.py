@@ -6,8 +6,9 @@ any workflow code. It captures what the trusted functions need as upvalues, then
 trusted functions to Python::
 
     compile(source)        -> function | nil, message
-    run(fn, deadline, state, variables, extras)
+    run(fn, deadline, out, state, variables, extras)
                            -> ok, value | message, stashed, lua_line, timed_out
+                              (``print`` calls ``out(text)`` meanwhile, when it is given)
     take()                 -> the stashed result (a table, function...), once
     reset()                -> timed_out (after a failure inside ``run`` itself)
 
@@ -59,7 +60,7 @@ local error, next, pcall, rawget, rawset, select, setmetatable, tostring, type, 
 local sethook, getinfo = debug.sethook, debug.getinfo
 local clock, huge = os.clock, math.huge
 local co_create, co_resume = coroutine.create, coroutine.resume
-local concat = table.concat
+local concat, gsub, utf8_len = table.concat, string.gsub, utf8.len
 local stderr = io.stderr
 local stderr_write = stderr.write
 local raw_collectgarbage = collectgarbage
@@ -133,10 +134,21 @@ local function safe_wrap(f)
   return function(...) return unwrap(co_resume(co, ...)) end
 end
 
+-- Where print writes during a run: the caller's function (one line, the node's
+-- prefix added there), else the process's stderr.
+local printer = nil
+
 local function safe_print(...)
   local parts = {}
   for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-  stderr_write(stderr, concat(parts, "\t"), "\n")
+  if printer then
+    local text = concat(parts, "\t")
+    -- Python takes text: bytes that are not UTF-8 are shown as "?", not an error.
+    if not utf8_len(text) then text = gsub(text, "[\128-\255]", "?") end
+    printer(text)
+  else
+    stderr_write(stderr, concat(parts, "\t"), "\n")
+  end
 end
 
 local function safe_setmetatable(t, mt)
@@ -217,7 +229,7 @@ local extras_set, shadowed, stash = false, {}, nil
 
 local function reset()
   local was_expired = expired
-  deadline, expired = huge, false
+  deadline, expired, printer = huge, false, nil
   if extras_set then
     for name in next, extras_set do
       rawset(G, name, shadowed[name])
@@ -250,7 +262,8 @@ local function take()
   return value
 end
 
-local function run(fn, stop_at, state, variables, extras)
+local function run(fn, stop_at, out, state, variables, extras)
+  printer = out
   rawset(G, "variables", variables)
   if extras then
     for name, value in next, extras do

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tea.errors import CheckpointError
+from tea.state import unsaveable
 
 __all__ = [
     "FORMAT_VERSION",
@@ -154,7 +155,12 @@ def dump_json(value: Any, what: str, *, compact: bool = False) -> str:
     """JSON text of ``value``; objects go through ``to_dict()`` or fail naming their key."""
     try:
         return json.dumps(value, default=_to_json, ensure_ascii=False, separators=_COMPACT if compact else None)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
+        # json's ValueError here is a cycle; its RecursionError, data nested too deeply
+        nested = None if isinstance(exc, TypeError) else _nesting(value)
+        if nested is not None:
+            raise CheckpointError(f"cannot save the {what}: {nested}",
+                                  hint="state must hold plain JSON data") from None
         try:
             where = _find_unsaveable(value, "")
         except RecursionError:
@@ -163,6 +169,18 @@ def dump_json(value: Any, what: str, *, compact: bool = False) -> str:
             f"cannot save the {what}: {where or 'a value'} is not JSON ({exc})",
             hint="state must hold JSON values (objects with a to_dict() method are converted)",
         ) from exc
+
+
+def _nesting(value: Any) -> str | None:
+    """Where ``value`` contains itself or nests too deeply (``state['x']``), and why."""
+    found = unsaveable(value) if isinstance(value, dict) else None
+    if found is None:
+        return None
+    key, why = found
+    inner = value[key]
+    deeper = unsaveable(inner) if isinstance(inner, dict) else None
+    where = f"{key}[{deeper[0]!r}]" if deeper is not None else repr(key)
+    return f"the value of {where} {why.removeprefix('it ')}"
 
 
 def _to_json(obj: Any) -> Any:

@@ -30,9 +30,18 @@ from tea import _cli_mission, mission
 from tea._cli_checkpoints import checkpoints
 from tea._cli_hosts import hosts
 from tea._cli_io import STDIN, DataOut, PipeClosed, Stdin, dumps, load_workflow, read_object, read_secrets
-from tea._cli_overrides import OVERRIDE_OPTIONS, collect_overrides
+from tea._cli_overrides import (
+    ACTIONS_OPTIONS,
+    OVERLAY_OPTIONS,
+    OVERRIDE_OPTIONS,
+    check_options,
+    collect_overrides,
+    merged_yaml,
+    read_text,
+)
 from tea._cli_report import LIVE_EVENTS, EventStream, fail, report_branches, setup_logging
-from tea.errors import InputError, LoadError, LoadErrors, RunError, TeaError
+from tea._cli_validate import validate
+from tea.errors import InputError, RunError, TeaError
 from tea.version import __version__, version_text
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 3, 141
@@ -66,7 +75,9 @@ _run_options = [
                  help="Where checkpoints go (default: .tea-checkpoints beside the workflow)."),
     click.option("--interrupt-before", multiple=True, metavar="NODES", help="Stop before these nodes (a,b)."),
     click.option("--interrupt-after", multiple=True, metavar="NODES", help="Stop after these nodes (a,b)."),
+    *OVERLAY_OPTIONS,
     *OVERRIDE_OPTIONS,
+    *ACTIONS_OPTIONS,
     click.option("-v", "--verbose", count=True, help="-v: tea's debug logs and tracebacks; -vv: libraries' too."),
     click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr (no progress, no warnings)."),
 ]
@@ -188,6 +199,8 @@ def run(file: str, input_: str | None, dry_run: bool, **opts: Any) -> None:
     stdin = Stdin()
     try:
         _prepare(opts, stdin)
+        if opts.pop("dump_merged"):
+            _dump_merged(file, stdin, opts["overrides"])
         if _cli_mission.is_mission_file(file):
             context = read_object(input_, "--input", stdin) if input_ is not None else None
             _cli_mission.run_mission(file, opts, context, dry_run)
@@ -222,6 +235,8 @@ def resume(checkpoint: str, workflow_file: str | None, force: bool, input_: str 
         if workflow_file is None and not Path(path).is_file():
             raise InputError(f"the workflow this checkpoint was saved from is gone: {path}",
                              hint="pass --workflow FILE (the same workflow, or --force for a changed one)")
+        if opts.pop("dump_merged"):
+            _dump_merged(path, stdin, opts["overrides"])
         workflow = load_workflow(path, stdin, opts["overrides"])
         update = read_object(input_, "--input", stdin) if input_ is not None else None
         if opts["checkpoint_dir"] is None:
@@ -234,90 +249,27 @@ def resume(checkpoint: str, workflow_file: str | None, force: bool, input_: str 
         fail(exc, opts["verbose"])
 
 
-def _problems(file: str, stdin: Stdin) -> tuple[list[LoadError], tea.Workflow | None]:
-    """Every load problem of ``file`` (``-``: stdin), and the workflow when there is none
-    (``None`` for a mission, a file with ``steps:`` and no ``nodes:``)."""
-    if file != STDIN:
-        if mission.is_mission(file):
-            return mission.collect_errors(file), None
-        errors = tea.collect_errors(file)
-        return errors, None if errors else tea.load(file)
-    try:
-        return [], load_workflow(file, stdin)
-    except LoadErrors as exc:
-        return list(exc.errors), None
-    except LoadError as exc:
-        return [exc], None
-
-
-def _problem(error: LoadError) -> dict[str, Any]:
-    where = error.location
-    return {"file": where.file, "line": where.line, "column": where.column, "message": error.message,
-            "hint": error.hint, "path": error.path}
-
-
-def _github(error: LoadError) -> str:
-    """A GitHub Actions annotation: ``::error file=f,line=l,col=c,title=...::message``."""
-
-    def data(text: str) -> str:
-        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-    def prop(text: str) -> str:
-        return data(text).replace(":", "%3A").replace(",", "%2C")
-
-    where = error.location
-    props = [f"file={prop(where.file)}"] if where.file else []
-    props += [f"line={where.line}"] if where.line else []
-    props += [f"col={where.column}"] if where.column else []
-    props.append("title=tea validate")
-    message = error.message + (f"\nhint: {error.hint}" if error.hint else "")
-    return f"::error {','.join(props)}::{data(message)}"
-
-
-@cli.command()
-@click.argument("files", nargs=-1, required=True, metavar="FILE|-...")
-@click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
-              show_default=True,
-              help="text: file:line:col: message on stderr; json: a report on stdout; github: annotations.")
-def validate(files: tuple[str, ...], quiet: bool, fmt: str) -> None:
-    """Check workflows without running them; exit 2 if any has a problem."""
-    setup_logging(0, True)
-    stdin, report, failed = Stdin(), [], False
-    for file in files:
-        errors, workflow = _problems(file, stdin)
-        failed = failed or bool(errors)
-        entry: dict[str, Any] = {"file": file, "valid": not errors, "problems": [_problem(e) for e in errors]}
-        if workflow is not None:
-            nodes = workflow.graph.nodes
-            entry["nodes"] = len(nodes)
-            entry["routes"] = sum(len(n.route.targets()) for n in nodes.values())
-        report.append(entry)
-        if fmt == "github":
-            for error in errors:
-                click.echo(_github(error))
-        elif fmt == "text":
-            for error in errors:
-                click.echo(str(error), err=True)
-            if not errors and not quiet:
-                size = f"{entry['nodes']} nodes, {entry['routes']} routes" if workflow is not None else "a mission"
-                click.echo(f"OK: {file} ({size})")
-    if fmt == "json":
-        click.echo(dumps({"valid": not failed, "files": report}, indent=2))
-    sys.exit(EXIT_INVALID if failed else EXIT_OK)
+def _dump_merged(file: str, stdin: Stdin, given: list[Any]) -> NoReturn:
+    """``--dump-merged``: print the workflow as the overrides leave it, and exit 0."""
+    text = stdin.read("the workflow (-)") if file == STDIN else read_text(file)
+    with DataOut() as out:
+        out.line(merged_yaml(text, file, given).rstrip("\n"))
+    sys.exit(EXIT_OK)
 
 
 @cli.command()
 @click.argument("file", metavar="FILE|-")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "mermaid", "dot"]),
               default="text", show_default=True)
-def inspect(file: str, fmt: str) -> None:
+@check_options
+def inspect(file: str, fmt: str, **opts: Any) -> None:
     """Show a workflow's nodes, routes and fan-outs (a mission's steps and dependencies)."""
     try:
+        given = collect_overrides(opts)
         if _cli_mission.is_mission_file(file):
             _cli_mission.inspect_mission(file, fmt)
             return
-        workflow = load_workflow(file, Stdin())
+        workflow = load_workflow(file, Stdin(), given)
     except TeaError as exc:
         fail(exc, 0)
     click.echo(tea.render_diagram(workflow.graph, fmt))
@@ -361,6 +313,7 @@ def bundle(output: str) -> None:
 
 cli.add_command(checkpoints)
 cli.add_command(hosts)
+cli.add_command(validate)
 
 
 def main(argv: list[str] | None = None) -> None:

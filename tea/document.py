@@ -15,7 +15,9 @@ from typing import Any
 from executors.base import ParallelConfig
 from tea.actions import ActionRegistry, builtin_registry, load_imports
 from tea.actions.imports import ImportEngine
+from tea.dialect import normalize_document
 from tea.errors import Location, SchemaError
+from tea.io_schema import IOSchema, is_check_form, parse_io_schema
 from tea.keys import suggest
 from tea.parallel_settings import DEFAULT_MAX_BRANCHES, max_branches, parse_parallel_config
 from tea.problems import Problems
@@ -26,7 +28,7 @@ __all__ = ["CONFIG_KEYS", "TOP_LEVEL_KEYS", "Document", "read_document"]
 
 TOP_LEVEL_KEYS = frozenset({
     "name", "description", "version", "variables", "data", "state_schema", "initial_state",
-    "settings", "config", "imports", "nodes", "edges",
+    "settings", "config", "imports", "nodes", "edges", "input_schema", "output_schema",
 })
 CONFIG_KEYS = frozenset({"interrupt_before", "interrupt_after", "checkpoint_dir",
                          "checkpoint_interval_seconds", "raise_exceptions", "checkpoint",
@@ -49,6 +51,8 @@ class Document:
     interrupt_before: frozenset[str] = frozenset()
     interrupt_after: frozenset[str] = frozenset()
     variables: Mapping[str, Any] = field(default_factory=dict)
+    input_schema: IOSchema | None = None
+    output_schema: IOSchema | None = None
 
     def parse_parallel(self, raw: Any, base: ParallelConfig, path: str) -> ParallelConfig:
         """An override of ``settings.parallel`` (an edge's keys, a dynamic node's ``parallel:``)."""
@@ -58,6 +62,7 @@ def read_document(doc: Any, path: Path | None, problems: Problems) -> Document:
     """Check the document's top level; raises at once only when nothing else can be read."""
     if not isinstance(doc, Mapping):
         raise SchemaError("a workflow must be a YAML mapping with a 'nodes' list", Location(problems.file, 1, 1))
+    doc = normalize_document(doc, problems)
     for key in doc:
         if key not in TOP_LEVEL_KEYS:
             problems.add(SchemaError(f"unknown top-level key '{key}'", location_of(doc, key),
@@ -83,16 +88,40 @@ def read_document(doc: Any, path: Path | None, problems: Problems) -> Document:
         lua_settings=problems.guard(lambda: _lua_settings(settings), None),
         max_branches=problems.guard(lambda: max_branches(parallel_raw), DEFAULT_MAX_BRANCHES),
         variables=doc.get("variables") or {},
+        input_schema=problems.guard(lambda: parse_io_schema(doc.get("input_schema"), "input_schema"), None),
+        output_schema=problems.guard(lambda: _output_schema(doc, problems), None),
     )
     _read_config(document, problems)
+    budget = settings.get("step_budget")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        problems.add(SchemaError("settings.step_budget must be a positive integer",
+                                 location_of(settings, "step_budget"),
+                                 hint="the node steps the whole run may take, branches included"))
     return document
+
+
+def _output_schema(doc: Mapping[str, Any], problems: Problems) -> IOSchema | None:
+    """``output_schema`` as fields to check; the reference's other form (a mapping of
+    templates shaping what its ``invoke()`` returns) leaves the state alone: ignored."""
+    raw = doc.get("output_schema")
+    if raw is not None and not is_check_form(raw):
+        problems.warn("output_schema is ignored: it is a mapping of values/templates (the reference's "
+                      "shaping of its invoke() result), not fields to check", location_of(doc, "output_schema"),
+                      "to check the final state, give each field a type: {answer: {type: str, required: true}}")
+        return None
+    return parse_io_schema(raw, "output_schema")
 
 def _read_config(document: Document, problems: Problems) -> None:
     config, settings = document.config, document.settings
     for key in config:
-        if key not in CONFIG_KEYS:
-            problems.add(SchemaError(f"unknown key '{key}' in config", location_of(config, key),
-                                     hint=suggest(str(key), CONFIG_KEYS)))
+        if key in CONFIG_KEYS:
+            continue
+        near = suggest(str(key), CONFIG_KEYS)
+        if near:  # a typo of a key tea reads: never silently ignored
+            problems.add(SchemaError(f"unknown key '{key}' in config", location_of(config, key), hint=near))
+        else:  # as the reference does with a config key it does not read
+            problems.warn(f"config.{key} is ignored", location_of(config, key),
+                          f"config takes {', '.join(sorted(CONFIG_KEYS))}")
     document.interrupt_before = _interrupts(config, "interrupt_before", problems)
     document.interrupt_after = _interrupts(config, "interrupt_after", problems)
     interval = config.get("checkpoint_interval_seconds", 0.1)

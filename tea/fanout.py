@@ -136,10 +136,14 @@ def _dispatch(
     # The executor only reads ``cancel``: the scope's own event stops this fan-out when
     # the walk it runs in is cancelled. Calling ``run`` checks the whole batch (a state
     # that cannot be shipped fails here, before any branch_start).
-    results = executor.run(scope.program, todo, config, scope.cancel)
-    for task in todo:
+    total = len(todo)
+
+    def started(task: BranchTask, where: Mapping[str, Any]) -> None:
+        # From the backend's threads, as a worker takes the branch.
         emit({"type": "branch_start", "fanout": source, "branch": task.branch_id,
-              "strategy": config.strategy})
+              "strategy": config.strategy, "total": total, **where})
+
+    results = executor.run(scope.program, todo, config, scope.cancel, on_start=started)
     for result in results:
         finished[result.branch_id] = result
         # A cancelled branch did not finish: it is not journaled, so a resume runs it again.

@@ -181,6 +181,12 @@ class Graph:
     keeps_results: bool = True
     """Whether the last fan-in's ``parallel_results`` stay in the state (the YAML dialect's
     rule); graphs built with ``StateGraph`` follow LangGraph, where they do not."""
+    input_schema: Any = None
+    """``input_schema`` (a ``tea.io_schema.IOSchema``): the run's input is checked against it
+    before the first node; ``None``: not checked."""
+    output_schema: Any = None
+    """``output_schema`` (a ``tea.io_schema.IOSchema``): the final state is checked against it
+    after the last node; ``None``: not checked."""
 
     @property
     def workflow_dir(self) -> Path:

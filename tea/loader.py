@@ -55,7 +55,7 @@ def load_graph_text(
         workflow_dir=path.parent if path else Path.cwd(),
         settings=document.settings,
     )
-    nodes = _read_nodes(doc, ctx, document, problems)
+    nodes = _read_nodes(document.raw, ctx, document, problems)
     problems.guard(lambda: compile_deferred(ctx.deferred), None)
     start = read_edges(document, nodes, problems)
     chain(nodes, start)
@@ -100,6 +100,8 @@ def _compile(document: Document, nodes: dict[str, Node], start: Any, text: str, 
         path=path,
         key=hashlib.sha256(text.encode()).hexdigest(),
         config=document.config,
+        input_schema=document.input_schema,
+        output_schema=document.output_schema,
     )
 
 

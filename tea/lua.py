@@ -12,6 +12,8 @@ are invisible to every other runtime.
 Node code is the body of a function receiving ``state`` (globals ``variables``
 and any ``extra`` names, such as ``parallel_results`` at a fan-in); its return
 value is the update. A condition is one Lua expression over the same names.
+``print`` writes to stderr, each line led by the node's name (``[fetch] ...``), as
+inline Python's does: stdout carries the run's data.
 See ``_lua_convert`` for the exact conversions and ``_lua_sandbox`` for the
 sandbox, the timeout hook and why coroutines and pcall cannot escape it.
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -43,6 +45,7 @@ from tea._lua_sandbox import (
     bootstrap_bytecode,
 )
 from tea.errors import NodeError
+from tea.pycode import stderr_print
 
 __all__ = [
     "LuaLimitError",
@@ -187,6 +190,7 @@ class LuaRuntime:
             mode="b",
         )
         self._functions: dict[tuple[bool, str], Any] = {}
+        self._printers: dict[str, Callable[..., None]] = {}
 
     def run_node(
         self,
@@ -241,6 +245,7 @@ class LuaRuntime:
     def close(self) -> None:
         """Drop the Lua state. Idempotent."""
         self._functions.clear()
+        self._printers.clear()
         self._lua = None
 
     def __enter__(self) -> Self:
@@ -309,7 +314,7 @@ class LuaRuntime:
         lua.set_max_memory(self._limit)
         deadline = time.monotonic() + seconds
         try:
-            ok, value, stashed, line, timed_out = self._run(function, deadline, *args)
+            ok, value, stashed, line, timed_out = self._run(function, deadline, self._printer(node), *args)
         except lupa.LuaError as exc:
             # The trusted runner itself failed: a limit hit between the code
             # returning and the runner resetting.
@@ -333,6 +338,13 @@ class LuaRuntime:
         line = position or line or None
         where = f" at line {line}" if line else ""
         raise LuaNodeError(f"Lua error{where}: {text}", node=node, lua_line=line)
+
+    def _printer(self, node: str) -> Callable[..., None]:
+        """What Lua's ``print`` calls in ``node``: Python's node ``print`` (prefix, stderr)."""
+        printer = self._printers.get(node)
+        if printer is None:
+            printer = self._printers[node] = stderr_print(f"node '{node}'")
+        return printer
 
     def _timeout_error(self, node: str, seconds: float) -> LuaLimitError:
         return LuaLimitError(

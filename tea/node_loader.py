@@ -5,25 +5,24 @@ Every problem raises a ``LoadError`` located at the key or value at fault.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tea.code_loader import compile_run, require_str, timeout_of
 from tea.conditions import compile_condition
-from tea.errors import LoadError, Location, SchemaError, WorkflowSyntaxError
+from tea.dialect import normalize_node
+from tea.errors import LoadError, Location, SchemaError
 from tea.graph import END, START, FanOut, Graph, ItemSpec, Node
 from tea.keys import check_keys, suggest
+from tea.matrix import each_fanout, is_each_node
 from tea.nodes import (
     ActionBody,
     Body,
-    ExpressionBody,
     LuaBody,
-    PythonBody,
     StepsBody,
     SubgraphBody,
-    TemplatedPythonBody,
     TimedBody,
     WhileLoopBody,
 )
@@ -41,8 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["NODE_KEYS", "BodyContext", "compile_node_body", "read_nodes"]
 
-log = logging.getLogger("tea.loader")
-
 _BODY_KEYS = {"run", "script", "language", "uses", "action", "with", "output", "steps",
               "subgraph", "input", "timeout_seconds", "name", "description"}
 _DYNAMIC_KEYS = {"items", "item_var", "index_var", "max_concurrency", "fail_fast", "fan_in",
@@ -51,7 +48,8 @@ _BODIES = ("run", "script", "uses", "action", "steps", "subgraph")
 _LOOP_KEYS = {"condition", "max_iterations", "body"}
 NODE_KEYS = frozenset(
     _BODY_KEYS | _DYNAMIC_KEYS | _LOOP_KEYS
-    | {"type", "goto", "interrupt", "on_error", "error_policy", "retry", "fallback"}
+    | {"type", "goto", "interrupt", "on_error", "error_policy", "retry", "fallback",
+       "strategy", "parallel_each", "max_workers"}
 )
 STEP_KEYS = frozenset(_BODY_KEYS)
 
@@ -74,92 +72,6 @@ class BodyContext:
     node_names: set[str] = field(default_factory=set)
 
 
-def _code_location(raw: Mapping[str, Any], key: str, ctx: BodyContext) -> Location:
-    """Where the code of ``raw[key]`` starts (the line after ``|`` for block scalars)."""
-    loc = raw.value_loc(key) if hasattr(raw, "value_loc") else Location(ctx.file)
-    if loc.line is not None and 0 < loc.line <= len(ctx.source_lines):
-        text = ctx.source_lines[loc.line - 1][(loc.column or 1) - 1 :].lstrip()
-        if text[:1] in ("|", ">"):
-            # The column is the block's indentation: that of its first non-blank line.
-            body = (line for line in ctx.source_lines[loc.line :] if line.strip())
-            first = next(body, "")
-            return Location(ctx.file, loc.line + 1, len(first) - len(first.lstrip()) + 1)
-        if loc.column is not None:
-            return Location(ctx.file, loc.line, loc.column + (text[:1] in ("'", '"')))
-    return Location(ctx.file, loc.line)
-
-
-def _require_str(raw: Mapping[str, Any], key: str, what: str) -> str:
-    value = raw.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise SchemaError(f"{what}: '{key}' must be a non-empty string", location_of(raw, key))
-    return value
-
-
-def _lua_body(code: str, raw: Mapping[str, Any], key: str, ctx: BodyContext, node: Mapping[str, Any]) -> LuaBody:
-    from tea.lua import LuaSyntaxError, check_syntax
-
-    try:
-        check_syntax(code)
-    except LuaSyntaxError as exc:
-        base = _code_location(raw, key, ctx)
-        line = (base.line or 1) + (exc.lua_line or 1) - 1 if base.line else None
-        raise WorkflowSyntaxError(
-            f"Lua syntax error: {exc.message}", Location(ctx.file, line),
-            hint="fix the Lua code of this node",
-        ) from None
-    return LuaBody(code, _timeout(node), _code_location(raw, key, ctx))
-
-
-def _timeout(raw: Mapping[str, Any]) -> float | None:
-    """A node's ``timeout_seconds`` (``None``: none), checked."""
-    timeout = raw.get("timeout_seconds")
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise SchemaError("timeout_seconds must be a positive number", location_of(raw, "timeout_seconds"))
-    return float(timeout)
-
-
-def _run_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> Body:
-    key = "run" if "run" in raw else "script"
-    run = raw[key]
-    language = raw.get("language", "python")
-    if isinstance(run, Mapping):
-        kind = run.get("type")
-        if kind == "lua":
-            code = run.get("code")
-            if not isinstance(code, str):
-                raise SchemaError(f"{what}: run: {{type: lua}} needs 'code'", location_of(run))
-            return _lua_body(code, run, "code", ctx, raw)
-        if kind == "expression":
-            check_keys(run, frozenset({"type", "value", "output_key"}), f"{what} run")
-            value = _require_str(run, "value", what)
-            return ExpressionBody(value, str(run.get("output_key", "result")), _code_location(run, "value", ctx))
-        raise SchemaError(
-            f"{what}: run.type must be 'expression' or 'lua', not {kind!r}",
-            location_of(run, "type") if "type" in run else location_of(run),
-        )
-    if not isinstance(run, str):
-        raise SchemaError(f"{what}: '{key}' must be code (a string)", location_of(raw, key))
-    if language == "lua":
-        return _lua_body(run, raw, key, ctx, raw)
-    if language != "python":
-        raise SchemaError(
-            f"{what}: unsupported language '{language}'", location_of(raw, "language"),
-            hint="use 'python' (the default) or 'lua'",
-        )
-    if "{{" in run or "{%" in run:
-        log.warning(
-            "%s: its run: block holds templates, so it is rendered and compiled per call "
-            "(as the reference does); reading state[...] directly is faster", what,
-        )
-        return TemplatedPythonBody(run, _code_location(raw, key, ctx), what)
-    code = PythonCode(run, _code_location(raw, key, ctx), defer=True, label=what)
-    ctx.deferred.append(code)
-    return PythonBody(code)
-
-
 def _resolve(registry: ActionRegistry, name: str) -> Any:
     """A registered action; installed ``tea.actions`` plugins are scanned only on a miss
     (the scan costs milliseconds that most workflows never need)."""
@@ -174,7 +86,7 @@ def _resolve(registry: ActionRegistry, name: str) -> Any:
 
 def _action_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> ActionBody:
     key = "uses" if "uses" in raw else "action"
-    name = _require_str(raw, key, what)
+    name = require_str(raw, key, what)
     if ctx.registry is None:
         # The imports failed (and were reported): naming actions here would only add noise.
         return ActionBody(name, None, {}, None)
@@ -232,7 +144,7 @@ def compile_simple_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> 
         return None
     body: Body
     if present[0] in ("run", "script"):
-        body = _run_body(raw, ctx, what)
+        body = compile_run(raw, ctx, what)
     elif present[0] in ("uses", "action"):
         body = _action_body(raw, ctx, what)
     elif present[0] == "subgraph":
@@ -244,7 +156,7 @@ def compile_simple_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> 
 
 def _timed(body: Body, raw: Mapping[str, Any], what: str) -> Body:
     """``body`` held to the node's ``timeout_seconds`` (Lua keeps its own limit)."""
-    seconds = _timeout(raw)
+    seconds = timeout_of(raw)
     if seconds is None or isinstance(body, LuaBody):
         return body
     if isinstance(body, StepsBody | SubgraphBody):
@@ -258,7 +170,7 @@ def _timed(body: Body, raw: Mapping[str, Any], what: str) -> Body:
 
 def _subgraph_body(raw: Mapping[str, Any], ctx: BodyContext, what: str, *, inherit: bool) -> SubgraphBody:
     """``subgraph: path`` (+ ``input``, + ``output`` for a node of its own)."""
-    path = _require_str(raw, "subgraph", what)
+    path = require_str(raw, "subgraph", what)
     where = location_of(raw, "subgraph")
     graph = ctx.load_subgraph(ctx.workflow_dir / path, where)
     stops = sorted(graph.interrupt_before | graph.interrupt_after
@@ -307,7 +219,7 @@ def _dynamic_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> FanOut
         )
     if "items" not in raw:
         raise SchemaError(f"{what}: dynamic_parallel needs 'items'", location_of(raw))
-    fan_in = _require_str(raw, "fan_in", f"{what} (dynamic_parallel)")
+    fan_in = require_str(raw, "fan_in", f"{what} (dynamic_parallel)")
     action = steps = subgraph = None
     mode = modes[0]
     if "input" in raw and mode != "subgraph":
@@ -353,6 +265,9 @@ def compile_node_body(
     """The body of a node and its kind (for ``tea inspect``); a dynamic_parallel node's
     body is its ``FanOut``."""
     kind = raw.get("type")
+    form = is_each_node(raw) if kind is None else None
+    if form is not None:
+        return each_fanout(raw, ctx, what, compile_simple_body), form
     if kind in ("while_loop", "dynamic_parallel") and "timeout_seconds" in raw:
         raise SchemaError(
             f"{what}: timeout_seconds does not apply to a {kind} node", location_of(raw, "timeout_seconds"),
@@ -393,6 +308,7 @@ def read_nodes(
             problems.add(exc)
             continue
         try:
+            raw = nodes_raw[index] = normalize_node(raw, f"node '{name}'", problems)  # the source ships it
             check_keys(raw, NODE_KEYS, f"node '{name}'")
             body, kind = compile_node_body(raw, ctx, f"node '{name}'")
             if isinstance(body, FanOut):
@@ -436,7 +352,7 @@ def _node_extras(node: Node, raw: Mapping[str, Any], settings: Mapping[str, Any]
                           location_of(raw, "interrupt"))
     node.interrupt = interrupt
     fan_in = raw.get("fan_in")
-    if node.kind != "dynamic_parallel" and fan_in is not None:
+    if node.fanout is None and fan_in is not None:
         if not isinstance(fan_in, bool):
             raise SchemaError(f"node '{node.name}': fan_in must be true or false here",
                               location_of(raw, "fan_in"),

@@ -2,16 +2,29 @@
 
 ::
 
-    tea run flow.yaml -C '{"settings": {"parallel": {"max_workers": 8}}}' \\
+    tea run flow.yaml -f prod.yaml -C '{"settings": {"parallel": {"max_workers": 8}}}' \\
         --set settings.parallel.remote.transport=gnu_parallel \\
-        --hosts 2/alice@edge1,edge2:2222 --strategy remote
+        --hosts 2/alice@edge1,edge2:2222 --strategy remote --actions-file my_actions.py
 
 Each flag becomes an ``Override``: a path from the workflow's top level and a
 value, deep-merged onto the document *before* it is validated, so a bad value
 is reported like any other load error, located at the flag that brought it
-(``--set settings.parallel.x: unknown key 'x' in settings.parallel``).
-``apply`` takes them in precedence order: the YAML < ``-C`` < ``--set`` <
-``--hosts``/``--strategy``.
+(``--set settings.parallel.x: unknown key 'x' in settings.parallel``), or for an
+overlay file at its own line. ``apply`` takes them in precedence order: the YAML <
+``-f`` overlays (in the order given) < ``-C`` < ``--set`` < ``--hosts``/``--strategy``.
+
+Three kinds of merge (``Override.kind``):
+
+- ``merge`` (``-C``, ``--set``, ``--hosts``, ``--strategy``): mappings merge key by
+  key, anything else (lists included) is replaced.
+- ``overlay`` (``-f/--overlay FILE``): the reference implementation's rules (its
+  ``tea run -f``): mappings merge key by key; the lists ``nodes`` (by ``name``),
+  ``edges`` (by ``from`` + ``to``) and ``goto`` (by ``to``) merge item by item, an
+  item with ``__delete__: true`` removing its match and an unmatched item appended;
+  other lists are replaced; a ``null`` replaces.
+- ``import`` (``--actions-module``, ``--actions-file``): an ``imports:`` entry without
+  a namespace, put before the workflow's own entries, so the built-ins < the flags'
+  actions < the workflow's ``imports:``, as in the reference.
 """
 
 from __future__ import annotations
@@ -23,12 +36,19 @@ from pathlib import Path
 from typing import Any
 
 from tea.errors import InputError, Location, TeaError
-from tea.yamlsrc import LocDict, LocList, load_yaml
+from tea.yamlsrc import LocDict, LocList, load_yaml, location_of
 
-__all__ = ["PRECEDENCE", "Override", "apply", "config", "hosts", "setting", "strategy"]
+__all__ = ["PRECEDENCE", "Override", "actions_file", "actions_module", "apply", "config", "hosts", "overlay",
+           "setting", "strategy"]
 
-PRECEDENCE = ("-C", "--set", "--hosts", "--strategy")
-"""Flags from weakest to strongest (the YAML itself is weaker than all)."""
+PRECEDENCE = ("-f", "-C", "--set", "--hosts", "--strategy")
+"""Flags from weakest to strongest (the YAML itself is weaker than all). The ``import``
+overrides stand apart: they only add ``imports:`` entries, after every other merge."""
+
+_KEYED_LISTS = {"nodes": ("name",), "edges": ("from", "to"), "goto": ("to",)}
+"""The lists an overlay merges item by item, and the keys that identify an item."""
+
+_DELETE = "__delete__"
 
 
 @dataclass(frozen=True)
@@ -40,6 +60,8 @@ class Override:
     value: Any
     text: str = ""
     """What the user wrote, for error messages."""
+    kind: str = "merge"
+    """``merge``, ``overlay`` or ``import`` (see the module docstring)."""
 
     @property
     def location(self) -> Location:
@@ -64,6 +86,43 @@ def setting(text: str) -> Override:
         raise InputError(f"--set {text!r}: write KEY=VALUE with a dotted KEY",
                          hint="--set settings.parallel.remote.transport=gnu_parallel")
     return Override("--set", path, _yaml(raw, f"--set {text}"), text)
+
+
+def overlay(text: str, cwd: Path | None = None) -> Override:
+    """``-f/--overlay FILE``: a YAML mapping (an empty file is an empty one) merged by the
+    reference's rules; what it brings keeps its own file and line for error messages."""
+    path = (cwd or Path.cwd()) / text
+    try:
+        content = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"-f {text}: overlay file not found", hint="the path is relative to the "
+                         "current directory") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"-f {text}: cannot read {path}: {getattr(exc, 'strerror', exc)}") from None
+    value = load_yaml(content, text)  # a syntax error is located in the overlay itself
+    if value is None:
+        value = LocDict()
+    if not isinstance(value, Mapping):
+        kind = "a list" if isinstance(value, list) else type(value).__name__
+        raise InputError(f"-f {text}: an overlay must be a mapping (like the workflow), not {kind}",
+                         hint="nodes: [{name: a, run: ...}] changes node a")
+    return Override("-f", (), value, text, kind="overlay")
+
+
+def actions_file(text: str, cwd: Path | None = None) -> Override:
+    """``--actions-file FILE.py``: a Python file with ``register_actions(registry, engine)``."""
+    path = ((cwd or Path.cwd()) / text).resolve()
+    if not path.is_file():
+        raise InputError(f"--actions-file {text}: no such file ({path})",
+                         hint="the path is relative to the current directory")
+    return Override("--actions-file", ("imports",), {"path": str(path)}, text, kind="import")
+
+
+def actions_module(name: str) -> Override:
+    """``--actions-module MODULE``: an importable module with ``register_actions(registry, engine)``."""
+    if not name.strip():
+        raise InputError("--actions-module: give a module name", hint="--actions-module my_package.actions")
+    return Override("--actions-module", ("imports",), {"package": name.strip()}, name, kind="import")
 
 
 def strategy(name: str) -> Override:
@@ -94,12 +153,90 @@ def hosts(spec: str, cwd: Path | None = None) -> Override:
 
 
 def apply(doc: Any, overrides: Iterable[Override]) -> Any:
-    """``doc`` with ``overrides`` merged on, weakest first (see ``PRECEDENCE``); ``doc`` is
-    not changed. A path through something that is not a mapping is an ``InputError``."""
+    """``doc`` with ``overrides`` merged on, each by its kind (module docstring), weakest
+    first (see ``PRECEDENCE``), the ``imports:`` entries last; ``doc`` is not changed. A
+    path through something that is not a mapping is an ``InputError``."""
     ordered = sorted(overrides, key=lambda o: PRECEDENCE.index(o.flag) if o.flag in PRECEDENCE else 0)
     for override in ordered:
-        doc = _merge_at(doc, override.path, override)
-    return doc
+        if override.kind == "overlay":
+            doc = _overlay(doc, override.value, "")
+        elif override.kind == "merge":
+            doc = _merge_at(doc, override.path, override)
+    actions = [override for override in ordered if override.kind == "import"]
+    return _with_imports(doc, actions) if actions else doc
+
+
+def _overlay(base: Any, value: Any, name: str) -> Any:
+    """``value`` merged onto ``base`` by the reference's overlay rules; ``name`` is the key
+    that holds them (it says whether a list merges item by item)."""
+    if value is None or base is None:
+        return value
+    if isinstance(base, list) and isinstance(value, list):
+        keys = _KEYED_LISTS.get(name)
+        return _overlay_items(base, value, keys) if keys else value
+    if not isinstance(base, Mapping) or not isinstance(value, Mapping):
+        return value
+    out = _copy_mapping(base)
+    for key, item in value.items():
+        if key == _DELETE:
+            continue
+        out[key] = _overlay(base[key], item, key) if key in base else item
+        out.key_locs[key] = location_of(value, key)
+        value_locs = getattr(out, "value_locs", None)
+        if value_locs is not None:
+            value_locs[key] = getattr(value, "value_locs", {}).get(key, out.key_locs[key])
+    return out
+
+
+def _overlay_items(base: list[Any], value: list[Any], keys: tuple[str, ...]) -> LocList:
+    """A keyed list merged item by item: a match is merged, ``__delete__: true`` removes it,
+    anything else is appended."""
+    items = [[item, location_of(base, i)] for i, item in enumerate(base)]
+    index = {_item_key(item, keys): i for i, (item, _) in enumerate(items)}
+    index.pop(None, None)
+    deleted: set[int] = set()
+    for i, item in enumerate(value):
+        key = _item_key(item, keys)
+        if isinstance(item, Mapping) and item.get(_DELETE):
+            if key in index:
+                deleted.add(index[key])
+        elif key is not None and key in index:
+            items[index[key]][0] = _overlay(items[index[key]][0], item, "")
+        else:
+            if key is not None:
+                index[key] = len(items)
+            items.append([item, location_of(value, i)])
+    kept = [pair for i, pair in enumerate(items) if i not in deleted]
+    out = LocList(item for item, _ in kept)
+    out.loc = getattr(base, "loc", Location())
+    out.item_locs = [where for _, where in kept]
+    return out
+
+
+def _item_key(item: Any, keys: tuple[str, ...]) -> tuple[Any, ...] | None:
+    """What identifies ``item`` in a keyed list (``None``: nothing, it is appended)."""
+    if not isinstance(item, Mapping) or not all(k in item for k in keys):
+        return None
+    key = tuple(item[k] for k in keys)
+    return key if all(isinstance(part, str | int | float | bool) for part in key) else None
+
+
+def _with_imports(doc: Any, actions: Sequence[Override]) -> Any:
+    """``doc`` with the ``--actions-*`` entries before its own ``imports:`` (a document or an
+    ``imports:`` that is malformed is left for the loader to report)."""
+    existing = doc.get("imports") if isinstance(doc, Mapping) else None
+    if not isinstance(doc, Mapping) or not isinstance(existing, list | None):
+        return doc
+    entries = LocList(_located(action.value, action) for action in actions)
+    entries.item_locs = [action.location for action in actions]
+    for i, item in enumerate(existing or []):
+        entries.append(item)
+        entries.item_locs.append(location_of(existing, i))
+    entries.loc = getattr(existing, "loc", actions[0].location)
+    out = _copy_mapping(doc)
+    out["imports"] = entries
+    out.key_locs.setdefault("imports", actions[0].location)
+    return out
 
 
 def _merge_at(doc: Any, path: Sequence[str], override: Override) -> Any:
@@ -143,7 +280,7 @@ def _copy_mapping(doc: Mapping[str, Any]) -> LocDict:
     out.key_locs = dict(getattr(doc, "key_locs", {}))
     value_locs = getattr(doc, "value_locs", None)
     if value_locs is not None:
-        out.value_locs = dict(value_locs)  # type: ignore[attr-defined]
+        out.value_locs = dict(value_locs)
     return out
 
 

@@ -40,7 +40,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from executors.base import RetryPolicy
-from executors.retry import EVENT_KEY, RETRY_KEYS, Retrier, parse_retry
+from executors.events import report
+from executors.retry import RETRY_KEYS, Retrier, parse_retry
 from tea.errors import Interrupted, RunError, SchemaError
 from tea.keys import check_keys
 from tea.yamlsrc import location_of
@@ -131,8 +132,7 @@ def _report_fallback(node: str, target: str | None, error: Mapping[str, Any]) ->
         "type": "fallback", "node": node, "target": target, "attempts": attempts,
         "error": {"type": error["type"], "message": error["message"]},
     }
-    log.warning("node '%s': failed %s: %s: %s; %s", node, tries, error["type"], first_line, then,
-                extra={EVENT_KEY: event})
+    report(log, logging.WARNING, f"node '{node}': failed {tries}: {error['type']}: {first_line}; {then}", event)
 
 
 def _wait(seconds: float, node: str, scope: Waiting) -> None:

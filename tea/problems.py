@@ -6,6 +6,7 @@ every problem of a file at once, each at its own line.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -15,6 +16,8 @@ __all__ = ["Problems"]
 
 T = TypeVar("T")
 
+log = logging.getLogger("tea")
+
 
 class Problems:
     """The load errors of one document, and the locations of its node references."""
@@ -22,10 +25,20 @@ class Problems:
     def __init__(self, file: str | None) -> None:
         self.file = file
         self.errors: list[LoadError] = []
+        self.warnings: list[str] = []
         self._refs: dict[tuple[str, str], Location] = {}
 
     def add(self, exc: LoadError) -> None:
         self.errors.append(exc)
+
+    def warn(self, message: str, where: Location, hint: str | None = None) -> None:
+        """A form that loads but is not honoured: one WARNING on the ``tea`` logger,
+        ``file:line:col: message (hint)``, also kept in ``warnings``."""
+        text = f"{where}: {message}"
+        if hint:
+            text += f" ({hint})"
+        self.warnings.append(text)
+        log.warning("%s", text)
 
     def guard(self, fn: Callable[[], T], default: T) -> T:
         """``fn()``; a ``LoadError`` it raises is kept and ``default`` returned instead."""

@@ -20,24 +20,29 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from executors.base import BranchTask
-from tea.errors import RunError
+from tea.errors import InputError, RunError
 from tea.graph import Graph, ItemSpec
 from tea.nodes import StepsBody, SubgraphBody, run_body
 from tea.overlay import WRITES_KEY, BranchState
-from tea.runner import Cursor, Stop, walk
-from tea.scope import Scope
+from tea.runner import Cursor, Stop, unsaveable_error, walk
+from tea.scope import DEFAULT_STEP_BUDGET, Scope, StepBudget
 from tea.secrets import Secrets
-from tea.subset import workflow_files
 
-__all__ = ["GraphProgram", "run_to_end"]
+__all__ = ["GraphProgram", "run_to_end", "step_budget"]
 
 
 class GraphProgram:
-    """``graph`` bound to a run's ``secrets``; a ``PortableProgram``. Immutable, thread-safe."""
+    """``graph`` bound to a run's ``secrets`` and step ``budget``; a ``PortableProgram``.
+    Immutable but for the budget it counts steps on, thread-safe.
 
-    def __init__(self, graph: Graph, secrets: Secrets | None = None) -> None:
+    Without ``budget``, a new one of ``settings.step_budget`` steps: one per run (and
+    per remote worker, which loads the workflow again); branches and subgraphs share it.
+    """
+
+    def __init__(self, graph: Graph, secrets: Secrets | None = None, budget: StepBudget | None = None) -> None:
         self.graph = graph
         self._secrets = secrets if secrets is not None else Secrets()
+        self.budget = budget if budget is not None else StepBudget(step_budget(graph.settings))
 
     @property
     def key(self) -> str:
@@ -49,7 +54,7 @@ class GraphProgram:
 
     def scope(self, cancel: threading.Event | None = None, depth: int = 0) -> Scope:
         """A fresh scope for one walk of this program (the caller closes it)."""
-        return Scope(self.graph, self, secrets=self._secrets, cancel=cancel, depth=depth)
+        return Scope(self.graph, self, secrets=self._secrets, cancel=cancel, depth=depth, budget=self.budget)
 
     def run_branch(self, task: BranchTask, cancel: threading.Event | None = None) -> dict[str, Any]:
         """Run one branch and return its update (``BranchProgram`` protocol)."""
@@ -66,7 +71,8 @@ class GraphProgram:
     def run_subgraph(self, graph: Graph, state: dict[str, Any], scope: Scope) -> dict[str, Any]:
         """Run ``graph`` (a subgraph node's) to its end from ``state``, within ``scope``'s walk
         (``tea.nodes.SubgraphRunner``); returns ``state``, updated in place."""
-        return run_to_end(GraphProgram(graph, self._secrets), state, scope.cancel, depth=scope.depth)
+        program = GraphProgram(graph, self._secrets, scope.budget)
+        return run_to_end(program, state, scope.cancel, depth=scope.depth)
 
     def _run_item(self, fanout: str, state: BranchState, scope: Scope) -> dict[str, Any]:
         """One item of a dynamic fan-out. Steps work on the branch state (the result reads
@@ -79,12 +85,12 @@ class GraphProgram:
         body = each.body
         if isinstance(body, StepsBody):
             body.run_on(state, scope, fanout, set())
-            return state.update_out()
+            return _saveable(state.update_out(), fanout)
         own = {each.item_var: state[each.item_var], each.index_var: state[each.index_var]}
         if isinstance(body, SubgraphBody):
             result = body.final_state(state, scope, fanout, inherit=False)
         else:
-            result = run_body(body, state, scope, fanout) or {}
+            result = _saveable(run_body(body, state, scope, fanout) or {}, fanout)
         # The body's result is the item's own output: each reducer key in it is one write.
         reducers = self.graph.reducers
         writes = {k: [v] for k, v in result.items() if k in reducers}
@@ -95,7 +101,26 @@ class GraphProgram:
         self, entries: Sequence[str], exit: str | None, fanout: str | None
     ) -> dict[str, str] | None:
         """The branch as a standalone workflow (``PortableProgram`` protocol)."""
+        from tea.subset import workflow_files  # here: yaml loads only for the remote strategy
+
         return workflow_files(self.graph, entries, exit, fanout)
+
+
+def _saveable(update: dict[str, Any], node: str) -> dict[str, Any]:
+    """``update``, unless a value in it contains itself (``unsaveable_error``)."""
+    error = unsaveable_error(update, node)
+    if error is not None:
+        raise error
+    return update
+
+
+def step_budget(settings: Mapping[str, Any]) -> int:
+    """``settings.step_budget``: a positive integer, by default ``DEFAULT_STEP_BUDGET``."""
+    value = settings.get("step_budget", DEFAULT_STEP_BUDGET)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"settings.step_budget must be a positive integer, got {value!r}",
+                         hint=f"the default is {DEFAULT_STEP_BUDGET:,} node steps for the whole run")
+    return value
 
 
 def run_to_end(

@@ -4,6 +4,8 @@
 
     board = ProgressBoard.open()       live on stderr when it is a terminal (TEA_PROGRESS=0: never),
                                        else silent; closing it removes the display
+    board, owned = ProgressBoard.join()   the board open in this process (shared: owned is
+                                       False), else one opened for the caller to close
     board.watch(run)                   each fan-out of a ``Run``: a line with done, running and
                                        failed branches, elapsed time and ETA (any strategy:
                                        it listens to ``Run.watch``'s branch events)
@@ -14,9 +16,11 @@
     board.close()
 
 ``progress_board()`` is the board open in this process, or a silent one, for code that
-runs under a front end and is not handed the board (missions, backends). Nothing here
-writes to stdout, which carries a run's data. Thread-safe: events arrive from the
-threads that finish branches or steps.
+runs under a front end and is not handed the board. Code that may run without a front
+end (a mission run from Python, the remote strategy's host table) uses ``join``: one
+display per run, and a front end's silent board (``-q``) keeps everything under it
+silent. Nothing here writes to stdout, which carries a run's data. Thread-safe:
+events arrive from the threads that finish branches or steps.
 """
 
 from __future__ import annotations
@@ -112,7 +116,9 @@ class Panel:
         self._board._refresh()
 
     def close(self) -> None:
-        self._board._panels.discard(self)
+        """Take the panel off the display. Idempotent."""
+        with self._board._panels_lock:
+            self._board._panels.pop(self, None)
         self._board._refresh()
 
 
@@ -120,13 +126,19 @@ class ProgressBoard:
     """The display (or, silent, only the counts). Use ``open``; close it when done."""
 
     _active: ProgressBoard | None = None
-    _active_lock = threading.Lock()
+    _active_lock = threading.RLock()
 
     def __init__(self, progress: Progress | None = None) -> None:
         self._progress = progress
+        # Never held while calling rich: its refresh thread holds rich's lock and asks for
+        # the panels (under _panels_lock only).
         self._lock = threading.RLock()
-        self._panels: set[Panel] = set()
+        self._panels_lock = threading.Lock()
+        self._panels: dict[Panel, None] = {}  # in the order they came
+        self._fanouts_lock = threading.Lock()
         self._fanouts: dict[str, Counter] = {}
+        self._growing: set[str] = set()
+        """Fan-outs whose size the events did not say: each start adds a branch."""
 
     @property
     def live(self) -> bool:
@@ -149,26 +161,43 @@ class ProgressBoard:
                 cls._active = board
             return board
 
+    @classmethod
+    def join(cls, enabled: bool | None = None) -> tuple[ProgressBoard, bool]:
+        """``(board, owned)``: the board open in this process, live or silent, with
+        ``owned`` false (its opener closes it); when none is open, a board opened as by
+        ``open(enabled)``, with ``owned`` true (the caller closes it)."""
+        with cls._active_lock:
+            if cls._active is not None:
+                return cls._active, False
+            return cls.open(enabled), True
+
     def watch(self, run: Run) -> None:
         """Show each fan-out of ``run`` as it runs (``Run.watch``'s branch events)."""
         run.watch(self.branch_event)
 
     def branch_event(self, event: dict[str, Any]) -> None:
-        """A ``branch_start`` or ``branch_end`` event: count it on its fan-out's line."""
+        """A ``branch_start`` or ``branch_end`` event: count it on its fan-out's line.
+
+        A start that says how many branches its fan-out runs (``total``) sizes the line
+        at once; otherwise each start adds one. Events may come from several threads."""
         name = str(event.get("fanout"))
-        if event.get("type") == "branch_start":
+        with self._fanouts_lock:
             counter = self._fanouts.get(name)
-            if counter is None or counter.complete:
-                counter = self._fanouts[name] = Counter(self, _fanout_label(event), 0)
-            counter.add()
-            counter.started()
-        elif event.get("type") == "branch_end":
-            counter = self._fanouts.get(name)
-            if counter is None:
-                return
-            counter.finished(_status(event))
-            if counter.complete:
-                counter.close()
+            if event.get("type") == "branch_start":
+                if counter is None or counter.complete:
+                    total = _total(event)
+                    counter = self._fanouts[name] = Counter(self, _fanout_label(event), total)
+                    if total:
+                        self._growing.discard(name)
+                    else:
+                        self._growing.add(name)
+                if name in self._growing:
+                    counter.add()
+                counter.started()
+            elif event.get("type") == "branch_end" and counter is not None:
+                counter.finished(_status(event))
+                if counter.complete:
+                    counter.close()
 
     def counter(self, label: str, total: int) -> Counter:
         """A line of its own for ``total`` units of work (a mission's steps)."""
@@ -177,7 +206,8 @@ class ProgressBoard:
     def panel(self, render: Callable[[], RenderableType]) -> Panel:
         """Draw ``render()`` under the lines until the panel is closed."""
         panel = Panel(self, render)
-        self._panels.add(panel)
+        with self._panels_lock:
+            self._panels[panel] = None
         self._refresh()
         return panel
 
@@ -225,7 +255,9 @@ class ProgressBoard:
             self._progress.refresh()
 
     def _renderables(self) -> Iterable[RenderableType]:
-        return [panel.render() for panel in list(self._panels)]
+        with self._panels_lock:
+            panels = list(self._panels)
+        return [panel.render() for panel in panels]
 
 
 _SILENT = ProgressBoard()
@@ -239,6 +271,12 @@ def progress_board() -> ProgressBoard:
 def _fanout_label(event: dict[str, Any]) -> str:
     strategy = event.get("strategy")
     return f"fan-out {event.get('fanout')}" + (f" ({strategy})" if strategy else "")
+
+
+def _total(event: dict[str, Any]) -> int:
+    """How many branches the event's fan-out runs, when it says (else 0)."""
+    total = event.get("total")
+    return total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else 0
 
 
 def _status(event: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from executors.base import ParallelConfig
 from tea.conditions import compile_condition
+from tea.dialect import IGNORED_EDGE_KEYS, without_ignored
 from tea.document import Document
 from tea.errors import LoadError, ReferenceError_, SchemaError
 from tea.graph import END, START, Edge, FanOut, Node, Route
@@ -76,6 +77,7 @@ def read_edges(document: Document, nodes: dict[str, Node], problems: Problems) -
             problems.add(SchemaError("each edge must be a mapping with 'from' and 'to'",
                                      location_of(edges_raw, index)))
             continue
+        edge = edges_raw[index] = without_ignored(edge, IGNORED_EDGE_KEYS, "edge", problems)
         try:
             _read_edge(edge, location_of(edges_raw, index), document, nodes, start, groups, problems)
         except LoadError as exc:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tea.errors import InputError, TeaError
 from tea.graph import Graph
+from tea.io_schema import check_input, check_output
 from tea.program import GraphProgram
 from tea.runner import Cursor, Event, Observer, Stop, walk
 from tea.secrets import Secrets
@@ -85,6 +86,8 @@ class Run:
         self.state: dict[str, Any] = (
             {**fast_copy(dict(graph.initial_state)), **(state or {})} if cursor is None else dict(state or {})
         )
+        if cursor is None and graph.input_schema is not None:
+            self.state = check_input(graph.input_schema, self.state)  # before anything starts
         # One Secrets per run: the scope, the branches and every redaction share it.
         self.secrets = secrets if isinstance(secrets, Secrets) else Secrets(secrets)
         self.mode = stream_mode
@@ -144,6 +147,8 @@ class Run:
                         return
                     if self.mode == "debug" or item["type"] in wanted:
                         yield item
+                if self.graph.output_schema is not None:
+                    check_output(self.graph.output_schema, self.state)
             except TeaError as exc:
                 yield self.observer.failed(self, exc)
                 raise

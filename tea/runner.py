@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +19,13 @@ from tea.graph import END, START, Graph, Node
 from tea.nodes import run_body
 from tea.policy import Fallback
 from tea.routing import next_node
-from tea.state import merge
+from tea.state import CYCLIC, MAX_NESTING, merge, unsaveable
 
 if TYPE_CHECKING:
     from executors.base import BranchResult
     from tea.scope import Scope
 
-__all__ = ["Cursor", "Event", "Observer", "Stop", "walk"]
+__all__ = ["Cursor", "Event", "Observer", "Stop", "unsaveable_error", "walk"]
 
 Event = dict[str, Any]
 Steps = Generator[Event, None, "Stop | None"]
@@ -111,8 +111,9 @@ def walk(
     Semantics, per step:
       1. a requested stop (signal) or an interrupt before the node stops the walk
          *before* it runs (a resume runs it);
-      2. the node's body runs and its update is merged (reducers apply); a
-         dynamic_parallel node's body is its fan-out;
+      2. the node's body runs and its update is merged (reducers apply; a value
+         that contains itself fails the node instead); a dynamic_parallel
+         node's body is its fan-out;
       3. an interrupt after the node stops the walk *after* it (a resume goes on);
       4. the node's fan-outs run; their results wait for their fan-in node,
          which receives them as ``parallel_results`` (declaration order);
@@ -157,7 +158,9 @@ class _Steps:
         self.recent: deque[str] = deque(maxlen=64)
 
     def before(self, name: str) -> Stop | None:
-        """Step 1: stop for a signal or an interrupt, else count the step."""
+        """Step 1: stop for a signal or an interrupt, else count the step against the walk's
+        ``recursion_limit`` and the run's step budget (``scope.budget``, which the walk's
+        branches and subgraphs share)."""
         cursor, observer = self.cursor, self.observer
         signum = observer.stop_requested()
         if signum is not None:
@@ -178,6 +181,15 @@ class _Steps:
                 node=name,
                 hint="fix the loop's exit condition, or raise settings.recursion_limit",
             )
+        if not self.scope.budget.spend():
+            spent = RecursionLimitError(
+                f"the run's step budget of {self.scope.budget.limit:,} node steps is spent (the main "
+                "path, every branch and every subgraph count against it)",
+                node=name,
+                hint="raise settings.step_budget, or look for branches that do more work than meant",
+            )
+            spent.category = "setup"  # no retry and no fan-in can fix it: passed on as it is
+            raise spent
         self.recent.append(name)
         return None
 
@@ -202,6 +214,8 @@ class _Steps:
         else:
             if isinstance(update, Fallback):
                 cursor.fallback, update = update.target, update.update
+            if update and isinstance(update, dict):
+                _refuse_unsaveable(update, node, self.graph)
             merge(self.state, update, self.graph.reducers)
             if results is not None and self.graph.keeps_results:
                 self.state["parallel_results"] = results
@@ -285,6 +299,29 @@ def _cycle(recent: deque[str]) -> list[str]:
         if seq[-size:] == seq[-2 * size : -size]:
             return seq[-size:]
     return seq[-10:]
+
+
+def unsaveable_error(update: Mapping[str, Any], node: str) -> NodeError | None:
+    """The ``NodeError`` for an update of ``node`` holding a value that contains itself
+    (or nests past ``MAX_NESTING``), which could never be saved or printed; else ``None``."""
+    found = unsaveable(update)
+    if found is None:
+        return None
+    key, why = found
+    return NodeError(
+        f"the value of '{key}' cannot be saved: {why}", node=node,
+        hint="return plain data: a dict or list must not hold itself (copy the inner part)"
+        if why == CYCLIC else f"flatten the data: values may nest {MAX_NESTING} levels deep",
+    )
+
+
+def _refuse_unsaveable(update: dict[str, Any], node: Node, graph: Graph) -> None:
+    """The node fails before such an update reaches the state, so the run's checkpoint
+    keeps the state it had."""
+    error = unsaveable_error(update, node.name)
+    if error is not None:
+        _locate(error, graph, node)
+        raise error
 
 
 def _locate(exc: NodeError, graph: Graph, node: Node) -> None:

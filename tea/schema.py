@@ -24,7 +24,10 @@ from typing import Any
 from executors import known_strategies
 from executors.retry import RETRY_KEYS
 from tea.actions.llm import SETTING_KEYS as LLM_KEYS
+from tea.dialect import IGNORED_EDGE_KEYS, IGNORED_NODE_KEYS, IGNORED_TOP_LEVEL, SEED_TOP_LEVEL
 from tea.document import CONFIG_KEYS, TOP_LEVEL_KEYS
+from tea.io_schema import FIELD_KEYS
+from tea.matrix import MATRIX_KEYS
 from tea.node_loader import NODE_KEYS, STEP_KEYS
 from tea.parallel_settings import PARALLEL_KEYS
 from tea.routes import EDGE_KEYS
@@ -41,6 +44,7 @@ _STRINGS: Schema = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"t
 _NAME: Schema = {"type": "string", "minLength": 1, "not": {"enum": ["__start__", "__end__"]}}
 _POSITIVE: Schema = {"type": "number", "exclusiveMinimum": 0}
 _ANY: Schema = {}
+_IGNORED: Schema = {"description": "the reference's; accepted and ignored (a warning at load)"}
 
 
 def _obj(properties: Mapping[str, Schema], *, required: Sequence[str] = (), open_: bool = False,
@@ -102,7 +106,8 @@ def _parallel_values() -> dict[str, Schema]:
 
 def _parallel_block() -> Schema:
     names = [*PARALLEL_KEYS, *known_strategies()]
-    return _obj(_keys(names, _parallel_values()), description="how fan-outs run", nullable=True)
+    return _obj({**_keys(names, _parallel_values()), "streams": _IGNORED},
+                description="how fan-outs run", nullable=True)
 
 
 def _error_policy() -> Schema:
@@ -129,6 +134,7 @@ def _settings() -> Schema:
         "llm": _obj({key: _ANY for key in LLM_KEYS}, open_=True, description="defaults of llm actions"),
         "error_policy": _error_policy(),
         "recursion_limit": _int(1),
+        "step_budget": _int(1),
     }, open_=True, nullable=True, description="engine settings (other keys are free: {{ settings.x }})")
 
 
@@ -169,13 +175,33 @@ def _step() -> Schema:
             "anyOf": [{"required": [key]} for key in _BODIES], **_one_body()}
 
 
-_TYPED_ONLY = ("condition", "max_iterations", "body", "items", "item_var", "index_var",
+_TYPED_ONLY = ("max_iterations", "body", "items", "item_var", "index_var",
                "max_concurrency", "fail_fast", "parallel_strategy", "parallel")
+_MATRIX: Schema = {"properties": {"strategy": {"type": "object", "required": ["matrix"]}}, "required": ["strategy"]}
+_FANS_OUT: Schema = {"anyOf": [_MATRIX, {"required": ["parallel_each"]}]}
 
 
-def _node() -> Schema:
+def _fan_out_values() -> dict[str, Schema]:
+    """The keys of ``strategy: {matrix}`` and ``parallel_each`` nodes."""
+    matrix = _obj(_keys(MATRIX_KEYS, {
+        "matrix": {"type": "object", "minProperties": 1,
+                   "additionalProperties": {"type": "array", "minItems": 1},
+                   "description": "one branch per combination; the branch sees state.matrix"},
+        "max_parallel": _int(1), "fail_fast": {"type": "boolean"},
+    }), required=["matrix"])
+    return {
+        "strategy": {"if": {"type": "object", "required": ["matrix"]}, "then": matrix,
+                     "description": "{matrix: {k: [...]}, max_parallel, fail_fast} (anything else is ignored)"},
+        "parallel_each": {"anyOf": [TEMPLATE, {"type": "array"}],
+                          "description": "one branch per item; the branch sees item and item_index"},
+        "max_workers": _int(1),
+    }
+
+
+def _node(named: bool = True) -> Schema:
     values = {
         **_body_values(),
+        **_fan_out_values(),
         "name": {**_NAME, "description": "unique; the first node is the entry"},
         "type": {"enum": ["while_loop", "dynamic_parallel"]},
         "goto": {"anyOf": [{"type": "string"}, {"type": "array", "items": _obj(
@@ -189,32 +215,68 @@ def _node() -> Schema:
         "subgraph": {"type": "string", "minLength": 1},
         "parallel_strategy": {"type": "string", "examples": known_strategies()},
         "parallel": _parallel_block(),
+        "config": {"type": ["object", "null"], "description": "the seeds' spelling of with:"},
+        **{key: _IGNORED for key in IGNORED_NODE_KEYS if key != "condition"},
     }
     loop = {"properties": {"type": {"const": "while_loop"}}, "required": ["type"]}
     dynamic = {"properties": {"type": {"const": "dynamic_parallel"}}, "required": ["type"]}
+    fan_in: Schema = {"required": ["fan_in"], "properties": {"fan_in": {"type": "string", "minLength": 1}}}
+    names = [*NODE_KEYS, "config", *IGNORED_NODE_KEYS]
     return {
-        **_obj(_keys(NODE_KEYS, values), required=["name"]),
+        **_obj(_keys(names, values), required=["name"] if named else ()),
+        "patternProperties": {"^_": _IGNORED},
         "allOf": [
             {"if": loop, "then": {"required": ["condition", "max_iterations", "body"]}},
-            {"if": dynamic, "then": {
-                "required": ["items", "fan_in"], "properties": {"fan_in": {"type": "string", "minLength": 1}},
-                "oneOf": [{"required": [key]} for key in ("action", "steps", "subgraph")]}},
-            {"if": {"not": {"required": ["type"]}}, "then": {
+            {"if": dynamic, "then": {**fan_in, "required": ["items", "fan_in"],
+                                     "oneOf": [{"required": [key]} for key in ("action", "steps", "subgraph")]}},
+            {"if": {"not": {"anyOf": [{"required": ["type"]}, _FANS_OUT]}}, "then": {
                 "properties": {"fan_in": {"type": "boolean"}, "action": {"type": "string", "minLength": 1}},
-                "allOf": [_one_body(), {"not": {"anyOf": [{"required": [key]} for key in _TYPED_ONLY]}}]}},
+                "allOf": [_one_body(), {"not": {"anyOf": [{"required": [key]} for key in _TYPED_ONLY]}},
+                          {"not": {"required": ["config", "with"]}}]}},
+            {"if": {**_FANS_OUT, "not": {"required": ["type"]}}, "then": {
+                **fan_in, "anyOf": [{"required": [key]} for key in ("run", "script", "uses", "action", "steps")],
+                "allOf": [_one_body(), {"not": {"required": ["strategy", "parallel_each"]}}]}},
         ],
     }
+
+
+def _io_schema(which: str) -> Schema:
+    field: Schema = {"$ref": "#/definitions/io_field"}
+    json_form = _obj({"type": {"enum": ["object", "dict"]}, "required": {"type": "array", "items": {"type": "string"}},
+                      "properties": {"type": "object", "additionalProperties": field},
+                      "description": _ANY, "title": _ANY, "$schema": _ANY},
+                     required=["type", "properties"])
+    fields = {"type": "object", "additionalProperties": field}
+    if which == "input":
+        return {"anyOf": [{"type": "null"}, json_form, fields],
+                "description": "the fields the input takes, checked before the first node"}
+    return {"type": ["object", "null"], "description": "the fields the final state must have (checked "
+            "after the last node); the reference's mapping of templates is accepted and ignored"}
+
+
+def _io_field() -> Schema:
+    types = {"enum": ["str", "int", "float", "bool", "list", "dict",
+                      "string", "integer", "number", "boolean", "array", "object"]}
+    known: dict[str, Schema] = {
+             "type": types, "required": {"type": ["boolean", "array"]}, "pattern": {"type": "string"},
+             "choices": {"type": "array"}, "enum": {"type": "array"},
+             "properties": {"type": "object", "additionalProperties": {"$ref": "#/definitions/io_field"}},
+             "items": {"$ref": "#/definitions/io_field"},
+             **{key: {"type": "number"} for key in ("min", "max", "minimum", "maximum")},
+             **{key: _int(0) for key in ("min_length", "max_length", "minLength", "maxLength")}}
+    return _obj(_keys(FIELD_KEYS, known))
 
 
 def _edge() -> Schema:
     values = {**_parallel_values(),
               "from": {"type": "string"}, "to": _STRINGS, "fan_in": {"type": "string"},
               "type": {"enum": ["parallel", "normal"]}, "parallel": {"type": "boolean"},
-              "parallel_strategy": {"type": "string", "examples": known_strategies()}}
+              "parallel_strategy": {"type": "string", "examples": known_strategies()},
+              **{key: _IGNORED for key in IGNORED_EDGE_KEYS}}
     fan_out = {"anyOf": [{"properties": {"to": {"type": "array"}}, "required": ["to"]},
                          {"properties": {"type": {"const": "parallel"}}, "required": ["type"]},
                          {"properties": {"parallel": {"const": True}}, "required": ["parallel"]}]}
-    return {**_obj(_keys([*EDGE_KEYS, *known_strategies()], values), required=["from", "to"]),
+    return {**_obj(_keys([*EDGE_KEYS, *known_strategies(), *IGNORED_EDGE_KEYS], values), required=["from", "to"]),
             "if": fan_out, "then": {"required": ["fan_in"]}}
 
 
@@ -226,17 +288,27 @@ def _workflow() -> Schema:
         "initial_state": {"type": ["object", "null"]},
         "state_schema": {"type": ["object", "null"], "additionalProperties": reducer},
         "settings": _settings(),
-        "config": _obj(_keys(CONFIG_KEYS, {
+        "config": _obj({**_keys(CONFIG_KEYS, {
             "interrupt_before": _STRINGS, "interrupt_after": _STRINGS,
             "checkpoint_interval_seconds": _number(), "recursion_limit": _int(1),
-        }), nullable=True),
+        }), "max_execution_time": _IGNORED}, nullable=True),
         "imports": {"type": ["array", "null"], "items": _obj({
             "path": {"type": "string"}, "package": {"type": "string"}, "namespace": {"type": "string"},
         }, open_=False)},
-        "nodes": {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/node"}},
+        "nodes": {"anyOf": [
+            {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/node"}},
+            {"type": "object", "minProperties": 1, "description": "the seeds' form: name → node",
+             "additionalProperties": {"anyOf": [{"type": "null"}, {"$ref": "#/definitions/mapped_node"}]}},
+        ]},
         "edges": {"type": ["array", "null"], "items": {"$ref": "#/definitions/edge"}},
+        "input_schema": _io_schema("input"), "output_schema": _io_schema("output"),
+        "error_policy": {**_error_policy(), "description": "the seeds' spelling of settings.error_policy"},
+        **{key: _IGNORED for key in IGNORED_TOP_LEVEL},
     }
-    return _obj(_keys(TOP_LEVEL_KEYS, values), required=["nodes"], description="a tea workflow")
+    names = [*TOP_LEVEL_KEYS, *SEED_TOP_LEVEL, *IGNORED_TOP_LEVEL]
+    return {**_obj(_keys(names, values), required=["nodes"], description="a tea workflow"),
+            "not": {"required": ["error_policy", "settings"],
+                    "properties": {"settings": {"required": ["error_policy"]}}}}
 
 
 def json_schema(kind: str = "all") -> Schema:
@@ -245,8 +317,8 @@ def json_schema(kind: str = "all") -> Schema:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     from tea._schema_mission import mission_definitions  # reads the step types: only when asked
 
-    definitions: Schema = {"workflow": _workflow(), "node": _node(), "step": _step(), "edge": _edge(),
-                           **mission_definitions()}
+    definitions: Schema = {"workflow": _workflow(), "node": _node(), "mapped_node": _node(named=False),
+                           "step": _step(), "edge": _edge(), "io_field": _io_field(), **mission_definitions()}
     root: Schema = {"$schema": "http://json-schema.org/draft-07/schema#", "$id": SCHEMA_ID,
                     "title": "tea workflow or mission", "definitions": definitions}
     if kind == "all":

@@ -8,6 +8,7 @@ use. A scope is used by one thread at a time.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -24,9 +25,44 @@ if TYPE_CHECKING:
     from tea.lua import LuaRuntime
     from tea.signals import StopFlag
 
-__all__ = ["Scope"]
+__all__ = ["DEFAULT_STEP_BUDGET", "Scope", "StepBudget"]
+
+DEFAULT_STEP_BUDGET = 10_000_000
+"""``settings.step_budget`` when the workflow does not set it."""
 
 _ENV = EnvironProxy()
+
+
+class StepBudget:
+    """The node steps a whole run may take: its main path, every branch and every
+    subgraph draw from one budget (``settings.step_budget``).
+
+    Thread-safe: the walks of a thread fan-out share one object. It pickles as what
+    was used so far, so a process or remote worker counts on from there on its own.
+    """
+
+    def __init__(self, limit: int, used: int = 0) -> None:
+        self.limit = limit
+        # next() on a count is one atomic step under the GIL: no lock on the per-node path
+        self._steps = itertools.count(used + 1)
+        self._last = used
+
+    @property
+    def used(self) -> int:
+        """Steps taken so far, as the last one saw it (other threads may be taking more)."""
+        return self._last
+
+    def spend(self) -> bool:
+        """Take one step; ``False`` when that goes past the limit."""
+        step = next(self._steps)
+        self._last = step
+        return step <= self.limit
+
+    def __getstate__(self) -> dict[str, int]:
+        return {"limit": self.limit, "used": self._last}
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.__init__(state["limit"], state["used"])  # type: ignore[misc]
 
 
 class Scope:
@@ -45,6 +81,7 @@ class Scope:
         cancel: threading.Event | None = None,
         stop: StopFlag | None = None,
         depth: int = 0,
+        budget: StepBudget | None = None,
     ) -> None:
         self.graph = graph
         self.program = program
@@ -56,6 +93,8 @@ class Scope:
         """The run's stop flag (set by SIGTERM/SIGINT); only the main path has one."""
         self.depth = depth
         """How many fan-outs this walk is nested in (0: the main path)."""
+        self.budget = budget if budget is not None else StepBudget(DEFAULT_STEP_BUDGET)
+        """The run's step budget, shared with the walks this one starts."""
         self.current_node: str | None = None
         self._lua: LuaRuntime | None = None
         self._executors: dict[str, ParallelExecutor] = {}

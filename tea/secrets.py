@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from tea.errors import InputError, Location
+from tea.errors import InputError, Location, TeaError
 
 __all__ = ["REDACTED", "RedactingFilter", "Secrets", "parse_secrets_arg", "secrets_from_env"]
 
@@ -160,16 +160,14 @@ def _load_file(path: Path) -> Any:
         raise InputError(f"--secrets file '{path}' cannot be read: {exc.strerror}",
                          Location(str(path))) from None
     if path.suffix.lower() in {".yaml", ".yml"}:
-        import yaml
+        from tea.yamlsrc import load_yaml  # YAML loads only for YAML secrets
 
         try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = Location(str(path), mark.line + 1, mark.column + 1) if mark else Location(
-                str(path))
+            return load_yaml(text, str(path))  # its alias-expansion limit applies too
+        except TeaError as exc:
             # The YAML message may quote the offending text, which can be a secret.
-            raise InputError("--secrets file is not valid YAML", where) from None
+            where = getattr(exc, "location", None) or Location(str(path))
+            raise InputError("--secrets file is not valid YAML (or expands too many aliases)", where) from None
     return _parse_json(text, Location(str(path)))
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
+from executors._sync import run_hard_stop_hooks
 from tea.errors import Interrupted
 
 __all__ = ["HANDLED_SIGNALS", "StopFlag", "graceful_signals"]
@@ -88,6 +89,7 @@ def graceful_signals() -> Iterator[StopFlag]:
             return
         for number in HANDLED_SIGNALS:
             signal.signal(number, signal.SIG_DFL)
+        run_hard_stop_hooks()  # e.g. shell.run's commands: no atexit after this kill
         os.kill(os.getpid(), signum)
 
     try:

@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
+    "CYCLIC",
+    "MAX_NESTING",
     "Reduced",
     "Reducer",
     "Tracked",
@@ -37,6 +39,7 @@ __all__ = [
     "reduce_into",
     "reducer_for",
     "register_reducer",
+    "unsaveable",
 ]
 
 ReduceFn = Callable[[Any, Any], Any]
@@ -212,3 +215,51 @@ def fast_copy(value: Any) -> Any:
 
 
 _ATOMS = frozenset({str, int, float, bool, type(None), bytes})
+
+
+
+_NESTED = (dict, list, tuple)
+CYCLIC = "it contains itself"
+MAX_NESTING = 200
+"""Deepest nesting of dicts, lists and tuples a node's update may hold: deeper data
+could not be saved or printed as JSON (the encoder recurses once per level)."""
+
+
+def unsaveable(update: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(key, why)`` for the first value of ``update`` that contains itself (a dict, list
+    or tuple holding itself at any depth) or nests past ``MAX_NESTING``, else ``None``:
+    such a value can be neither saved nor printed as JSON. A scalar value costs one type
+    check; a container, one visit of each container inside it (once, however shared)."""
+    for key, value in update.items():
+        if type(value) not in _ATOMS and isinstance(value, _NESTED):
+            why = _nesting_problem(value)
+            if why is not None:
+                return key, why
+    return None
+
+
+def _nesting_problem(value: Any) -> str | None:
+    # Depth first, with the containers on the current path: meeting one of them again is a
+    # cycle; meeting a finished one again is only sharing (JSON writes it twice).
+    path: set[int] = set()
+    done: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        item, leaving = stack.pop()
+        ident = id(item)
+        if leaving:
+            path.discard(ident)
+            done.add(ident)
+            continue
+        if ident in path:
+            return CYCLIC
+        if ident in done:
+            continue
+        if len(path) >= MAX_NESTING:
+            return f"it is nested more than {MAX_NESTING} levels deep"
+        children = item.values() if isinstance(item, dict) else item
+        path.add(ident)
+        stack.append((item, True))
+        if not _ATOMS.issuperset(map(type, children)):  # a list of scalars is checked in C
+            stack.extend((child, False) for child in children if isinstance(child, _NESTED))
+    return None

@@ -1,4 +1,8 @@
-"""Fixtures shared by the engine's tests: workflow files in a temp dir, and the real ``tea`` CLI."""
+"""Fixtures shared by the engine's tests: workflow files in a temp dir, and the real ``tea`` CLI.
+
+The sshd test hosts (``ssh_cluster``, ``remote_settings`` ...) come from the plugin
+``sshd_plugin``, so any directory's tests may ask for them.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ if _ROOT not in sys.path:
 
 import tea  # noqa: E402
 from tea.workflow import Workflow  # noqa: E402
+
+pytest_plugins = ["sshd_plugin"]
 
 DATA = Path(__file__).parent / "data"
 TEA_BIN = Path(sys.executable).with_name("tea")

@@ -25,6 +25,9 @@ INPUTS = {
     "reducers": {},
     "lua_nodes": {"items": [1, 2, 3]},
     "lua_condition": {},
+    "matrix_node": {},
+    "parallel_each_node": {"words": ["a", "b"]},
+    "io_schemas": {"query": "hello"},
 }
 EXPECTED = {
     "python_nodes": {"total": 6, "doubled": 12, "result": 13},
@@ -37,6 +40,9 @@ EXPECTED = {
     "reducers": {"log": ["one", "two"], "total": 3, "meta": {"a": 1, "b": 2}},
     "lua_nodes": {"total": 18, "label": "big"},
     "lua_condition": {"n": 3, "parity": "odd"},
+    "matrix_node": {"labels": ["smallx1", "smallx2", "largex1", "largex2"]},
+    "parallel_each_node": {"uppers": ["A", "B"]},
+    "io_schemas": {"answer": "HELLO", "limit": 10},
 }
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from executors._pickling import content_key, dumps, serialization_error
 from executors.backend import BaseExecutor
-from executors.base import BranchProgram, BranchResult, BranchTask, Locate, ParallelConfig
+from executors.base import BranchProgram, BranchResult, BranchStarted, BranchTask, Locate, ParallelConfig
 from executors.dask._options import DaskOptions, resolve_address
 from executors.dask.errors import DaskSetupError, SchedulerUnreachable
 from executors.resilience import Attempt
@@ -90,6 +90,7 @@ class DaskExecutor(BaseExecutor):
         tasks: Sequence[BranchTask],
         config: ParallelConfig,
         cancel: threading.Event | None = None,
+        on_start: BranchStarted | None = None,
     ) -> Iterator[BranchResult]:
         """Start the batch and yield results as branches finish (see ``ParallelExecutor``).
 
@@ -100,7 +101,7 @@ class DaskExecutor(BaseExecutor):
         if not tasks:
             return iter(())
         batch, in_flight = self._batch(program, tasks, config)
-        return self._runner.run(tasks, config, batch.attempt, workers=in_flight, cancel=cancel)
+        return self._runner.run(tasks, config, batch.attempt, workers=in_flight, cancel=cancel, on_start=on_start)
 
     def _prepare(
         self,

@@ -1,8 +1,10 @@
 """The built-in actions, collected: fresh registries and load-time parameter checks.
 
 The one module that imports every built-in action module; they import only
-``_common`` (and so the registry), never this module or each other, so the
-dependency runs one way: ``builtin`` → built-ins → ``_common`` → ``registry``.
+``_common`` (and so the registry), never this module; the composite ones
+(reason, reflection, validation) also import ``_nested``, which calls the plain
+ones (data, files, http, llm, shell). So the dependency runs one way:
+``builtin`` → composites → ``_nested`` → plain built-ins → ``_common`` → ``registry``.
 """
 
 from __future__ import annotations
@@ -15,13 +17,18 @@ from tea.actions.files import ACTIONS as FILE_ACTIONS
 from tea.actions.http import ACTIONS as HTTP_ACTIONS
 from tea.actions.imports import load_entry_points
 from tea.actions.llm import ACTIONS as LLM_ACTIONS
+from tea.actions.memory import ACTIONS as MEMORY_ACTIONS
+from tea.actions.reason import ACTIONS as REASON_ACTIONS
+from tea.actions.reflection import ACTIONS as REFLECTION_ACTIONS
 from tea.actions.registry import Action, ActionRegistry, parameter_problems, registered_actions
 from tea.actions.shell import ACTIONS as SHELL_ACTIONS
+from tea.actions.validation import ACTIONS as VALIDATION_ACTIONS
 
 __all__ = ["BUILTIN_ACTIONS", "builtin_registry", "validate_action_params"]
 
 BUILTIN_ACTIONS: Mapping[str, Action] = {
     **DATA_ACTIONS, **FILE_ACTIONS, **HTTP_ACTIONS, **LLM_ACTIONS, **SHELL_ACTIONS,
+    **MEMORY_ACTIONS, **REASON_ACTIONS, **REFLECTION_ACTIONS, **VALIDATION_ACTIONS,
 }
 """Every built-in action by its ``uses:`` name."""
 

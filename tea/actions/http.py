@@ -4,7 +4,8 @@ Like the reference, the result is the response body: parsed JSON when the body
 is JSON, otherwise the text. ``full_response: true`` returns
 ``{"status", "headers", "body"}`` instead. A status of 400 or more fails the node
 unless ``check_status: false``; 429, 5xx, timeouts and connection errors are
-marked retryable for ``on_error``.
+marked retryable for ``on_error``. ``timeout`` is the reference's name for
+``timeout_seconds`` (either may be given).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _body(text: str) -> Any:
 
 def _request(
     ctx: ActionContext, action: str, method: str, url: Any, *,
-    headers: Any, params: Any, timeout_seconds: Any, check_status: Any,
+    headers: Any, params: Any, timeout_seconds: Any, timeout: Any, check_status: Any,
     full_response: Any, body: dict[str, Any],
 ) -> Any:
     import httpx
@@ -51,13 +52,17 @@ def _request(
     for name, value in (("headers", headers), ("params", params)):
         if value is not None and not isinstance(value, Mapping):
             raise fail(ctx, action, f"{name} must be a mapping, got {type(value).__name__}")
-    timeout = to_number(ctx, action, "timeout_seconds", timeout_seconds, minimum=0.001)
+    if timeout is not None and timeout_seconds is not None and timeout != timeout_seconds:
+        raise fail(ctx, action, "give timeout or timeout_seconds, not both")
+    name, value = (("timeout_seconds", timeout_seconds) if timeout_seconds is not None
+                   else ("timeout", 30.0 if timeout is None else timeout))
+    seconds = to_number(ctx, action, name, value, minimum=0.001)
     header_map = {str(k): str(v) for k, v in (headers or {}).items()}
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=True) as client:
+        with httpx.Client(timeout=seconds, follow_redirects=True) as client:
             response = client.request(method, url, headers=header_map, params=params, **body)
     except httpx.TimeoutException:
-        raise fail(ctx, action, f"{method} {url}: no answer within {timeout:g}s",
+        raise fail(ctx, action, f"{method} {url}: no answer within {seconds:g}s",
                    retryable=True) from None
     except httpx.TransportError as exc:
         raise fail(ctx, action, f"{method} {url}: cannot connect ({exc})",
@@ -76,20 +81,22 @@ def _request(
 
 @takes_context
 def http_get(state: dict[str, Any], url: str, headers: Mapping[str, Any] | None = None,
-             params: Mapping[str, Any] | None = None, timeout_seconds: float = 30.0,
-             check_status: bool = True, full_response: bool = False, *,
+             params: Mapping[str, Any] | None = None, timeout_seconds: float | None = None,
+             check_status: bool = True, full_response: bool = False,
+             timeout: float | None = None, *,
              ctx: ActionContext) -> Any:
     """GET ``url`` (with query ``params`` and ``headers``); returns the body."""
     return _request(ctx, "http.get", "GET", url, headers=headers, params=params,
-                    timeout_seconds=timeout_seconds, check_status=check_status,
+                    timeout_seconds=timeout_seconds, timeout=timeout, check_status=check_status,
                     full_response=full_response, body={})
 
 
 @takes_context
 def http_post(state: dict[str, Any], url: str, json: Any = None, data: Any = None,
               headers: Mapping[str, Any] | None = None,
-              params: Mapping[str, Any] | None = None, timeout_seconds: float = 30.0,
-              check_status: bool = True, full_response: bool = False, *,
+              params: Mapping[str, Any] | None = None, timeout_seconds: float | None = None,
+              check_status: bool = True, full_response: bool = False,
+              timeout: float | None = None, *,
               ctx: ActionContext) -> Any:
     """POST ``json`` (a JSON body) or ``data`` (text, or a mapping sent as a form)."""
     if json is not None and data is not None:
@@ -102,7 +109,7 @@ def http_post(state: dict[str, Any], url: str, json: Any = None, data: Any = Non
     elif data is not None:
         body["content"] = str(data).encode()
     return _request(ctx, "http.post", "POST", url, headers=headers, params=params,
-                    timeout_seconds=timeout_seconds, check_status=check_status,
+                    timeout_seconds=timeout_seconds, timeout=timeout, check_status=check_status,
                     full_response=full_response, body=body)
 
 

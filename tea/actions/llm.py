@@ -2,7 +2,10 @@
 
 Parameters come from ``with:`` over ``settings.llm`` (same names). The result is
 ``{"content", "usage", "model"}``; with ``response_format: json`` the reply is
-parsed, so ``content`` is the decoded JSON value.
+parsed, so ``content`` is the decoded JSON value. ``provider: shell`` with
+``shell_provider: claude|codex|gemini|...`` runs a command-line tool instead
+(``tea.actions.llm_shell``). ``timeout`` is the reference's name for
+``timeout_seconds``.
 
 The API key is never read from state: it comes from ``api_key_secret`` (a name
 in ``--secrets``), ``api_key_env`` (an environment variable), an ``api_key``
@@ -36,14 +39,18 @@ from tea.actions.llm_client import (
     RetryPolicy,
     chat,
 )
+from tea.actions.llm_shell import run_shell_provider, shell_providers
 
-__all__ = ["ACTIONS", "SETTING_KEYS", "llm_call", "llm_chat"]
+__all__ = ["ACTIONS", "PARAMETERS", "SETTING_KEYS", "llm_call", "llm_chat"]
 
 SETTING_KEYS = (
     "provider", "model", "api_base", "api_key", "api_key_secret", "api_key_env", "system",
-    "temperature", "max_tokens", "timeout_seconds", "response_format", "max_retries",
-    "base_delay", "max_delay",
+    "temperature", "max_tokens", "timeout_seconds", "timeout", "response_format", "max_retries",
+    "base_delay", "max_delay", "shell_provider", "shell_providers",
 )
+PARAMETERS = tuple(key for key in SETTING_KEYS if key not in ("system", "shell_providers"))
+"""What actions built on ``llm.call`` forward to it besides the conversation."""
+_KNOWN = (*PROVIDERS, "shell")
 _BASE_ENV = {"ollama": ("OLLAMA_HOST",), "openai": ("OPENAI_BASE_URL", "OPENAI_API_BASE")}
 _JSON_FORMATS = ("json", "json_object")
 _KEY_HINT = ("use api_key_secret: NAME with --secrets, api_key_env: VAR, "
@@ -53,16 +60,19 @@ _KEY_HINT = ("use api_key_secret: NAME with --secrets, api_key_env: VAR, "
 def _merged(ctx: ActionContext, given: Mapping[str, Any]) -> dict[str, Any]:
     defaults = ctx.section("llm")
     out = {key: defaults[key] for key in SETTING_KEYS if defaults.get(key) is not None}
+    if given.get("timeout") is not None or given.get("timeout_seconds") is not None:
+        out.pop("timeout", None)  # the node's own timeout beats either name in settings
+        out.pop("timeout_seconds", None)
     out.update({key: value for key, value in given.items() if value is not None})
     return out
 
 
 def _provider(ctx: ActionContext, action: str, value: Any) -> str:
     name = str(value).strip().lower()
-    if name not in PROVIDERS:
-        close = difflib.get_close_matches(name, PROVIDERS, n=1, cutoff=0.5)
+    if name not in _KNOWN:
+        close = difflib.get_close_matches(name, _KNOWN, n=1, cutoff=0.5)
         tip = f"did you mean '{close[0]}'?" if close else None
-        raise fail(ctx, action, f"unknown provider '{value}' (known: {', '.join(PROVIDERS)})",
+        raise fail(ctx, action, f"unknown provider '{value}' (known: {', '.join(_KNOWN)})",
                    hint=tip)
     return name
 
@@ -150,9 +160,33 @@ def _decode_json(ctx: ActionContext, action: str, request: ChatRequest, text: st
                    f"text that is not JSON ({exc}): {text[:200]}") from None
 
 
+def _timeout(ctx: ActionContext, action: str, opts: Mapping[str, Any]) -> float | None:
+    """``timeout_seconds`` or the reference's ``timeout`` as a number, else ``None``."""
+    given = [key for key in ("timeout_seconds", "timeout") if key in opts]
+    if len(given) == 2 and opts["timeout"] != opts["timeout_seconds"]:
+        raise fail(ctx, action, "give timeout or timeout_seconds, not both")
+    if not given:
+        return None
+    return to_number(ctx, action, given[0], opts[given[0]], minimum=0.001)
+
+
+def _shell(ctx: ActionContext, action: str, opts: Mapping[str, Any]) -> dict[str, Any]:
+    name = opts.get("shell_provider")
+    if not isinstance(name, str) or not name.strip():
+        raise fail(ctx, action, "provider: shell needs shell_provider (claude, codex, gemini, "
+                   "or one of settings.llm.shell_providers)")
+    model = opts.get("model")
+    return run_shell_provider(ctx, name.strip(), _messages(ctx, action, opts),
+                              _timeout(ctx, action, opts),
+                              model if isinstance(model, str) else None)
+
+
 def _run(ctx: ActionContext, action: str, given: Mapping[str, Any]) -> dict[str, Any]:
     opts = _merged(ctx, given)
     provider = _provider(ctx, action, opts.get("provider", "openai"))
+    if provider == "shell":
+        return _shell(ctx, action, opts)
+    seconds = _timeout(ctx, action, opts)
     model = opts.get("model")
     if not isinstance(model, str) or not model.strip():
         raise fail(ctx, action, "no model given",
@@ -168,8 +202,7 @@ def _run(ctx: ActionContext, action: str, given: Mapping[str, Any]) -> dict[str,
         max_tokens=(int(to_number(ctx, action, "max_tokens", opts["max_tokens"], minimum=1,
                                   integer=True)) if "max_tokens" in opts else None),
         json_mode=_json_mode(ctx, action, opts.get("response_format")),
-        timeout_seconds=to_number(ctx, action, "timeout_seconds",
-                                  opts.get("timeout_seconds", 60.0), minimum=0.001),
+        timeout_seconds=60.0 if seconds is None else seconds,
     )
     policy = RetryPolicy(
         max_retries=int(to_number(ctx, action, "max_retries", opts.get("max_retries", 3),
@@ -195,7 +228,8 @@ def llm_call(
     timeout_seconds: float | None = None, response_format: Any = None,
     api_key: str | None = None, api_key_secret: str | None = None,
     api_key_env: str | None = None, max_retries: int | None = None,
-    base_delay: float | None = None, max_delay: float | None = None, *, ctx: ActionContext,
+    base_delay: float | None = None, max_delay: float | None = None, timeout: float | None = None,
+    shell_provider: str | None = None, *, ctx: ActionContext,
 ) -> dict[str, Any]:
     """One completion for ``prompt`` (or ``messages``); returns ``{content, usage, model}``."""
     given = dict(locals())
@@ -211,12 +245,23 @@ def llm_chat(
     timeout_seconds: float | None = None, response_format: Any = None,
     api_key: str | None = None, api_key_secret: str | None = None,
     api_key_env: str | None = None, max_retries: int | None = None,
-    base_delay: float | None = None, max_delay: float | None = None, *, ctx: ActionContext,
+    base_delay: float | None = None, max_delay: float | None = None, timeout: float | None = None,
+    shell_provider: str | None = None, *, ctx: ActionContext,
 ) -> dict[str, Any]:
     """The next assistant turn after ``messages``; returns ``{content, usage, model}``."""
     given = dict(locals())
     del given["state"], given["ctx"]
     return _run(ctx, "llm.chat", given)
+
+
+def _shell_problems(opts: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
+    name = opts.get("shell_provider")
+    if name is None:
+        return ["provider: shell needs shell_provider (claude, codex, gemini, ...)"]
+    known = shell_providers(settings)
+    if is_template(name) or name in known:
+        return []
+    return [f"shell provider '{name}' is not configured (known: {', '.join(sorted(known))})"]
 
 
 def _check(params: Mapping[str, Any], settings: Mapping[str, Any],
@@ -226,11 +271,13 @@ def _check(params: Mapping[str, Any], settings: Mapping[str, Any],
     opts = {**{k: v for k, v in defaults.items() if k in SETTING_KEYS}, **params}
     literal = {k: v for k, v in opts.items() if v is not None and not is_template(v)}
     problems = []
-    if "model" not in opts:
-        problems.append("no model given: set model: in with: or settings.llm.model")
     provider = str(literal.get("provider", "openai")).lower()
-    if "provider" in literal and provider not in PROVIDERS:
-        problems.append(f"unknown provider '{literal['provider']}' (known: {', '.join(PROVIDERS)})")
+    if provider == "shell":
+        problems.extend(_shell_problems(opts, settings))
+    elif "model" not in opts:
+        problems.append("no model given: set model: in with: or settings.llm.model")
+    if "provider" in literal and provider not in _KNOWN:
+        problems.append(f"unknown provider '{literal['provider']}' (known: {', '.join(_KNOWN)})")
     if "api_base" in literal:
         problem = url_problem("api_base", literal["api_base"])
         if problem:

@@ -3,19 +3,29 @@
 Disabled unless the workflow sets ``settings.shell.enabled: true``, because a
 workflow that runs programs is a different kind of trust than one that only
 transforms data. The command is a list (``[git, status, --short]``); a string is
-refused rather than split, so no value from state can inject shell syntax. The
-program runs in its own process group, which is killed whole on timeout.
+refused rather than split, so no value from state can inject shell syntax.
+
+The program runs in its own session and process group with a mark in its
+environment; on timeout, on an exception while waiting (Ctrl-C in a script), and
+for commands still running when the interpreter exits (tea stopped by a signal),
+``executors._sync.kill_tree`` kills the group, every descendant, and whatever
+carries the mark: a program that left with ``setsid`` and lost its parent too.
+Its pipes are then read only for a moment: a holder that escaped every net
+cannot keep the node waiting.
 """
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import os
-import signal
+import secrets
 import subprocess
+import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from executors._sync import MARK_VARIABLE, at_hard_stop, kill_tree
 from tea.actions._common import (
     Action,
     ActionContext,
@@ -51,16 +61,49 @@ def _argv(ctx: ActionContext, command: Any) -> list[str]:
     return [str(item) for item in command]
 
 
-def _kill(proc: subprocess.Popen[str]) -> str:
-    """Kill the whole process group; what the program wrote to stderr so far."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+_DRAIN_SECONDS = 1.0
+_running: dict[int, str] = {}
+"""pid → mark of every command running now, for the exit hook."""
+_running_lock = threading.Lock()
+
+
+def _kill(proc: subprocess.Popen[str], mark: str) -> str:
+    """Kill the program and all it started; what it wrote to stderr so far."""
+    kill_tree([proc.pid], mark=mark)
     try:
-        return proc.communicate(timeout=5)[1] or ""
+        return proc.communicate(timeout=_DRAIN_SECONDS)[1] or ""
     except subprocess.TimeoutExpired:
-        # A descendant left the group and still holds the pipes; stop waiting for it.
+        # Something out of reach (another user's setuid program) holds the pipes: close our ends.
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
         proc.kill()
+        proc.wait()
         return ""
+
+
+@at_hard_stop
+@atexit.register
+def _kill_running() -> None:
+    """At interpreter exit (a run stopped by a signal leaves its nodes behind): kill
+    every command still running, and what it started."""
+    with _running_lock:
+        running = dict(_running)
+    for pid, mark in running.items():
+        kill_tree([pid], mark=mark)
+
+
+def _start(argv: list[str], workdir: Path, environ: dict[str, str], stdin: bool,
+           mark: str) -> subprocess.Popen[str]:
+    """Start the program in a new session, registered for the exit hook."""
+    proc = subprocess.Popen(
+        argv, cwd=workdir, env=environ, text=True, start_new_session=True,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    with _running_lock:
+        _running[proc.pid] = mark
+    return proc
 
 
 @takes_context
@@ -84,12 +127,11 @@ def shell_run(state: dict[str, Any], command: list[str], timeout_seconds: float 
     if env is not None and not isinstance(env, Mapping):
         raise fail(ctx, "shell.run", f"env must be a mapping, got {type(env).__name__}")
     environ = {**os.environ, **{str(k): str(v) for k, v in (env or {}).items()}}
+    mark = secrets.token_hex(16)
+    # Appended to an outer mark: a tea run inside a command is still found by the outer one.
+    environ[MARK_VARIABLE] = ":".join(filter(None, (environ.get(MARK_VARIABLE), mark)))
     try:
-        proc = subprocess.Popen(
-            argv, cwd=workdir, env=environ, text=True, start_new_session=True,
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
+        proc = _start(argv, workdir, environ, input is not None, mark)
     except FileNotFoundError:
         raise fail(ctx, "shell.run", f"program '{argv[0]}' not found",
                    hint="give the full path or check PATH") from None
@@ -99,9 +141,15 @@ def shell_run(state: dict[str, Any], command: list[str], timeout_seconds: float 
         stdout, stderr = proc.communicate(input=None if input is None else str(input),
                                           timeout=timeout)
     except subprocess.TimeoutExpired:
-        stderr = _kill(proc)
+        stderr = _kill(proc, mark)
         raise fail(ctx, "shell.run", f"'{argv[0]}' did not finish within {timeout:g}s",
                    retryable=True, stderr_tail=_tail(stderr)) from None
+    except BaseException:
+        _kill(proc, mark)
+        raise
+    finally:
+        with _running_lock:
+            _running.pop(proc.pid, None)
     result = {"stdout": stdout, "stderr": stderr, "exit_code": proc.returncode}
     if proc.returncode != 0 and to_bool(ctx, "shell.run", "check", check):
         raise fail(ctx, "shell.run", f"'{argv[0]}' exited with status {proc.returncode}",

@@ -34,9 +34,8 @@ from tea.checkpoint import workflow_hash
 from tea.errors import InputError, LoadError, LoadErrors, Location, SchemaError
 from tea.mission.checks import StepChecker
 from tea.mission.model import CONFIG_DEFAULTS, Mission, MissionConfig
-from tea.mission.plan import make_plan
 from tea.mission.schema import TOP_KEYS, boolean, number, parse_settings, text_field, unknown_keys
-from tea.yamlsrc import load_yaml, location_of
+from tea.yamlsrc import collector_paused, load_yaml, location_of
 
 __all__ = ["collect_errors", "load_mission", "loads_mission", "parse_mission"]
 
@@ -56,8 +55,11 @@ def load_mission(path: str | Path) -> Mission:
 def loads_mission(text: str, *, path: str | Path | None = None) -> Mission:
     """Validate the mission in ``text`` (``path`` names it in errors and roots its files)."""
     file = Path(path).resolve() if path is not None else None
-    doc = load_yaml(text, str(path) if path is not None else None)
-    return parse_mission(doc, path=file, source_hash=workflow_hash(text))
+    with collector_paused():  # nothing made here is garbage: nothing for the collector to find
+        doc = load_yaml(text, str(path) if path is not None else None)
+        mission = parse_mission(doc, path=file, source_hash=workflow_hash(text))
+        del doc  # freed now, so the collector, back on, never walks the document's ~100,000 objects
+    return mission
 
 
 def collect_errors(path: str | Path) -> list[LoadError]:
@@ -100,7 +102,8 @@ def parse_mission(doc: Any, *, path: Path | None = None, source_hash: str = "") 
     checker = StepChecker(settings.plain, errors)
     steps = checker.check(doc["steps"], location_of(doc, "steps"))
     _raise(errors)
-    plan = make_plan([s.id for s in steps], {s.id: s.depends_on for s in steps})
+    plan = checker.plan
+    assert plan is not None, "no steps, or a cycle: both are errors, raised above"
     return Mission(
         name=name, version=version, description=description, config=config, steps=tuple(steps),
         plan=plan, settings=settings.plain, strategy=settings.strategy, max_workers=settings.max_workers,

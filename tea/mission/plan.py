@@ -81,10 +81,15 @@ def make_plan(ids: Sequence[str], deps: Mapping[str, Sequence[str]]) -> Plan:
     longest: dict[str, int] = {}
     came_from: dict[str, str | None] = {}
     for step in order:
-        parents = deps[step]
-        depth[step] = 1 + max((depth[d] for d in parents), default=-1)
-        best = max(parents, key=lambda d: longest[d], default=None)
-        longest[step] = 1 + (longest[best] if best is not None else 0)
+        # Loops, not max() over generators: this runs once per step of a 10,000-step mission.
+        deepest, best, best_length = -1, None, 0
+        for dep in deps[step]:
+            if depth[dep] > deepest:
+                deepest = depth[dep]
+            if longest[dep] > best_length:  # the first longest, as max() would pick
+                best, best_length = dep, longest[dep]
+        depth[step] = deepest + 1
+        longest[step] = best_length + 1
         came_from[step] = best
     levels: list[list[str]] = [[] for _ in range(1 + max(depth.values(), default=-1))]
     for step in ids:
@@ -96,7 +101,11 @@ def make_plan(ids: Sequence[str], deps: Mapping[str, Sequence[str]]) -> Plan:
         cursor = came_from[cursor]
     rank: dict[str, int] = {}
     for step in reversed(order):
-        rank[step] = 1 + max((rank[n] for n in dependents[step]), default=0)
+        highest = 0
+        for nxt in dependents[step]:
+            if rank[nxt] > highest:
+                highest = rank[nxt]
+        rank[step] = highest + 1
     return Plan(
         order=tuple(order),
         levels=tuple(tuple(level) for level in levels),

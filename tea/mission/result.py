@@ -11,23 +11,25 @@
 ``exit_code`` is what the command line exits with: 0 completed, 1 failed,
 128 + the signal number when a signal stopped it (130 SIGINT, 143 SIGTERM).
 
-While it runs, ``MissionProgress.start(total, enabled)`` draws a ``rich`` progress
-bar on stderr (steps done, running, failed, skipped) when ``enabled`` is true, or
-when it is ``None`` and stderr is a terminal and ``TEA_PROGRESS`` is not ``0``;
-otherwise it only counts. Nothing goes to stdout, which carries the JSON result;
-the bar is removed when the run ends.
+While it runs, ``MissionProgress.start(total, enabled)`` counts the steps (done,
+running, failed, skipped) on a line of the process's progress board
+(``tea.ProgressBoard.join``): the board a front end opened, else one of its own,
+drawn on stderr when ``enabled`` is true, or when it is ``None`` and stderr is a
+terminal and ``TEA_PROGRESS`` is not ``0``. The strategy the steps run on draws on
+the same board (the remote host table), so a run has one display. Nothing goes to
+stdout, which carries the JSON result; the line is removed when the run ends.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from tea.progress import Counter, ProgressBoard
 
 __all__ = ["MISSION_STATUSES", "STEP_STATUSES", "MissionProgress", "MissionResult", "StepResult", "utc_now"]
 
@@ -136,56 +138,45 @@ class MissionResult:
 
 
 class MissionProgress:
-    """Counts of steps by state; the scheduler's thread calls it, rich redraws in its own."""
+    """A mission's steps as a line of the progress board (``tea.progress``): the calls
+    the scheduler makes, from its threads."""
 
-    def __init__(self, total: int, bar: Any = None, task: Any = None) -> None:
-        self.total = total
-        self.counts = {"done": 0, "running": 0, "failed": 0, "skipped": 0}
-        self._bar = bar
-        self._task = task
+    def __init__(self, total: int, counter: Counter | None = None, board: ProgressBoard | None = None) -> None:
+        """Counts of ``total`` steps: on ``counter`` when given, else silently; ``board``
+        is one this progress opened, closed with it."""
+        self.counter = counter if counter is not None else ProgressBoard().counter("mission", total)
+        self._board = board
 
     @classmethod
-    def start(cls, total: int, enabled: bool | None = None) -> MissionProgress:
-        """A progress display if wanted (see the module docstring), else a silent counter."""
-        if enabled is None:
-            enabled = os.environ.get("TEA_PROGRESS") != "0" and sys.stderr.isatty()
-        if not enabled:
-            return cls(total)
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    def start(cls, total: int, enabled: bool | None = None, label: str = "mission") -> MissionProgress:
+        """A line on the run's board (see the module docstring), drawn when the board is live."""
+        if enabled is False:
+            # A silent board, but the process's board while the mission runs, if no other
+            # is: what its steps' strategies draw (the remote host table) stays silent too.
+            board, owned = ProgressBoard.open(False), True
+        else:
+            board, owned = ProgressBoard.join(enabled)
+        return cls(total, board.counter(label, total), board if owned else None)
 
-        bar = Progress(
-            TextColumn("mission"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
-            redirect_stdout=False, redirect_stderr=False, refresh_per_second=4,
-        )
-        bar.start()
-        progress = cls(total, bar)
-        progress._task = bar.add_task("mission", total=total, detail=progress.detail())
-        return progress
+    @property
+    def total(self) -> int:
+        return self.counter.total
 
-    def detail(self) -> str:
-        c = self.counts
-        return f"running {c['running']}  failed {c['failed']}  skipped {c['skipped']}"
+    @property
+    def counts(self) -> dict[str, int]:
+        """Steps done (failed and skipped ones included), running, failed, skipped."""
+        return self.counter.counts
 
     def started(self, count: int = 1) -> None:
-        self.counts["running"] += count
-        self._draw()
+        self.counter.started(count)
 
     def finished(self, status: str, was_running: bool = True) -> None:
         """A step ended as ``status`` (success, failed or skipped)."""
-        if was_running:
-            self.counts["running"] -= 1
-        self.counts["done"] += 1
-        if status in ("failed", "skipped"):
-            self.counts[status] += 1
-        self._draw()
-
-    def _draw(self) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, completed=self.counts["done"], detail=self.detail())
+        self.counter.finished(status, was_running)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+        """Take the line off the board, and close the board if this progress opened it. Idempotent."""
+        self.counter.close()
+        board, self._board = self._board, None
+        if board is not None:
+            board.close()

@@ -83,7 +83,7 @@ def _execute(mission: Mission, context: dict[str, Any], secrets: Secrets, stop_f
             program=MissionProgram(mission, secrets),
             variables=Variables(context, mission.config.values(), secrets),
             secrets=secrets, stop_flag=stop_flag, done=kept,
-            progress=MissionProgress.start(len(mission.steps) - len(kept), progress),
+            progress=MissionProgress.start(len(mission.steps) - len(kept), progress, f"mission {mission.name}"),
             checkpointer=checkpointer,
         )
         return scheduler.run()

@@ -7,12 +7,16 @@ a real sshd) and returning a ``Backend``. The suite then runs against it unchang
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from contract_program import ContractProgram
+from sshd_hosts import SshCluster
+from sshd_plugin import sshd_unavailable
 
 from executors import (
     BranchProgram,
@@ -23,6 +27,7 @@ from executors import (
     register_executor,
 )
 from executors.testing import InlineExecutor
+from remote.executor import RemoteExecutor
 
 SHARED: Mapping[str, Any] = {"ticks": 0, "slow_ticks": 0}
 """The shared input of the tasks ``make_task`` builds (the same object for all)."""
@@ -91,11 +96,38 @@ def dask_address() -> Iterator[str]:
         yield cluster.scheduler_address
 
 
+def _remote(transport: str) -> Callable[[pytest.FixtureRequest], Backend]:
+    """The remote strategy over ``transport`` on the three sshd test hosts (tests/sshd_plugin.py).
+
+    The hosts are reached as root because the suite's branches write counters into
+    the driver's private ``tmp_path``; ``ContractProgram`` travels by value
+    (cloudpickle), as a program built in Python does.
+    """
+
+    def build(request: pytest.FixtureRequest) -> Backend:
+        reason = sshd_unavailable()
+        if reason is None and transport == "gnu_parallel" and shutil.which("parallel") is None:
+            reason = "GNU Parallel is not installed (run scripts/test-deps.sh)"
+        if reason is not None:
+            pytest.skip(reason)
+        cluster: SshCluster = request.getfixturevalue("private_home")
+        work, cache = request.getfixturevalue("remote_dirs")
+        launcher: Path = request.getfixturevalue("launcher")
+        settings = cluster.remote_settings(work, cache, basefile=str(launcher), transport=transport)
+        settings["hosts"] = [host.root_login for host in cluster.hosts]
+        config = ParallelConfig(strategy="remote", options=RemoteExecutor.parse_options(settings))
+        return Backend("remote", config, lambda: get_executor("remote"))
+
+    return build
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
     "thread": _local("thread"),
     "process": _local("process"),
     "inline": _inline,
     "dask": _dask,
+    "remote": _remote("ssh"),
+    "remote_gnu_parallel": _remote("gnu_parallel"),
 }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -10,7 +9,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -18,16 +16,7 @@ from tea.mission import load_mission, run_mission
 
 REMOTE_TESTS = Path(__file__).resolve().parents[1] / "remote"
 sys.path.insert(0, str(REMOTE_TESTS))
-from sshd_hosts import SshCluster  # noqa: E402
-
-
-def _remote_fixtures() -> ModuleType:
-    """The remote tests' conftest, for the runtime it builds for the hosts' test user."""
-    spec = importlib.util.spec_from_file_location("remote_test_fixtures", REMOTE_TESTS / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from sshd_hosts import SshCluster, runtime_for_test_user  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +30,7 @@ def hosts() -> Iterator[tuple[SshCluster, Path]]:
     (root / "home").mkdir()
     cluster = SshCluster.start(root, 2)
     try:
-        python, pythonpath = _remote_fixtures()._runtime_for_test_user(root)
+        python, pythonpath = runtime_for_test_user(root)
         launcher = root / "tea-launcher"
         launcher.write_text(f'#!/bin/sh\nPYTHONPATH={pythonpath} exec {python} -m remote._entry "$@"\n')
         launcher.chmod(0o755)

@@ -18,21 +18,25 @@ Faults and how real they are:
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["TEST_USER", "SshCluster", "SshHost", "ensure_test_user"]
+__all__ = ["TEST_USER", "SshCluster", "SshHost", "ensure_test_user", "runtime_for_test_user"]
 
 TEST_USER = "teatest"
 TEST_HOME = Path("/var/lib/tea-test-home")
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def ensure_test_user() -> pwd.struct_passwd:
@@ -259,3 +263,51 @@ class SshCluster:
         }
         settings.update(extra)
         return settings
+
+
+def _needed_distributions() -> list[importlib.metadata.Distribution]:
+    """tea's runtime dependencies, recursively (extras left out)."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    # The distribution that holds the tea package (its name is the project's, not "tea").
+    own = importlib.metadata.packages_distributions().get("tea", ["tea"])[0]
+    stack = list(importlib.metadata.requires(own) or [])
+    while stack:
+        requirement = stack.pop()
+        if "extra ==" in requirement:
+            continue
+        name = re.split(r"[ ;<>=!~\[(]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        if name in found:
+            continue
+        try:
+            found[name] = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        stack.extend(found[name].requires or [])
+    return list(found.values())
+
+
+def runtime_for_test_user(root: Path) -> tuple[str, str]:
+    """A Python the test user may run, and a PYTHONPATH that gives it this checkout.
+
+    The checkout and the virtualenv may sit where the test user cannot read (under
+    /root, or a mode-700 temp dir), so this copies tea's packages and the files of
+    the distributions it needs into ``root/runtime``, readable by everyone, and
+    uses the system Python of the same version.
+    """
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    system = shutil.which(version, path="/usr/bin:/usr/local/bin")
+    if system is None:
+        raise RuntimeError(f"no system {version} for the test user to run (scripts/test-deps.sh installs it)")
+    target = root / "runtime"
+    for package in ("tea", "executors", "remote"):
+        shutil.copytree(ROOT / package, target / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for dist in _needed_distributions():
+        for file in dist.files or []:
+            source = Path(str(dist.locate_file(file)))
+            if ".." in file.parts or "__pycache__" in file.parts or not source.is_file():
+                continue
+            (target / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / file)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return system, str(target)

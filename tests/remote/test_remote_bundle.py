@@ -46,8 +46,8 @@ def test_version_prints_version_and_build_hash(frozen_tea):
     done = subprocess.run([str(frozen_tea), "--version"], capture_output=True, text=True,
                           timeout=60, check=True)
     # The cache directory is named after the source hash the binary was built from.
-    assert done.stdout.strip() == f"tea {tea.__version__} (build {frozen_tea.parent.name})"
-    assert re.fullmatch(r"tea \S+ \(build [0-9a-f]{12}\)", version_line())
+    assert done.stdout.strip() == tea.version_text(frozen_tea.parent.name)
+    assert re.fullmatch(r"tea \S+ \(build [0-9a-f]{12}, The Edge Agent dialect \S+\)", version_line())
 
 
 def test_the_build_never_touches_the_shared_pyinstaller_cache(tmp_path):

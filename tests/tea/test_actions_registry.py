@@ -197,7 +197,7 @@ def test_imports_run_one_way_from_builtin_to_the_registry():
     assert tea_imports("_common") == {"tea.actions.registry"}
     for name in ("data", "files", "http", "shell"):
         assert tea_imports(name) == {"tea.actions._common"}, name
-    assert tea_imports("llm") == {"tea.actions._common", "tea.actions.llm_client"}
+    assert tea_imports("llm") == {"tea.actions._common", "tea.actions.llm_client", "tea.actions.llm_shell"}
     assert tea_imports("builtin") >= {f"tea.actions.{n}" for n in ("data", "files", "http", "llm", "shell")}
     assert "tea.actions" not in tea_imports("builtin")
 

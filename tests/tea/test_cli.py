@@ -50,14 +50,15 @@ def test_version(run_tea: RunTea) -> None:
     """tea --version prints the package version."""
     proc = run_tea("--version")
     assert proc.returncode == 0
-    assert proc.stdout.strip() == f"tea {tea.__version__}"
+    assert proc.stdout.strip() == f"tea {tea.__version__} (The Edge Agent dialect {version.DIALECT_VERSION})"
 
 
 def test_version_text_is_one_helper() -> None:
     """tea.version builds the line for the package and, with a build hash, for the frozen binary."""
     assert version.__version__ == tea.__version__
-    assert version.version_text() == f"tea {tea.__version__}"
-    assert version.version_text("1a2b3c4d5e6f") == f"tea {tea.__version__} (build 1a2b3c4d5e6f)"
+    dialect = f"The Edge Agent dialect {version.DIALECT_VERSION}"
+    assert version.version_text() == f"tea {tea.__version__} ({dialect})"
+    assert version.version_text("1a2b3c4d5e6f") == f"tea {tea.__version__} (build 1a2b3c4d5e6f, {dialect})"
 
 
 def test_run_prints_the_final_state(run_tea: RunTea, data: Callable[[str], Path]) -> None:
