@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
+from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -28,6 +28,8 @@ def _tojson(value: Any, indent: int | None = None) -> str:
 
 
 def _json_default(value: Any) -> Any:
+    if isinstance(value, Undefined):  # a missing key is null, as the reference's None is
+        return None
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict):
         return to_dict()

@@ -36,10 +36,6 @@ IGNORED_TOP_LEVEL: dict[str, str] = {
                        "write config: {interrupt_after: [...]} to stop there",
     "checkpoint": "checkpoints are config.checkpoint_dir and tea resume",
     "endpoint": "HTTP exposure is not part of tea",
-    "extraction_schema": "LLM extraction validation is not part of tea",
-    "validation_constraints": "LLM extraction validation is not part of tea",
-    "semantic_probes": "LLM extraction validation is not part of tea",
-    "validation_logging": "LLM extraction validation is not part of tea",
 }
 """Top-level keys the reference accepts that tea reads and ignores, with why."""
 

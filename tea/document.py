@@ -29,6 +29,8 @@ __all__ = ["CONFIG_KEYS", "TOP_LEVEL_KEYS", "Document", "read_document"]
 TOP_LEVEL_KEYS = frozenset({
     "name", "description", "version", "variables", "data", "state_schema", "initial_state",
     "settings", "config", "imports", "nodes", "edges", "input_schema", "output_schema",
+    # read by validate.extraction (the reference's LLM extraction validation)
+    "extraction_schema", "semantic_probes", "validation_logging", "validation_constraints",
 })
 CONFIG_KEYS = frozenset({"interrupt_before", "interrupt_after", "checkpoint_dir",
                          "checkpoint_interval_seconds", "raise_exceptions", "checkpoint",

@@ -211,6 +211,8 @@ class ActionBody:
             settings=scope.settings,
             secrets=scope.secrets,
             variables=scope.variables,
+            document=scope.graph.source,
+            run_node=lambda name, given: _run_named(scope, name, given),
         )
         extra = {"parallel_results": parallel_results} if parallel_results is not None else None
         result = call_action(self.fn, dict(state), params, ctx, name=self.name, extra=extra)
@@ -420,3 +422,16 @@ def run_body(body: Body, state: dict[str, Any], scope: Scope, node: str, results
                 exc.node = node  # type: ignore[attr-defined]
             raise
         raise NodeError(f"{type(exc).__name__}: {exc}", node=node) from exc
+
+
+def _run_named(scope: Scope, name: str, state: dict[str, Any]) -> dict[str, Any] | None:
+    """Node ``name``'s body on ``state`` (for an action that runs a node, as ``retry.loop``
+    does with ``correct: node``): its update; a node with no body changes nothing."""
+    node = scope.graph.nodes.get(name)
+    if node is None:
+        raise NodeError(f"no node named '{name}' to run", node=scope.current_node,
+                        hint=f"name one of: {', '.join(sorted(scope.graph.nodes))}")
+    if node.body is None:
+        return None
+    update: dict[str, Any] | None = node.body.run(state, scope, name)
+    return update

@@ -302,6 +302,8 @@ def _workflow() -> Schema:
         ]},
         "edges": {"type": ["array", "null"], "items": {"$ref": "#/definitions/edge"}},
         "input_schema": _io_schema("input"), "output_schema": _io_schema("output"),
+        **{key: {"description": "read by the validate.extraction action"} for key in (
+            "extraction_schema", "semantic_probes", "validation_logging", "validation_constraints")},
         "error_policy": {**_error_policy(), "description": "the seeds' spelling of settings.error_policy"},
         **{key: _IGNORED for key in IGNORED_TOP_LEVEL},
     }

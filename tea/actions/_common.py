@@ -97,7 +97,11 @@ def confine(ctx: ActionContext, action: str, path: Any, *, name: str = "path") -
     if not isinstance(path, str | os.PathLike) or not str(path):
         raise fail(ctx, action, f"{name} must be a non-empty path string, got {path!r}")
     root = files_root(ctx)
-    target = (root / Path(path).expanduser()).resolve()
+    try:
+        target = (root / Path(path).expanduser()).resolve()
+    except OSError as exc:  # a link removed or swapped while it was being followed
+        raise fail(ctx, action, f"{name} '{path}' changed while it was resolved: {exc.strerror}",
+                   retryable=True) from None
     if not target.is_relative_to(root):
         raise fail(
             ctx, action, f"{name} '{path}' is outside the allowed directory {root}",

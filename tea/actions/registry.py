@@ -58,6 +58,10 @@ class ActionContext:
     settings: Mapping[str, Any]
     secrets: Secrets
     variables: Mapping[str, Any] = field(default_factory=dict)
+    document: Mapping[str, Any] | None = None
+    """The workflow's top level as plain data (keys such as ``extraction_schema``)."""
+    run_node: Callable[[str, dict[str, Any]], dict[str, Any] | None] | None = None
+    """Run another node of the workflow by name on a state; its update (``retry.loop``)."""
 
     def __post_init__(self) -> None:
         # A plain mapping would leave nothing able to redact; wrap it once here.

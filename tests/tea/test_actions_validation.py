@@ -159,3 +159,37 @@ def test_memory_summarize_short_history_as_is_long_one_by_the_llm(httpserver, tm
     assert "approximately 2 tokens" in request["messages"][0]["content"]
     with pytest.raises(ActionFailed, match="messages_key 'nope' is not in the state"):
         run(tmp_path, "memory.summarize", {"messages_key": "nope"})
+
+
+RETRY_FLOW = """
+name: extract
+extraction_schema:
+  entities: {required_fields: [name, type]}
+nodes:
+  - name: check
+    uses: retry.loop
+    with:
+      validate: validate.extraction
+      correct: fix
+      max_retries: 2
+  - name: fix
+    run: |
+      return {"entities": [{**e, "type": "person"} for e in state["entities"]]}
+edges:
+  - {from: __start__, to: check}
+  - {from: check, to: __end__}
+"""
+
+
+def test_retry_loop_corrects_with_a_node_and_reads_the_top_level_schema(tmp_path):
+    """The reference's form: ``correct:`` names a node, and validate.extraction reads the
+    workflow's ``extraction_schema`` (the engine gives both to the action)."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(RETRY_FLOW)
+    final = tea.load(flow).invoke({"entities": [{"name": "Ann"}]})
+    assert final["valid"] is True and final["_retry_count"] == 1
+    assert final["entities"] == [{"name": "Ann", "type": "person"}]
+    broken = RETRY_FLOW.replace("correct: fix", "correct: fxi")
+    flow.write_text(broken)
+    final = tea.load(flow).invoke({"entities": [{"name": "Ann"}]})
+    assert final["valid"] is False and "no node named 'fxi'" in final["_retry_errors"][-1]["message"]

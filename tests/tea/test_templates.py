@@ -63,6 +63,13 @@ def test_compile_value_compiles_nested_values() -> None:
     assert render_value(compiled, {"state": {"x": 2}}) == {"a": [2, "raw"], "b": {"c": "x=2"}, "n": 5}
 
 
+def test_tojson_of_a_missing_key_is_null() -> None:
+    """As the reference, whose missing key is None: JSON of what is not there is null."""
+    assert render("{{ state.missing | tojson }}") == "null"
+    assert render("x={{ state.missing | tojson }}, y={{ state.a.b | tojson }}") == "x=null, y=null"
+    assert render("{{ [state.v, state.nope] | tojson }}", v=1) == "[1, null]"
+
+
 def test_tojson_filter() -> None:
     """tojson writes JSON text (key order kept, no HTML escaping)."""
     assert render("{{ state.v | tojson }}", v={"b": 1, "a": "<x>"}) == '{"b": 1, "a": "<x>"}'
