@@ -220,7 +220,8 @@ def _item_tasks(
 ) -> tuple[list[BranchTask], ParallelConfig]:
     node = fan.source
     context = scope.template_context(shared)
-    items = _items(render_value(each.items, context), node, scope.graph.max_branches)
+    rendered = render_value(each.items, context)
+    items = [] if rendered is None and each.none_is_empty else _items(rendered, node, scope.graph.max_branches)
     config = fan.config
     limit = each.max_concurrency
     if isinstance(limit, Template):

@@ -59,6 +59,9 @@ class ItemSpec:
     body: Any
     max_concurrency: Any = None
     fail_fast: bool | None = None
+    none_is_empty: bool = False
+    """Items that render to nothing (``None``) are no items, as the reference reads
+    ``parallel_each``; ``dynamic_parallel`` calls that a mistake."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,7 +87,8 @@ def each_fanout(raw: Mapping[str, Any], ctx: Any, what: str, compile_body: Compi
         each = _matrix(raw["strategy"], what, body)
     else:
         each = ItemSpec(items=compile_value(raw["parallel_each"], location_of(raw, "parallel_each")),
-                        item_var="item", index_var="index", body=ItemResult(body, (("item_index", "index"),)))
+                        item_var="item", index_var="index", body=ItemResult(body, (("item_index", "index"),)),
+                        none_is_empty=True)
         workers = _positive(raw, "max_workers", what)
         if workers is not None:
             config = replace(config, max_workers=workers)

@@ -98,6 +98,14 @@ def test_parallel_each_runs_one_branch_per_item(load_yaml: LoadYaml, strategy: s
     assert fan is not None and fan.config.max_workers == 2
 
 
+def test_parallel_each_over_nothing_runs_no_branch(load_yaml: LoadYaml) -> None:
+    """As the reference: items that render to nothing are no items (dynamic_parallel says
+    it is a mistake); the fan-in still runs."""
+    workflow = load_yaml(PARALLEL_EACH.format(strategy="thread"))
+    assert workflow.invoke({})["words"] == []
+    assert workflow.invoke({"words": None})["words"] == []
+
+
 def test_a_failed_branch_is_reported_with_its_combination(load_yaml: LoadYaml) -> None:
     workflow = load_yaml("""
     settings: {parallel: {on_branch_failure: continue}}
