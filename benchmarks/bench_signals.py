@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -32,6 +31,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the tests' helpers: finding programs by a mark in their argv
+from tests.process_marks import gone, new_mark  # noqa: E402
+
 GOAL_STOP = 2.0
 GOAL_SHELL = 1.5
 
@@ -90,28 +92,6 @@ def line(label: str, figure: str, goal: str, ok: bool) -> None:
     print(f"{label:<62} {figure:>12}  [goal {goal}] {'ok' if ok else 'MISSED'}", flush=True)
 
 
-def alive(mark: str) -> int:
-    """How many live (not zombie) processes carry ``mark`` in their argv."""
-    count = 0
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
-            stat = Path(f"/proc/{name}/stat").read_bytes()
-        except OSError:
-            continue
-        count += mark.encode() in cmdline and stat.rsplit(b")", 1)[1].split()[0] != b"Z"
-    return count
-
-
-def left_after(mark: str, within: float = 5.0) -> int:
-    deadline = time.monotonic() + within
-    while (count := alive(mark)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return count
-
-
 def stop_latency(flow: str, workdir: Path, started: int) -> tuple[float, int]:
     """Run ``flow`` until ``started`` branches touched their file, SIGTERM it; (seconds to
     exit, exit status)."""
@@ -146,13 +126,13 @@ def bench_threads(branches: int) -> None:
 
 
 def bench_processes(branches: int, workers: int) -> None:
-    mark = f"{os.getpid()}{random.randrange(10**6):06d}"
+    mark = new_mark()
     with tempfile.TemporaryDirectory() as tmp:
         flow = PROCESSES.format(workers=workers, items=list(range(branches)), dir=tmp, mark=mark)
         seconds, status = stop_latency(flow, Path(tmp), workers)
         line(f"stop, {workers} process workers with programs (exit {status})", f"{seconds:.2f} s",
              f"<= {GOAL_STOP:g} s", seconds <= GOAL_STOP and status == 143)
-        left = left_after(mark)
+        left = len(gone(mark, within=5.0))
         line("programs those branches started, alive after the stop", str(left), "0", left == 0)
 
 
@@ -160,7 +140,7 @@ def bench_shell() -> None:
     from tea.actions import ActionContext, ActionFailed, builtin_registry, call_action
     from tea.secrets import Secrets
 
-    mark = f"{os.getpid()}{random.randrange(10**6):06d}"
+    mark = new_mark()
     command = ["sh", "-c", f"setsid sh -c 'sleep 300.{mark}1 & sleep 300.{mark}2' & sleep 300.{mark}3"]
     with tempfile.TemporaryDirectory() as tmp:
         ctx = ActionContext(node="cmd", workflow_dir=Path(tmp), settings={"shell": {"enabled": True}},
@@ -172,7 +152,7 @@ def bench_shell() -> None:
         seconds = time.perf_counter() - started
     line("shell.run, timeout 1 s, programs escaped with setsid", f"{seconds:.2f} s",
          f"<= {GOAL_SHELL:g} s", seconds <= GOAL_SHELL)
-    left = left_after(mark)
+    left = len(gone(mark, within=5.0))
     line("programs that command started, alive after it returned", str(left), "0", left == 0)
 
 

@@ -8,7 +8,6 @@ argv; after a timeout, a cancel or the executor's close, none may be left.
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import pytest
 from executors import BranchTask, ParallelConfig
 from executors._sync import kill_tree
 from executors.process import ProcessExecutor
+from tests.process_marks import alive, gone, new_mark, wait_for
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"),
@@ -71,41 +71,6 @@ def state_of(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
-
-
-def new_mark() -> str:
-    return f"{os.getpid()}{random.randrange(10**8):08d}"
-
-
-def alive(mark: str) -> list[str]:
-    """Command lines of live (not zombie) processes whose argv holds ``mark``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
-            stat = Path(f"/proc/{name}/stat").read_bytes()
-        except OSError:
-            continue
-        if mark.encode() in cmdline and stat.rsplit(b")", 1)[1].split()[0] != b"Z":
-            found.append(cmdline.replace(b"\0", b" ").decode())
-    return found
-
-
-def gone(mark: str, within: float = 10.0) -> list[str]:
-    deadline = time.monotonic() + within
-    while (left := alive(mark)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
-
-
-def wait_for(mark: str, count: int, within: float = 30.0) -> None:
-    """Wait for ``count`` ``sleep`` programs carrying ``mark`` to run."""
-    deadline = time.monotonic() + within
-    while sum(line.startswith("sleep ") for line in alive(mark)) < count:
-        assert time.monotonic() < deadline, f"only {alive(mark)} started"
-        time.sleep(0.05)
 
 
 def task(index: int, mark: str, stay: float) -> BranchTask:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,23 @@ def tea(*args: str | Path, cwd: Path, stdin: str | None = None,
         capture_output=True, text=True, timeout=TIMEOUT, check=False,
         env={**os.environ, "NO_COLOR": "1", **(env or {})},
     )
+
+
+def tea_module(*args: str | Path, cwd: Path,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m tea ARGS`` in ``cwd`` (stdin empty, no colours): as ``tea``, with the
+    current directory on ``sys.path`` (``--actions-module`` of a local module)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tea", *map(str, args)], cwd=cwd, input="", capture_output=True, text=True,
+        timeout=TIMEOUT, check=False, env={**os.environ, "NO_COLOR": "1", **(env or {})},
+    )
+
+
+def write(path: Path, text: str) -> Path:
+    """``text`` (dedented) written to ``path``, its directory made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
 
 
 @dataclass

@@ -4,16 +4,15 @@ run as ``python -m tea`` in a real subprocess."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 import tea
 from tea import version
+from tests.tea.cli_helpers import tea_module as tea_cmd
+from tests.tea.cli_helpers import write
 
 FLOW = """
 name: greet
@@ -34,18 +33,6 @@ def register_actions(registry, engine):
 """
 
 
-def tea_cmd(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m tea ARGS`` in ``cwd`` (stdin empty, no colours)."""
-    return subprocess.run(
-        [sys.executable, "-m", "tea", *map(str, args)], cwd=cwd, input="", capture_output=True, text=True,
-        timeout=120, check=False, env={**os.environ, "NO_COLOR": "1", **(env or {})},
-    )
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
 
 
 def assert_clean_failure(proc: subprocess.CompletedProcess[str], *named: str) -> None:

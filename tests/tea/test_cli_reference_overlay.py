@@ -5,7 +5,6 @@ through ``tea.overrides`` and through ``python -m tea``."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,8 @@ import yaml
 
 import tea
 from tea import overrides
+from tests.tea.cli_helpers import tea_module as tea_cmd
+from tests.tea.cli_helpers import write
 
 BASE = """
 name: base
@@ -43,17 +44,6 @@ nodes:
 """
 
 
-def tea_cmd(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m tea ARGS`` in ``cwd`` (stdin empty, no colours)."""
-    return subprocess.run(
-        [sys.executable, "-m", "tea", *map(str, args)], cwd=cwd, input="", capture_output=True, text=True,
-        timeout=120, check=False, env={**os.environ, "NO_COLOR": "1"},
-    )
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
 
 
 def merged(tmp_path: Path, *overlays: str) -> Any:

@@ -4,11 +4,10 @@ reaches, are printed always and fail the check only with ``--strict`` (``python 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
+
+from tests.tea.cli_helpers import tea_module as tea_cmd
+from tests.tea.cli_helpers import write
 
 TEMPLATED = """
 name: templated
@@ -45,17 +44,6 @@ nodes:
 """
 
 
-def tea_cmd(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m tea ARGS`` in ``cwd`` (stdin empty, no colours)."""
-    return subprocess.run(
-        [sys.executable, "-m", "tea", *map(str, args)], cwd=cwd, input="", capture_output=True, text=True,
-        timeout=120, check=False, env={**os.environ, "NO_COLOR": "1"},
-    )
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
 
 
 def test_a_warning_is_printed_but_passes_without_strict(tmp_path: Path) -> None:
