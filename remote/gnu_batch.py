@@ -201,8 +201,7 @@ class GnuBatch:
         self.run.lose(host, why)
         with self._lock:
             files = list(self._loginfiles)
-        for name, cap in files:
-            self.run.loginfile(self.run.live(), name, cap)
+        self.run.refresh(files)
 
     def _messages(self) -> str:
         with self._lock:

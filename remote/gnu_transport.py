@@ -96,6 +96,7 @@ class GnuRun:
         self._warned = warned
         self._lock = threading.Lock()
         self._warn_lock = threading.Lock()  # warnings come from host threads while _lock is held
+        self._files_lock = threading.RLock()  # two lost hosts may rewrite one sshloginfile at once
 
     @property
     def hosts(self) -> tuple[HostSpec, ...]:
@@ -115,9 +116,18 @@ class GnuRun:
         slots = _scaled([h.slots for h in hosts], cap)
         lines = [login_line(h, self.ssh, n) for h, n in zip(hosts, slots, strict=True) if n > 0]
         partial = path.with_name(path.name + ".part")
-        partial.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-        partial.replace(path)  # never half a file
+        with self._files_lock:
+            partial.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+            partial.replace(path)  # never half a file
         return path
+
+    def refresh(self, files: list[tuple[str, int | None]]) -> None:
+        """Rewrite the sshloginfiles ``files`` (name, slot cap) for the hosts still live;
+        one writer at a time, so the last file written names the last live set."""
+        with self._files_lock:
+            hosts = self.live()
+            for name, cap in files:
+                self.loginfile(hosts, name, cap)
 
     def warn(self, host: str, what: str) -> None:
         """Say on the log, once per host per run, why a host does not take branches."""
