@@ -207,9 +207,9 @@ def run_cost(repeat: int = 10) -> float:
 
 def forkserver_boot(repeat: int = 10) -> tuple[float, float]:
     """Median wall time of a fresh interpreter that imports what the forkserver preloads
-    (``executors.process._PRELOAD``), and of one that imports nothing: the difference
+    (``executors._forkserver.PRELOAD``), and of one that imports nothing: the difference
     is what a run waits for between starting its pool and its first worker."""
-    from executors.process import _PRELOAD
+    from executors._forkserver import PRELOAD
 
     def median_of(code: str) -> float:
         times = []
@@ -219,7 +219,7 @@ def forkserver_boot(repeat: int = 10) -> tuple[float, float]:
             times.append(time.perf_counter() - started)
         return statistics.median(times)
 
-    return median_of(f"import {', '.join(_PRELOAD)}"), median_of("pass")
+    return median_of(f"import {', '.join(PRELOAD)}"), median_of("pass")
 
 
 def main() -> None:

@@ -14,10 +14,20 @@ with a fan-out's ``<strategy>:`` override) once, at load::
 
 The engine calls ``parse_options(strategy, raw, locate)`` here, which calls it and
 hands the typed record back (it travels in ``ParallelConfig.options``).
+
+A backend may also start what its pool needs before anyone has loaded a workflow
+(``prestart(name)`` calls it; a front end that can guess the strategy early, as
+``tea run`` does, overlaps that start with its own). A built-in backend names a
+function in a light module, so the head start does not wait for the backend's
+imports; any other backend's factory may have one::
+
+    @classmethod
+    def prestart(cls) -> None   # returns at once; safe to call more than once
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -52,6 +62,7 @@ __all__ = [
     "get_factory",
     "known_strategies",
     "parse_options",
+    "prestart",
     "register_executor",
 ]
 
@@ -61,6 +72,8 @@ _BUILTIN: dict[str, str] = {
     "thread": "executors.thread:ThreadExecutor",
     "process": "executors.process:ProcessExecutor",
 }
+_BUILTIN_PRESTART: dict[str, str] = {"process": "executors._forkserver"}
+"""Built-in strategy -> the light module whose ``prestart()`` gives it a head start."""
 _registered: dict[str, Factory] = {}
 
 
@@ -133,3 +146,16 @@ def parse_options(strategy: str, raw: Mapping[str, Any] | None, locate: Locate) 
             hint=f"remove the {strategy}: block",
         )
     return None
+
+
+def prestart(strategy: str) -> None:
+    """Start the pool machinery of ``strategy`` now, in the background, if its backend
+    has a ``prestart`` classmethod; otherwise, or for a name nobody registered or a
+    backend that cannot be imported, do nothing: this is a head start, never an error
+    (the run that follows reports a bad strategy with its file and line)."""
+    with contextlib.suppress(UnknownStrategy, ImportError, OSError):
+        light = _BUILTIN_PRESTART.get(strategy) if strategy not in _registered else None
+        owner: Any = importlib.import_module(light) if light else get_factory(strategy)
+        start: Callable[[], None] | None = getattr(owner, "prestart", None)
+        if start is not None:
+            start()

@@ -23,11 +23,12 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-import pybreaker
-
 from executors.base import BreakerPolicy
 
 __all__ = ["Breaker", "BreakerRegistry", "Ticket"]
+
+# pybreaker's state names, which its ``current_state`` returns.
+_CLOSED, _OPEN = "closed", "open"
 
 Ticket = Literal["closed", "trial"]
 """How an attempt was admitted: normally, or as the trial of a half-open breaker."""
@@ -46,8 +47,12 @@ class Breaker:
     """The breaker of one name (a branch target, a host). Thread-safe."""
 
     def __init__(self, name: str, policy: BreakerPolicy) -> None:
+        # Imported with the first breaker, not with this module: with tornado installed,
+        # pybreaker imports it and asyncio (~25 ms) that a run without breakers never needs.
+        import pybreaker
+
         self.name = name
-        self._storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
+        self._storage = pybreaker.CircuitMemoryStorage(_CLOSED)
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=policy.failure_threshold,
             reset_timeout=policy.reset_timeout_seconds,
@@ -57,6 +62,7 @@ class Breaker:
         )
         self._lock = threading.Lock()
         self._trial_running = False
+        self._replay_errors: tuple[type[Exception], ...] = (_ReplayedFailure, pybreaker.CircuitBreakerError)
 
     @property
     def state(self) -> str:
@@ -76,22 +82,22 @@ class Breaker:
         """Whether ``admit()`` would let an attempt through now (it changes nothing)."""
         with self._lock:
             state = self._breaker.current_state
-            if state == pybreaker.STATE_CLOSED:
+            if state == _CLOSED:
                 return True
             if self._trial_running:
                 return False
-            return state != pybreaker.STATE_OPEN or self.seconds_to_trial() == 0.0
+            return state != _OPEN or self.seconds_to_trial() == 0.0
 
     def admit(self) -> Ticket | None:
         """Let an attempt through, or ``None`` when the circuit is open (or its one trial
         is already running). Every admitted attempt must be ``record``-ed."""
         with self._lock:
             state = self._breaker.current_state
-            if state == pybreaker.STATE_CLOSED:
+            if state == _CLOSED:
                 return "closed"
             if self._trial_running:
                 return None
-            if state == pybreaker.STATE_OPEN:
+            if state == _OPEN:
                 if self.seconds_to_trial() > 0.0:
                     return None
                 self._breaker.half_open()
@@ -107,9 +113,9 @@ class Breaker:
                 self._trial_running = False
             if success is None:
                 return
-            if self._breaker.current_state != pybreaker.STATE_CLOSED and not trial:
+            if self._breaker.current_state != _CLOSED and not trial:
                 return  # an attempt admitted before the breaker opened: already counted
-            with contextlib.suppress(_ReplayedFailure, pybreaker.CircuitBreakerError):
+            with contextlib.suppress(*self._replay_errors):
                 self._breaker.call(_replay, success)
 
     def seconds_to_trial(self) -> float:

@@ -33,15 +33,14 @@ one dead worker marks the whole pool broken; here it fails only its own branch
 
 from __future__ import annotations
 
-import multiprocessing
 import pickle
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from multiprocessing.context import BaseContext
 from typing import Any
 
+from executors._forkserver import start_context
 from executors._pickling import content_key, dumps, serialization_error
 from executors._pool import MAIN_GUARD_HINT, WorkerPool, WorkerProcess, log, log_stderr
 from executors._worker import Head, Held, Request
@@ -53,27 +52,7 @@ from tea.errors import SerializationError, WorkerDied
 
 __all__ = ["ProcessExecutor"]
 
-# What the forkserver imports once, so that every worker starts with it: the worker
-# loop, and the engine that branch programs run on (named, never imported here).
-_PRELOAD = ["executors._worker", "tea.program"]
 Reply = tuple[str, Any, Held, tuple[dict[str, Any], ...]]
-
-
-def _start_context() -> BaseContext:
-    """forkserver where it exists, else spawn; never fork.
-
-    fork copies the driver as it is, threads and all: a lock held by another thread
-    at that moment (logging, the runner's drivers, an asyncssh loop) stays locked
-    forever in the child. forkserver forks workers from a clean, single-threaded
-    server that imported tea once (``_PRELOAD``), so a worker starts in milliseconds;
-    spawn (a fresh interpreter per worker) is the fallback where forkserver does not
-    exist (Windows).
-    """
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD)
-        return context
-    return multiprocessing.get_context("spawn")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +83,7 @@ class ProcessExecutor(BaseExecutor):
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__(max_workers)
-        self._pool = WorkerPool(_start_context())
+        self._pool = WorkerPool(start_context())
         self._programs: dict[str, bytes] = {}
 
     def warm(self) -> None:

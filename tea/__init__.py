@@ -62,7 +62,7 @@ __all__ = [
 _LAZY = {
     "END": "tea.graph",
     "START": "tea.graph",
-    "STREAM_MODES": "tea.run",
+    "STREAM_MODES": "tea.streams",
     "Run": "tea.run",
     "StateGraph": "tea.builder",
     "Send": "tea.graph",
@@ -104,11 +104,12 @@ if TYPE_CHECKING:
     from tea.graph import END, START, Send
     from tea.loader import collect_errors
     from tea.progress import ProgressBoard, progress_board
-    from tea.run import STREAM_MODES, Run
+    from tea.run import Run
     from tea.schema import json_schema
     from tea.secrets import RedactingFilter, Secrets, parse_secrets_arg, secrets_from_env
     from tea.signals import graceful_signals
     from tea.state import register_reducer
+    from tea.streams import STREAM_MODES
     from tea.version import version_text
     from tea.workflow import Workflow, load, loads
 

@@ -17,6 +17,7 @@ the user unless ``-v`` asks for it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -27,8 +28,6 @@ import click
 
 import tea
 from tea import _cli_mission, mission
-from tea._cli_checkpoints import checkpoints
-from tea._cli_hosts import hosts
 from tea._cli_io import STDIN, DataOut, PipeClosed, Stdin, dumps, load_workflow, read_object, read_secrets
 from tea._cli_overrides import (
     ACTIONS_OPTIONS,
@@ -40,8 +39,9 @@ from tea._cli_overrides import (
     read_text,
 )
 from tea._cli_report import LIVE_EVENTS, EventStream, fail, report_branches, setup_logging
-from tea._cli_validate import validate
 from tea.errors import InputError, RunError, TeaError
+from tea.prestart import prestart
+from tea.streams import STREAM_MODES
 from tea.version import __version__, version_text
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 3, 141
@@ -51,7 +51,25 @@ def _names(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(n.strip() for v in values for n in v.split(",") if n.strip())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The group of tea's commands; those in modules of their own load when named, so a
+    ``tea run`` does not import ``validate``, ``hosts`` or ``checkpoints``."""
+
+    _elsewhere = {"checkpoints": "tea._cli_checkpoints", "hosts": "tea._cli_hosts",
+                  "validate": "tea._cli_validate"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._elsewhere})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self._elsewhere.get(cmd_name)
+        if module is None:
+            return super().get_command(ctx, cmd_name)
+        command: click.Command = getattr(importlib.import_module(module), cmd_name)
+        return command
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", message=version_text())
 def cli() -> None:
     """tea: run YAML state-graph workflows (The Edge Agent dialect).
@@ -66,7 +84,7 @@ _run_options = [
     click.option("-o", "--output", metavar="FILE|-",
                  help="Write the final state to FILE (- for stdout, also with --stream)."),
     click.option("-s", "--stream", is_flag=True, help="Print the run's events on stdout as NDJSON."),
-    click.option("--stream-mode", type=click.Choice(tea.STREAM_MODES), default="updates", show_default=True,
+    click.option("--stream-mode", type=click.Choice(STREAM_MODES), default="updates", show_default=True,
                  help="Which events --stream prints."),
     click.option("--secrets", metavar="JSON|@FILE|@-",
                  help="Secrets: JSON, @file (.json/.yaml), or @- for JSON on stdin. Never stored or logged."),
@@ -201,6 +219,8 @@ def run(file: str, input_: str | None, dry_run: bool, **opts: Any) -> None:
         _prepare(opts, stdin)
         if opts.pop("dump_merged"):
             _dump_merged(file, stdin, opts["overrides"])
+        if not dry_run:  # pools boot while tea loads the rest of itself and the workflow
+            prestart(file, opts["overrides"])
         if _cli_mission.is_mission_file(file):
             context = read_object(input_, "--input", stdin) if input_ is not None else None
             _cli_mission.run_mission(file, opts, context, dry_run)
@@ -309,11 +329,6 @@ def bundle(output: str) -> None:
     except TeaError as exc:
         fail(exc, 0)
     click.echo(str(path))
-
-
-cli.add_command(checkpoints)
-cli.add_command(hosts)
-cli.add_command(validate)
 
 
 def main(argv: list[str] | None = None) -> None:

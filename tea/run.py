@@ -22,15 +22,13 @@ from tea.program import GraphProgram
 from tea.runner import Cursor, Event, Observer, Stop, walk
 from tea.secrets import Secrets
 from tea.state import fast_copy
+from tea.streams import STREAM_MODES, wanted_events
 
 if TYPE_CHECKING:
     from tea.signals import StopFlag
 
 __all__ = ["STREAM_MODES", "Run", "RunObserver"]
 
-STREAM_MODES = ("updates", "values", "debug")
-_UPDATES_EVENTS = frozenset({"start", "node_end", "branch_end", "interrupt", "error", "end"})
-_VALUES_EVENTS = frozenset({"start", "state", "interrupt", "error", "end"})
 _DETAIL = {"updates": frozenset(), "values": frozenset({"state"}),
            "debug": frozenset({"state", "node_start"})}
 
@@ -132,7 +130,7 @@ class Run:
         scope = program.scope(stop_event)
         scope.stop = self.stop_flag
         scope.warm(self.graph.strategies())  # pools boot in the background while nodes run
-        wanted = _UPDATES_EVENTS if self.mode == "updates" else _VALUES_EVENTS
+        wanted = wanted_events(self.mode)
         started = time.perf_counter()
         try:
             yield {"type": "start", "workflow": self.graph.name, "node": self.cursor.node,
@@ -145,7 +143,7 @@ class Run:
                         self.stopped = item
                         yield self.observer.stopped(self, item)
                         return
-                    if self.mode == "debug" or item["type"] in wanted:
+                    if wanted is None or item["type"] in wanted:
                         yield item
                 if self.graph.output_schema is not None:
                     check_output(self.graph.output_schema, self.state)

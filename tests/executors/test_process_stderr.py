@@ -165,10 +165,10 @@ def test_a_run_failing_while_workers_boot_prints_no_worker_tracebacks(tmp_path):
 
 DRIVER_GONE = """
 from executors import _worker
-from executors.process import _start_context
+from executors._forkserver import start_context
 
 if __name__ == "__main__":
-    context = _start_context()
+    context = start_context()
     ours, theirs = context.Pipe(duplex=True)
     ours.close()  # the driver is gone before the worker says "ready"
     process = context.Process(target=_worker.serve, args=(theirs,), name="tea-process-worker")
