@@ -200,10 +200,17 @@ class WorkerChannel:
     async def _read_stdout(self) -> None:
         with contextlib.suppress(asyncssh.Error, OSError):
             async for line in self._proc.stdout:
-                message = json.loads(line)
-                future = self._pending.pop(str(message.get("id")), None)
+                try:
+                    message = json.loads(line)
+                    key, result = str(message["id"]), message["result"]
+                except (ValueError, TypeError, KeyError):
+                    # Not a reply: something besides tea wrote it (a wrapper in the host's
+                    # command, a login script). Kept with stderr, where errors show it.
+                    self._stderr.append(f"[stdout] {line.rstrip()[:500]}")
+                    continue
+                future = self._pending.pop(key, None)
                 if future is not None and not future.done():
-                    future.set_result(message["result"])
+                    future.set_result(result)
         await self._lost()
 
     async def _lost(self) -> None:

@@ -84,6 +84,18 @@ def test_tea_installed_on_the_hosts_runs_without_shipping_a_binary(ssh_cluster, 
     assert list(cache.iterdir()) == []  # nothing was shipped
 
 
+def test_a_stray_line_on_the_workers_stdout_is_not_a_reply_and_breaks_nothing(ssh_cluster, launcher, remote_dirs):
+    """A host command whose wrapper prints besides tea (a background job, a login
+    script): the line is kept with stderr, the branches still get their replies."""
+    work, cache = remote_dirs
+    wrapper = launcher.with_name("tea-noisy-launcher")
+    wrapper.write_text(f"#!/bin/sh\n(sleep 0.3; echo 'not a reply') &\nexec {launcher} \"$@\"\n")
+    wrapper.chmod(0o755)
+    settings = ssh_cluster.remote_settings(work, cache, command=str(wrapper), hosts=[ssh_cluster.hosts[0].login])
+    results = _run(settings, _tasks(3, sleep=1))
+    assert all(r.success for r in results), [r.error for r in results if r.error]
+
+
 def test_a_basefile_per_architecture(ssh_cluster, launcher, remote_dirs):
     work, cache = remote_dirs
     here = platform.machine()

@@ -47,13 +47,9 @@ class ToyProgram:
                 time.sleep(0.02)
         if state.get("hang"):
             _hang(float(state["hang"]), state.get("child", False), state.get("pidfile"))
-        marker = state.get("hang_once")
-        if marker and not Path(marker).exists():
-            Path(marker).touch()
+        if _first(state.get("hang_once")):
             _hang(60.0, False, None)
-        once = state.get("fail_once")
-        if once and not Path(once).exists():
-            Path(once).touch()
+        if _first(state.get("fail_once")):
             raise ConnectionError(f"branch {task.entry} fails once")
         if state.get("done"):
             Path(state["done"]).touch()
@@ -66,6 +62,18 @@ class ToyProgram:
         if spun is not None:
             update["spun"] = spun
         return update
+
+
+def _first(marker: str | None) -> bool:
+    """Whether this run is the first to reach ``marker`` (created atomically: branches
+    running at once on several hosts of one machine must not all see it missing)."""
+    if not marker:
+        return False
+    try:
+        Path(marker).touch(exist_ok=False)
+    except FileExistsError:
+        return False
+    return True
 
 
 def _spin(seconds: float) -> list[float]:
