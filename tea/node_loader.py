@@ -22,7 +22,6 @@ from tea.nodes import (
     Body,
     LuaBody,
     StepsBody,
-    SubgraphBody,
     TimedBody,
     WhileLoopBody,
 )
@@ -30,6 +29,7 @@ from tea.policy import parse_node_policy
 from tea.problems import Problems
 from tea.pycode import PythonCode
 from tea.routes import read_goto
+from tea.subgraph_node import SubgraphBody
 from tea.templates import compile_value
 from tea.yamlsrc import located, location_of
 
@@ -110,7 +110,7 @@ def _action_body(raw: Mapping[str, Any], ctx: BodyContext, what: str) -> ActionB
         where = location_of(raw, "with") if "with" in raw else location_of(raw, key)
         raise SchemaError(f"{what}: {problems[0]}", where)
     compiled_output = compile_value(output, location_of(raw, "output")) if isinstance(output, Mapping) else output
-    return ActionBody(name, fn, compile_value(params, location_of(raw, "with")), compiled_output)
+    return ActionBody(name, fn, compile_value(params, location_of(raw, "with")), compiled_output, ctx.registry)
 
 
 def _steps_body(steps: Any, ctx: BodyContext, what: str, owner: Mapping[str, Any], key: str) -> StepsBody:

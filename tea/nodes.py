@@ -13,12 +13,11 @@ import inspect
 import logging
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tea.errors import Location, NodeError, RunError, TeaError, WorkflowSyntaxError
-from tea.overlay import BranchState
+from tea.errors import Location, NodeError, TeaError, WorkflowSyntaxError
 from tea.pycode import PythonCode
-from tea.state import Reduced, Tracked, fast_copy, merge, reduce_into
+from tea.state import Reduced, Tracked, merge
 from tea.templates import Template, TemplateError, compile_template, render_value
 
 if TYPE_CHECKING:
@@ -34,8 +33,6 @@ __all__ = [
     "NodeTimeout",
     "PythonBody",
     "StepsBody",
-    "SubgraphBody",
-    "SubgraphRunner",
     "TemplatedPythonBody",
     "TimedBody",
     "WhileLoopBody",
@@ -190,13 +187,15 @@ class LuaBody:
 class ActionBody:
     """``uses:`` + ``with:`` + ``output:``."""
 
-    __slots__ = ("fn", "name", "output", "params")
+    __slots__ = ("actions", "fn", "name", "output", "params")
 
-    def __init__(self, name: str, fn: Any, params: dict[str, Any], output: Any) -> None:
+    def __init__(self, name: str, fn: Any, params: dict[str, Any], output: Any,
+                 actions: Mapping[str, Any] | None = None) -> None:
         self.name = name
         self.fn = fn
         self.params = params
         self.output = output
+        self.actions = actions  # the workflow's, for an action that calls others by name
 
     def run(
         self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
@@ -213,6 +212,7 @@ class ActionBody:
             variables=scope.variables,
             document=scope.graph.source,
             run_node=lambda name, given: _run_named(scope, name, given),
+            actions=self.actions,
         )
         extra = {"parallel_results": parallel_results} if parallel_results is not None else None
         result = call_action(self.fn, dict(state), params, ctx, name=self.name, extra=extra)
@@ -286,83 +286,6 @@ class WhileLoopBody:
                     self.max_iterations,
                 )
         return Reduced({k: work[k] for k in touched}, work.writes)
-
-
-@runtime_checkable
-class SubgraphRunner(Protocol):
-    """What runs a whole graph for a ``SubgraphBody``: the walk's program
-    (``tea.program.GraphProgram``), so that bodies never import the runner."""
-
-    def run_subgraph(self, graph: Any, state: dict[str, Any], scope: Scope) -> dict[str, Any]:
-        """Run ``graph`` from ``state`` to its end; returns the final state."""
-        ...
-
-
-class SubgraphBody:
-    """``subgraph: other.yaml`` with ``input:`` and ``output:``: another workflow, run to its
-    end as this node's body.
-
-    Without ``input`` the subgraph works on this node's state (read through an overlay,
-    as a branch does) and what it changed is the update (a key this graph reduces gets
-    the subgraph's writes of it); with ``input`` it starts from its own ``initial_state``
-    plus the rendered mapping, and its final state is an update like an action's.
-    ``output`` maps it as an action's does (a key, or templates that see the final state
-    as ``result``).
-    """
-
-    __slots__ = ("graph", "input", "output")
-
-    def __init__(self, graph: Any, input: Any = None, output: Any = None) -> None:
-        self.graph = graph
-        self.input = input
-        self.output = output
-
-    def final_state(self, state: dict[str, Any], scope: Scope, node: str, *, inherit: bool) -> dict[str, Any]:
-        """The subgraph run to its end from what this node gives it (``inherit``: this
-        node's state when there is no ``input``; otherwise nothing but the input)."""
-        initial = self.graph.initial_state
-        start: dict[str, Any]
-        if self.input is None and inherit:
-            start = BranchState(state, {k: fast_copy(v) for k, v in initial.items() if k not in state})
-        else:
-            given = render_value(self.input, scope.template_context(state)) if self.input is not None else {}
-            if not isinstance(given, Mapping):
-                raise NodeError(f"a subgraph's input must give a mapping, got {type(given).__name__}", node=node)
-            start = {**fast_copy(dict(initial)), **given}
-        runner = scope.program
-        if not isinstance(runner, SubgraphRunner):
-            raise RunError("this program cannot run subgraphs", node=node)
-        return runner.run_subgraph(self.graph, start, scope)
-
-    def run(
-        self, state: dict[str, Any], scope: Scope, node: str, parallel_results: Any = None
-    ) -> dict[str, Any] | None:
-        final = self.final_state(state, scope, node, inherit=True)
-        if self.output is None:
-            return _inherited(final, state, scope.graph.reducers) if isinstance(final, BranchState) else final
-        if isinstance(self.output, str):
-            return {self.output: dict(final)}
-        context = {**scope.template_context(state), "result": final}
-        return {key: render_value(value, context) for key, value in self.output.items()}
-
-
-def _inherited(final: BranchState, state: dict[str, Any], reducers: Mapping[str, Any]) -> Reduced:
-    """What a subgraph that worked on this state changed, as this state's update: a key this
-    graph reduces gets the subgraph's writes of it (or its new value) through its reducer,
-    never the subgraph's whole value again; any other key takes the subgraph's value."""
-    out: dict[str, Any] = {}
-    writes: dict[str, list[Any]] = {}
-    for key, value in final.delta().items():
-        reducer = reducers.get(key)
-        if reducer is None:
-            out[key] = value
-            continue
-        writes[key] = final.writes.get(key) or [value]
-        reduced = {key: state[key]} if key in state else {}
-        for write in writes[key]:
-            reduce_into(reduced, key, write, reducer)
-        out[key] = reduced[key]
-    return Reduced(out, writes)
 
 
 class NodeTimeout(NodeError, TimeoutError):

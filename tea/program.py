@@ -22,11 +22,12 @@ from typing import Any
 from executors.base import BranchTask
 from tea.errors import InputError, RunError
 from tea.graph import Graph, ItemSpec
-from tea.nodes import StepsBody, SubgraphBody, run_body
+from tea.nodes import StepsBody, run_body
 from tea.overlay import WRITES_KEY, BranchState
 from tea.runner import Cursor, Stop, unsaveable_error, walk
 from tea.scope import DEFAULT_STEP_BUDGET, Scope, StepBudget
 from tea.secrets import Secrets
+from tea.subgraph_node import SubgraphBody
 
 __all__ = ["GraphProgram", "run_to_end", "step_budget"]
 
@@ -70,7 +71,7 @@ class GraphProgram:
 
     def run_subgraph(self, graph: Graph, state: dict[str, Any], scope: Scope) -> dict[str, Any]:
         """Run ``graph`` (a subgraph node's) to its end from ``state``, within ``scope``'s walk
-        (``tea.nodes.SubgraphRunner``); returns ``state``, updated in place."""
+        (``tea.subgraph_node.SubgraphRunner``); returns ``state``, updated in place."""
         program = GraphProgram(graph, self._secrets, scope.budget)
         return run_to_end(program, state, scope.cancel, depth=scope.depth)
 

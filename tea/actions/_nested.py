@@ -43,10 +43,8 @@ def lookup(ctx: ActionContext, action: str, name: str,
            local: Mapping[str, Action] | None = None) -> Action:
     """The action called ``name``, for the composite ``action``; ``local`` adds the
     composite module's own actions to the built-ins searched."""
-    engine = getattr(ctx, "actions", None)
-    if isinstance(engine, Mapping) and name in engine:
-        found: Action = engine[name]
-        return found
+    if ctx.actions is not None and name in ctx.actions:
+        return ctx.actions[name]
     known = {**DATA_ACTIONS, **FILE_ACTIONS, **HTTP_ACTIONS, **LLM_ACTIONS, **SHELL_ACTIONS,
              **(local or {}), **registered_actions()}
     if name not in known:

@@ -62,6 +62,9 @@ class ActionContext:
     """The workflow's top level as plain data (keys such as ``extraction_schema``)."""
     run_node: Callable[[str, dict[str, Any]], dict[str, Any] | None] | None = None
     """Run another node of the workflow by name on a state; its update (``retry.loop``)."""
+    actions: Mapping[str, Action] | None = None
+    """Every action the workflow can name (its ``imports:`` and the command line's
+    included): where composite actions (``reason.react`` tools) find the ones they call."""
 
     def __post_init__(self) -> None:
         # A plain mapping would leave nothing able to redact; wrap it once here.

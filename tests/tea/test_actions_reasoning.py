@@ -85,6 +85,33 @@ def test_react_calls_a_tool_feeds_the_observation_back_and_answers(httpserver, t
     assert "not valid JSON" in bodies[2]["messages"][-1]["content"]
 
 
+def test_react_tools_include_the_workflows_own_actions(httpserver: HTTPServer, tmp_path):
+    """A tool from the workflow's imports: (not a built-in, not registered globally) is
+    found and called: composite actions see the run's actions."""
+    (tmp_path / "mine.py").write_text(
+        "def shout(state, text):\n"
+        "    \"Shout the text.\"\n"
+        "    return {'shout': text.upper()}\n\n"
+        "def register_actions(registry, engine):\n"
+        "    registry['shout'] = shout\n"
+    )
+    script(httpserver,
+           {"thought": "shout it", "action": "my.shout", "action_input": {"text": "hi"}},
+           {"thought": "done", "action": "final_answer", "action_input": {"answer": "HI"}})
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(json.dumps({
+        "imports": [{"path": "mine.py", "namespace": "my"}],
+        "settings": {"llm": {"provider": "openai", "api_base": httpserver.url_for("/v1"), "model": "m1",
+                             "max_retries": 0}},
+        "nodes": [{"name": "think", "uses": "reason.react", "output": "r",
+                   "with": {"goal": "shout hi", "tools": ["my.shout"], "max_steps": 3}}],
+    }))
+    result = tea.load(flow).invoke({})["r"]
+    assert result["final_answer"] == "HI"
+    assert result["steps"][0]["observation"] == json.dumps({"shout": "HI"})
+    assert "- my.shout: Shout the text." in sent(httpserver)[0]["messages"][0]["content"]
+
+
 def test_react_stops_after_max_steps(httpserver: HTTPServer, tmp_path):
     script(httpserver, {"thought": "hmm", "action": "guess", "action_input": {}})
     result = run(httpserver, tmp_path, "reason.react", {"goal": "x", "max_steps": 1})
