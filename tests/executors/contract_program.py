@@ -28,7 +28,8 @@ class ContractProgram:
     """A ``BranchProgram``. Input keys that change what a branch does:
 
     ``sleep`` (seconds, ignoring cancel), ``slow_ticks`` (20 ms ticks, stopping at
-    the next one when cancelled), ``fail`` (raise), ``counter`` + ``fail_times``
+    the next one when cancelled), ``wait_for`` (a file path: wait until it exists, at
+    most 30 s, so a test orders branches by what it sees, not by timing), ``fail`` (raise), ``counter`` + ``fail_times``
     (raise until tried that often, counted in a file), ``shared`` (``{"seen":
     [...]}``: the branch returns a new one with its name added). Every branch
     writes ``out = i * 2`` and ``pid``; a program made with ``mark`` writes
@@ -49,6 +50,8 @@ class ContractProgram:
         state = task.initial_state()
         if state.get("sleep"):
             time.sleep(state["sleep"])
+        if state.get("wait_for"):
+            _wait_for(Path(state["wait_for"]))
         ticks = state.get("ticks", 0)
         while ticks < state.get("slow_ticks", 0) and not (cancel and cancel.is_set()):
             time.sleep(TICK_SECONDS)
@@ -66,6 +69,12 @@ class ContractProgram:
             written[self.mark] = True
         state.update(written)
         return {k: v for k, v in state.items() if k not in task.state or task.state[k] is not v}
+
+
+def _wait_for(path: Path, at_most: float = 30.0) -> None:
+    deadline = time.monotonic() + at_most
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(TICK_SECONDS)
 
 
 def _count(path: str) -> int:

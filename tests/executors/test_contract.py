@@ -44,11 +44,17 @@ def test_no_tasks_no_results(backend, contract_program):
         assert list(executor.run(contract_program, [], backend.configure())) == []
 
 
-def test_results_come_as_branches_finish(backend, contract_program, make_task):
+def test_results_come_as_branches_finish(backend, contract_program, make_task, tmp_path):
+    """Branch 0 cannot end before the caller has seen branch 1's result (it waits for a
+    file the caller makes then), so an executor that held results back would show 0 first."""
     backend.require_concurrency()
-    tasks = [make_task(0, slow_ticks=50), make_task(1)]
+    gate = tmp_path / "seen-the-first"
+    tasks = [make_task(0, wait_for=str(gate)), make_task(1)]
+    order = []
     with backend.executor() as executor:
-        order = [r.index for r in executor.run(contract_program, tasks, backend.configure())]
+        for result in executor.run(contract_program, tasks, backend.configure()):
+            order.append(result.index)
+            gate.touch()
     assert order == [1, 0]
 
 
@@ -95,7 +101,7 @@ def test_a_failing_branch_is_a_result_with_its_error(backend, contract_program, 
 
 def test_timeout_fails_only_the_slow_branch(backend, contract_program, make_task):
     tasks = [make_task(0, slow_ticks=1000), make_task(1)]
-    config = backend.configure(timeout_seconds=1.0)
+    config = backend.configure(timeout_seconds=2.0)  # time enough for the quick one on a busy host
     with backend.executor() as executor:
         results = by_id(list(executor.run(contract_program, tasks, config)))
     slow = results["start[0]"]
