@@ -10,7 +10,7 @@ A YAML file with a top-level ``steps:`` list (and no ``nodes:``) is a mission::
     mission_diagram(mission, "mermaid")    # text, json, mermaid, dot
 
 Modules: ``format`` (+ ``schema``, ``checks``) read and validate;
-``model`` holds the frozen records; ``plan`` orders them; ``steps`` are the step
+``model`` holds the records; ``dag`` orders them; ``steps`` are the step
 types; ``scheduler`` runs them on an executor through ``program``; ``result``,
 ``resume`` and ``diagram`` report.
 """
@@ -23,15 +23,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tea.mission.diagram import FORMATS, describe, mission_diagram, plan
-from tea.mission.format import collect_errors, load_mission, loads_mission
-from tea.mission.model import Mission, MissionConfig, Step
-from tea.mission.steps import NOT_BUILT, STEP_TYPES, StepFailed, StepTimeout
-
 if TYPE_CHECKING:
+    from tea.mission.diagram import FORMATS, describe, mission_diagram, plan
+    from tea.mission.format import collect_errors, load_mission, loads_mission
+    from tea.mission.model import Mission, MissionConfig, Step
     from tea.mission.result import MissionResult, StepResult
     from tea.mission.resume import is_mission_checkpoint
     from tea.mission.run import resume_mission, run_mission
+    from tea.mission.steps import NOT_BUILT, STEP_TYPES, StepFailed, StepTimeout
 
 __all__ = [
     "FORMATS",
@@ -56,14 +55,29 @@ __all__ = [
     "run_mission",
 ]
 
-# What only a run needs (the executors, the scheduler, checkpoints) is imported on first
-# use, so that `tea run mission.yaml --dry-run` and `tea validate` do not pay for it.
+# Everything but ``is_mission`` is imported on first use: asking whether a file is a
+# mission costs no import, a dry run does not pay for the executors and the scheduler,
+# and checking a mission does not pay for what only running its steps needs.
 _LAZY = {
+    "FORMATS": "tea.mission.diagram",
+    "describe": "tea.mission.diagram",
+    "mission_diagram": "tea.mission.diagram",
+    "plan": "tea.mission.diagram",
+    "collect_errors": "tea.mission.format",
+    "load_mission": "tea.mission.format",
+    "loads_mission": "tea.mission.format",
+    "Mission": "tea.mission.model",
+    "MissionConfig": "tea.mission.model",
+    "Step": "tea.mission.model",
     "MissionResult": "tea.mission.result",
     "StepResult": "tea.mission.result",
     "is_mission_checkpoint": "tea.mission.resume",
     "resume_mission": "tea.mission.run",
     "run_mission": "tea.mission.run",
+    "NOT_BUILT": "tea.mission.steps",
+    "STEP_TYPES": "tea.mission.steps",
+    "StepFailed": "tea.mission.steps",
+    "StepTimeout": "tea.mission.steps",
 }
 
 

@@ -26,11 +26,11 @@ checks (ids, types, parameters, dependencies, cycles, template names) live in
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tea.checkpoint import workflow_hash
 from tea.errors import InputError, LoadError, LoadErrors, Location, SchemaError
 from tea.mission.checks import StepChecker
 from tea.mission.model import CONFIG_DEFAULTS, Mission, MissionConfig
@@ -57,9 +57,15 @@ def loads_mission(text: str, *, path: str | Path | None = None) -> Mission:
     file = Path(path).resolve() if path is not None else None
     with collector_paused():  # nothing made here is garbage: nothing for the collector to find
         doc = load_yaml(text, str(path) if path is not None else None)
-        mission = parse_mission(doc, path=file, source_hash=workflow_hash(text))
+        mission = parse_mission(doc, path=file, source_hash=_source_hash(text))
         del doc  # freed now, so the collector, back on, never walks the document's ~100,000 objects
     return mission
+
+
+def _source_hash(text: str) -> str:
+    """``tea.checkpoint.workflow_hash`` of ``text`` (what a checkpoint records), without
+    importing the checkpoint module, which a dry run or ``tea validate`` does not need."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def collect_errors(path: str | Path) -> list[LoadError]:

@@ -8,7 +8,7 @@ import pytest
 from mission_helpers import LoadMission, RunMission
 
 from tea.mission import STEP_TYPES, mission_diagram, plan
-from tea.mission.plan import find_cycles, make_plan
+from tea.mission.dag import find_cycles, make_plan
 
 DIAMOND = """
     name: diamond

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+from collections import deque
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from mission_helpers import LoadMission, WriteMission
 
+from tea.checkpoint import workflow_hash
 from tea.errors import LoadError, LoadErrors
 from tea.mission import collect_errors, is_mission, load_mission, loads_mission
 
@@ -24,7 +28,7 @@ def only(load: LoadMission, text: str) -> LoadError:
     return found[0]
 
 
-def test_a_valid_mission_loads_into_frozen_records(load: LoadMission) -> None:
+def test_a_valid_mission_loads_into_records(load: LoadMission) -> None:
     """Fields, defaults and per-step overrides land in the records."""
     mission = load("""
         name: build
@@ -246,3 +250,95 @@ def test_loads_mission_from_text_and_missing_file() -> None:
     assert loads_mission("steps: [{id: a, step_type: noop}]").name == "mission"
     with pytest.raises(LoadError, match="mission file not found"):
         load_mission("/nonexistent/m.yaml")
+
+
+def test_a_step_is_the_same_record_written_short_or_in_full(load: LoadMission) -> None:
+    """Steps with only id, type and dependencies are taken on a short path: same records."""
+    mission = load("""
+        steps:
+          - id: a
+            step_type: noop
+          - id: b
+            step_type: noop
+            depends_on: [a]
+          - id: c
+            name: c
+            step_type: noop
+            depends_on: [a]
+            parameters: {}
+            continue_on_error: false
+    """)
+    a, b, c = mission.steps
+    assert (a.depends_on, a.parameters, a.static, a.reads, a.location.line) == ((), {}, True, (), 2)
+    assert (b.id, b.name, b.step_type, b.index, b.location.line) == ("b", "b", "noop", 1, 4)
+    assert (c.name, c.depends_on, c.parameters, c.continue_on_error, c.index) == ("c", ("a",), {}, False, 2)
+    assert [(s.timeout_seconds, s.retry_attempts, s.retry_delay_ms) for s in mission.steps] == [(None,) * 3] * 3
+
+
+def test_each_step_missing_its_parameters_is_reported(load: LoadMission) -> None:
+    """What a type says of empty parameters is asked once; every step still gets its own problem."""
+    found = problems(load, """
+        steps:
+          - {id: a, step_type: read_file}
+          - {id: b, step_type: read_file, parameters: {}}
+          - {id: c, step_type: command}
+          - {id: d, step_type: command}
+    """)
+    messages = [(e.location.line, e.message) for e in found]
+    assert (2, "step 'a': missing parameter 'path' for step type read_file") in messages
+    assert (3, "step 'b': missing parameter 'path' for step type read_file") in messages
+    assert [line for line, m in messages if "runs programs" in m] == [4, 5]
+
+
+def test_a_repeated_dependency_is_reported_where_it_repeats(load: LoadMission) -> None:
+    error = only(load, "steps:\n  - {id: a, step_type: noop}\n  - {id: b, step_type: noop, depends_on: [a, a]}\n")
+    assert error.message == "step 'b'.depends_on names 'a' twice"
+    assert (error.location.line, error.location.column) == (3, 46)
+
+
+def test_a_template_that_does_not_compile_is_reported_at_its_value(load: LoadMission) -> None:
+    error = only(load, "steps:\n  - id: a\n    step_type: read_file\n    parameters:\n      path: x\n"
+                       "      encoding: '{{ oops'\n")
+    assert "Jinja syntax error" in error.message and (error.location.line, error.location.column) == (6, 17)
+
+
+def test_the_source_hash_is_the_one_checkpoints_record(write_mission: WriteMission) -> None:
+    """tea resume compares it with the checkpoint's workflow_hash."""
+    path = write_mission("name: h\nsteps: [{id: a, step_type: noop}]  # caf\u00e9\n")
+    assert load_mission(path).source_hash == workflow_hash(path.read_text(encoding="utf-8"))
+
+
+def _kahn(ids: list[str], deps: dict[str, list[str]]) -> list[str]:
+    """The reference order: Kahn's algorithm with a queue, ready steps in file order."""
+    waiting = {s: len(deps[s]) for s in ids}
+    queue, order = deque(s for s in ids if not waiting[s]), []
+    while queue:
+        step = queue.popleft()
+        order.append(step)
+        for after in (s for s in ids if step in deps[s]):
+            waiting[after] -= 1
+            if not waiting[after]:
+                queue.append(after)
+    return order
+
+
+def test_the_plan_of_a_generated_mission_follows_the_definitions(load: LoadMission) -> None:
+    """Order, levels, critical path and rank of a random DAG whose steps are shuffled in the file."""
+    rng = random.Random(4)
+    ids = [f"s{n}" for n in range(200)]
+    deps = {s: rng.sample(ids[max(0, n - 15):n], min(n, rng.randint(0, 3))) for n, s in enumerate(ids)}
+    rng.shuffle(ids)
+    made = load("steps:\n" + "".join(
+        f"  - {{id: {s}, step_type: noop, depends_on: [{', '.join(deps[s])}]}}\n" for s in ids)).plan
+    assert list(made.order) == _kahn(ids, deps)
+    depth: dict[str, int] = {}
+    for step in made.order:
+        depth[step] = 1 + max((depth[d] for d in deps[step]), default=-1)
+    assert made.levels == tuple(tuple(s for s in ids if depth[s] == n) for n in range(max(depth.values()) + 1))
+    path = made.critical_path
+    assert len(path) == len(made.levels) and all(a in deps[b] for a, b in pairwise(path))
+    assert path[-1] == next(s for s in made.order if depth[s] == len(path) - 1)
+    rank: dict[str, int] = {}
+    for step in reversed(made.order):
+        rank[step] = 1 + max((rank[s] for s in ids if step in deps[s]), default=0)
+    assert made.rank == rank and made.rank[path[0]] == len(path)

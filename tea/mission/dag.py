@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = ["Plan", "find_cycles", "make_plan"]
 
@@ -34,9 +35,20 @@ class Plan:
     critical_path: tuple[str, ...]
     dependents: Mapping[str, tuple[str, ...]]
     depth: Mapping[str, int]
-    rank: Mapping[str, int]
-    """Steps on the longest chain from a step to the end, itself included: the scheduler
-    starts the ready step with the highest rank first."""
+
+    @cached_property
+    def rank(self) -> Mapping[str, int]:
+        """Steps on the longest chain from a step to the end, itself included: the scheduler
+        starts the ready step with the highest rank first (worked out when first read, as
+        only a run reads it)."""
+        rank: dict[str, int] = {}
+        for step in reversed(self.order):
+            highest = 0
+            for nxt in self.dependents[step]:
+                if rank[nxt] > highest:
+                    highest = rank[nxt]
+            rank[step] = highest + 1
+        return rank
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -55,65 +67,66 @@ def _dependents(ids: Sequence[str], deps: Mapping[str, Sequence[str]]) -> dict[s
     return out
 
 
-def _topological(ids: Sequence[str], deps: Mapping[str, Sequence[str]],
-                 dependents: Mapping[str, Sequence[str]]) -> list[str]:
-    """Kahn's algorithm, ready steps taken in file order; steps on or behind a cycle are left out."""
+def _generations(ids: Sequence[str], deps: Mapping[str, Sequence[str]],
+                 dependents: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """Kahn's algorithm, ready steps taken in file order; steps on or behind a cycle are left out.
+
+    Taken in generations: the steps without dependencies, then the steps they made
+    ready, and so on. A step is made ready by the last of its dependencies taken, a
+    deepest one, so a step's generation is its depth; the generations one after the
+    other are the order a queue would give.
+    """
     waiting = {i: len(deps[i]) for i in ids}
-    queue = deque(i for i in ids if waiting[i] == 0)
-    order: list[str] = []
-    while queue:
-        step = queue.popleft()
-        order.append(step)
-        for nxt in dependents[step]:
-            waiting[nxt] -= 1
-            if waiting[nxt] == 0:
-                queue.append(nxt)
-    return order
+    generation = [i for i in ids if not waiting[i]]
+    out: list[list[str]] = []
+    while generation:
+        out.append(generation)
+        ready: list[str] = []
+        for step in generation:
+            for nxt in dependents[step]:
+                left = waiting[nxt] - 1
+                waiting[nxt] = left
+                if not left:
+                    ready.append(nxt)
+        generation = ready
+    return out
 
 
 def make_plan(ids: Sequence[str], deps: Mapping[str, Sequence[str]]) -> Plan:
     """The plan of an acyclic mission (``ids`` in file order; ``deps`` name only those ids)."""
     dependents = _dependents(ids, deps)
-    order = _topological(ids, deps, dependents)
+    generations = _generations(ids, deps, dependents)
+    order = [step for generation in generations for step in generation]
     if len(order) != len(ids):
         raise ValueError("the dependencies have a cycle (find_cycles names it)")
     depth: dict[str, int] = {}
-    longest: dict[str, int] = {}
-    came_from: dict[str, str | None] = {}
-    for step in order:
-        # Loops, not max() over generators: this runs once per step of a 10,000-step mission.
-        deepest, best, best_length = -1, None, 0
-        for dep in deps[step]:
-            if depth[dep] > deepest:
-                deepest = depth[dep]
-            if longest[dep] > best_length:  # the first longest, as max() would pick
-                best, best_length = dep, longest[dep]
-        depth[step] = deepest + 1
-        longest[step] = best_length + 1
-        came_from[step] = best
-    levels: list[list[str]] = [[] for _ in range(1 + max(depth.values(), default=-1))]
+    for level, generation in enumerate(generations):
+        depth.update(dict.fromkeys(generation, level))
+    levels: list[list[str]] = [[] for _ in generations]
     for step in ids:
         levels[depth[step]].append(step)
-    path: list[str] = []
-    cursor: str | None = max(order, key=lambda s: longest[s]) if order else None
-    while cursor is not None:
-        path.append(cursor)
-        cursor = came_from[cursor]
-    rank: dict[str, int] = {}
-    for step in reversed(order):
-        highest = 0
-        for nxt in dependents[step]:
-            if rank[nxt] > highest:
-                highest = rank[nxt]
-        rank[step] = highest + 1
     return Plan(
         order=tuple(order),
         levels=tuple(tuple(level) for level in levels),
-        critical_path=tuple(reversed(path)),
+        critical_path=_critical_path(generations, deps, depth),
         dependents={k: tuple(v) for k, v in dependents.items()},
         depth=depth,
-        rank=rank,
     )
+
+
+def _critical_path(generations: Sequence[Sequence[str]], deps: Mapping[str, Sequence[str]],
+                   depth: Mapping[str, int]) -> tuple[str, ...]:
+    """The first deepest step in the order and, back from it, each step's first deepest dependency."""
+    if not generations:
+        return ()
+    deepest = len(generations) - 1
+    cursor = generations[-1][0]
+    path = [cursor]
+    while deepest:
+        deepest -= 1
+        cursor = next(dep for dep in deps[cursor] if depth[dep] == deepest)
+        path.append(cursor)
+    return tuple(reversed(path))
 
 
 def find_cycles(ids: Sequence[str], deps: Mapping[str, Sequence[str]]) -> list[list[str]]:
@@ -123,7 +136,7 @@ def find_cycles(ids: Sequence[str], deps: Mapping[str, Sequence[str]]) -> list[l
     comes first in the file.
     """
     dependents = _dependents(ids, deps)
-    remaining = set(ids) - set(_topological(ids, deps, dependents))
+    remaining = set(ids).difference(*_generations(ids, deps, dependents))
     position = {step: n for n, step in enumerate(ids)}
     cycles: list[list[str]] = []
     while remaining and len(cycles) < _MAX_CYCLES:
