@@ -1,154 +1,46 @@
-"""The located containers, and a fast reader for the plain block style most tea files use.
+"""A fast reader for the plain block style most tea files use.
 
-``LocDict`` and ``LocList`` (public through ``tea.yamlsrc``) keep the positions the
-parser saw and build ``Location`` records only when one is asked for: a 10,000-step
-mission has some 100,000 positions and an error report reads a handful.
+``read_block(text, file, scalar)`` reads the common subset of YAML: block mappings
+and sequences indented with spaces, one-line plain and quoted scalars, one-line
+flow collections (``tea._yamlflow``), literal block scalars (``|``, ``|-``, ``|+``)
+and comments, into the located containers of ``tea._yamlloc``. On anything else
+(anchors and aliases, tags, folded or multi-line scalars, escapes, tabs, document
+markers, duplicate keys, any syntax error) it raises ``NotSimple`` and
+``tea.yamlsrc`` parses the text with PyYAML instead, which also words every error;
+so a document's values and positions are the same whichever reader took it
+(tests/tea/test_yaml_fast.py compares the two).
 
-``read_block(text, file)`` reads the common subset of YAML line by line: block
-mappings and sequences indented with spaces, one-line plain and quoted scalars,
-one-line flow collections, literal block scalars (``|``, ``|-``, ``|+``) and
-comments. On anything else (anchors and aliases, tags, folded or multi-line
-scalars, escapes, tabs, documents markers, duplicate keys, any syntax error) it
-raises ``NotSimple`` and ``tea.yamlsrc`` parses the text with PyYAML instead, which
-also words every error; so a document's values and positions are the same
-whichever reader took it (tests/tea/test_yaml_fast.py compares the two).
-
-A little over 400 lines because the containers live with the reader that fills
-them: ``tea.yamlsrc`` imports this module, so it cannot be the other way round.
+Speed (a 10,000-step mission is 27,000 lines): every line is split at its first
+": " at once, and what comes before it, mostly the same few texts ("    id"), is
+looked at once per text (``_Heads``), as is each plain scalar (``_Plain``); the
+usual lines, "key: word", "key: [a, b]", "- key: ..." and "- word", are read from
+those, and the others from the line's text as the rules below say. Positions are
+kept compact and become ``Location`` records only when asked for (``tea._yamlloc``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, Generic, Self, TypeVar, overload
+from itertools import repeat
+from typing import Any
 
-from tea.errors import Location
+from tea._yamlflow import FlowReader, NotSimple
+from tea._yamlloc import SHIFT, LocDict, LocList, at
 
-__all__ = ["LocDict", "LocList", "NotSimple", "read_block"]
-
-_T = TypeVar("_T")
-_SHIFT = 32
-"""A position is one int, ``line << _SHIFT | column`` (1-based): ints are not tracked by the
-cyclic garbage collector, and a big document holds a great many positions."""
-_COLUMN = (1 << _SHIFT) - 1
-
-
-def at(line: int, column: int) -> int:
-    """The position of 1-based ``line`` and ``column``, as ``LocDict``/``LocList`` store it."""
-    return line << _SHIFT | column
-
-
-def _location(file: str | None, pos: int) -> Location:
-    return Location(file, pos >> _SHIFT, pos & _COLUMN)
-
-
-class _Lazy(Generic[_T]):
-    """An attribute built from the parser's positions on first read, then stored on the instance."""
-
-    def __init__(self, build: Callable[[Any], _T]) -> None:
-        self.build = build
-        self.name = ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, obj: None, owner: type | None = None) -> Self: ...
-    @overload
-    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
-    def __get__(self, obj: object | None, owner: type | None = None) -> _T | Self:
-        if obj is None:
-            return self
-        value = self.build(obj)
-        obj.__dict__[self.name] = value
-        return value
-
-
-def _own_loc(obj: LocDict | LocList) -> Location:
-    pos = getattr(obj, "_at", None)
-    return Location() if pos is None else _location(obj._file, pos)
-
-
-def _key_locs(obj: LocDict) -> dict[str, Location]:
-    keys = getattr(obj, "_keys", None) or {}
-    return {key: _location(obj._file, pos) for key, pos in keys.items()}
-
-
-def _value_locs(obj: LocDict) -> dict[str, Location]:
-    values = getattr(obj, "_values", None) or {}
-    return {key: _location(obj._file, pos) for key, pos in values.items()}
-
-
-def _item_locs(obj: LocList) -> list[Location]:
-    return [_location(obj._file, pos) for pos in getattr(obj, "_items", None) or ()]
-
-
-class LocDict(dict[str, Any]):
-    """A dict that knows where it and each of its keys and values sit in the file.
-
-    ``loc``, ``key_locs`` and ``value_locs`` may be assigned (data gathered from
-    several places); until they are, they are built from the parser's positions.
-    """
-
-    # Slots for the parser's positions, so that most instances never grow a __dict__;
-    # an instance the parser did not make has none of them set.
-    __slots__ = ("__dict__", "_at", "_file", "_keys", "_values")
-    _file: str | None
-    _at: int
-    _keys: dict[Any, int]
-    _values: dict[Any, int]
-    loc = _Lazy(_own_loc)
-    key_locs = _Lazy(_key_locs)
-    value_locs = _Lazy(_value_locs)
-
-    def key_loc(self, key: str) -> Location:
-        if "key_locs" in self.__dict__:
-            return self.key_locs.get(key, self.loc)
-        pos = getattr(self, "_keys", {}).get(key)
-        return self.loc if pos is None else _location(self._file, pos)
-
-    def value_loc(self, key: str) -> Location:
-        own: Location | None = getattr(self.get(key), "loc", None)
-        return own or self.value_locs.get(key) or self.key_loc(key)
-
-
-class LocList(list[Any]):
-    """A list that knows where it and each of its items sit in the file."""
-
-    __slots__ = ("__dict__", "_at", "_file", "_items")
-    _file: str | None
-    _at: int
-    _items: list[int]
-    loc = _Lazy(_own_loc)
-    item_locs = _Lazy(_item_locs)
-
-    def item_loc(self, index: int) -> Location:
-        if "item_locs" not in self.__dict__ and hasattr(self, "_items"):
-            items = self._items
-            return _location(self._file, items[index]) if index < len(items) else self.loc
-        locs = self.item_locs
-        return locs[index] if index < len(locs) else self.loc
-
-
-class NotSimple(Exception):
-    """The text is outside what ``read_block`` reads: parse it with PyYAML."""
-
+__all__ = ["LocDict", "LocList", "NotSimple", "at", "read_block"]
 
 # Characters libyaml refuses or reads as line breaks (and tabs, CR and the BOM, which
 # the block reader leaves to it): any of them sends the document to PyYAML.
 _UNUSUAL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
-_KEY = re.compile(r"(\w[\w.\-/]{0,1023}):(?: +|$)")  # libyaml's longest implicit key: 1024
-# A key and a one-word-or-more plain value with no ':' or '#' at all (so no comment, no
-# nested key): most lines of a tea file, read with one match.
-_ENTRY = re.compile(r"(\w[\w.\-/]{0,1023}): +([^\s\-?:,\[\]{}#&*!|>'\"%@`][^:#]*)$")
+_NAME = r"(\w[\w.\-/]{0,1023})"  # libyaml's longest implicit key: 1024
+_KEY = re.compile(_NAME + ":(?: +|$)")
+_HEAD = re.compile("( *)(- )?" + _NAME)
 _AFTER = re.compile(r"(?: +#.*| *)$")  # what may follow a quoted scalar or a flow collection
 _LITERAL = re.compile(r"\|([-+]?)(?: +#.*| *)$")
-_SINGLE = re.compile(r"'((?:[^']|'')*)'")
-_DOUBLE = re.compile(r'"([^"\\]*)"')
-_NAMES = re.compile(r"\[((?: *[A-Za-z_][\w.\-/]* *,)* *[A-Za-z_][\w.\-/]* *)\]")  # [a, b, c]
-_FLOW_PLAIN = re.compile(r"-?[^\s\-?:,\[\]{}#&*!|>'\"%@`][^:,\[\]{}#]*")
 _NOT_PLAIN = frozenset(",[]{}#&*!|>'\"%@`?:")  # what cannot start a plain scalar
+_END = ("", "", "")  # the split of the line after the last one
+_OTHER: tuple[int, Any] = (-1, None)  # what _Heads says of a line that has no key
 
 
 def read_block(text: str, file: str | None, scalar: Callable[[str], Any]) -> Any:
@@ -166,29 +58,71 @@ def read_block(text: str, file: str | None, scalar: Callable[[str], Any]) -> Any
         raise NotSimple from None
 
 
+class _Plain(dict[str, Any]):
+    """Plain scalars' values by their text, each worked out once (a document repeats most of them)."""
+
+    __slots__ = ("scalar",)
+
+    def __init__(self, scalar: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.scalar = scalar
+
+    def __missing__(self, text: str) -> Any:
+        value = self[text] = self.scalar(text)
+        return value
+
+
+class _Heads(dict[str, tuple[int, Any]]):
+    """What a line holds before its first ": ", by that text (a document repeats a few of them):
+    (its column, the key) for a key, (minus its column, the key) for a key after a sequence
+    dash ("- key"), or ``_OTHER`` for anything else."""
+
+    __slots__ = ("plain",)
+
+    def __init__(self, plain: _Plain) -> None:
+        super().__init__()
+        self.plain = plain
+
+    def __missing__(self, head: str) -> tuple[int, Any]:
+        found = _HEAD.fullmatch(head)
+        if found is None:
+            kind = self[head] = _OTHER
+        else:
+            spaces, dash, name = found.groups()
+            kind = self[head] = -len(spaces) - 2 if dash else len(spaces), self.plain[name]
+        return kind
+
+
 class _Reader:
-    """One pass over the lines; ``i`` is the line being read (0-based)."""
+    """One pass over the lines; ``i`` is the line being read (0-based).
+
+    ``parts``: each line split at its first ": " (worked out for all lines at once),
+    and ``_END`` after the last; ``heads`` tells what the text before the ": " is.
+    """
 
     def __init__(self, text: str, file: str | None, scalar: Callable[[str], Any]) -> None:
         self.lines = text.split("\n")
+        self.parts = list(map(str.partition, self.lines, repeat(": ")))
+        self.parts.append(_END)
         self.ends_with_newline = text.endswith("\n")
         self.file = file
-        self.scalar = scalar
+        self.plain = _Plain(scalar)
+        self.heads = _Heads(self.plain)
+        self.flow = FlowReader(file, self.plain.__getitem__)
         self.i = 0
 
     def document(self) -> Any:
-        indent = self.next_indent()
+        indent = self.advance(0)
         if indent < 0:
             raise NotSimple  # empty (or comments only)
         value = self.block(indent)
-        if self.next_indent() >= 0:
+        if self.advance(self.i) >= 0:
             raise NotSimple  # content after the top-level collection
         return value
 
-    def next_indent(self) -> int:
-        """Move to the next line with content (not blank, not a comment); its indent, or -1 at the end."""
+    def advance(self, i: int) -> int:
+        """Move to the first line from ``i`` with content (not blank, not a comment); its indent, or -1 at the end."""
         lines = self.lines
-        i = self.i
         while i < len(lines):
             line = lines[i]
             rest = line.lstrip(" ")
@@ -200,6 +134,7 @@ class _Reader:
         return -1
 
     def block(self, indent: int) -> LocDict | LocList:
+        """The collection whose first line is ``i``, indented by ``indent``."""
         line = self.lines[self.i]
         if _dash(line, indent):
             return self.sequence(indent)
@@ -207,94 +142,150 @@ class _Reader:
             return self.mapping(indent)
         raise NotSimple
 
-    def mapping(self, indent: int) -> LocDict:
+    def mapping(self, indent: int, first: tuple[str, str, Any] | None = None) -> LocDict:
+        """The block mapping whose first key is at column ``indent`` of line ``i`` (``first``: that
+        line's head, value and key, when the caller has read "- key: value")."""
         out = LocDict()
-        keys: dict[Any, int] = {}
-        values: dict[Any, int] = {}
-        out._file, out._at, out._keys, out._values = self.file, (self.i + 1) << _SHIFT | (indent + 1), keys, values
-        lines = self.lines
-        scalar = self.scalar
-        while True:
-            row = self.i
-            line = lines[row]
-            base = (row + 1) << _SHIFT
-            simple = _ENTRY.match(line, indent)  # most lines: "key: word"
-            found = simple or _KEY.match(line, indent)
-            if found is None:
-                raise NotSimple
-            name = found.group(1)
-            key = scalar(name)
-            if key in out:
-                raise NotSimple  # PyYAML words the duplicate
-            keys[key] = base | (indent + 1)
-            if simple is not None:
-                out[key] = scalar(simple.group(2).rstrip(" "))
-                values[key] = base | (simple.start(2) + 1)
-                self.i = row + 1
+        locs: list[Any] = []
+        i = self.i
+        out._file, out._at, out._rows = self.file, (i + 1) << SHIFT | (indent + 1), locs
+        parts, heads, plain = self.parts, self.heads, self.plain
+        if first is None:
+            head, colon, value = parts[i]
+            key_column, key = heads[head] if colon else _OTHER
+            keyed = key_column == indent
+        else:
+            head, value, key = first
+            keyed = True
+        while True:  # line i is the next of this mapping, split into head, colon and value
+            if keyed:
+                column = len(head) + 2
+                if value.isidentifier():  # "key: word", most lines
+                    out[key] = plain[value]
+                    locs += key, i, i, column
+                    i += 1
+                elif value[-1:] == "]" and value[:1] == "[" and "".join(
+                        names := value[1:-1].split(", ")).isidentifier() and "" not in names:  # "key: [a, b]"
+                    listed = LocList(map(plain.__getitem__, names))
+                    listed._file, listed._at, listed._names = self.file, (i + 1) << SHIFT | (column + 1), value
+                    out[key] = listed
+                    locs += key, i, i, column
+                    i += 1
+                else:
+                    line = self.lines[i]
+                    start = len(line) - len(value.lstrip(" "))
+                    out[key], value_row, column = self.value(line, start, column - 2, indent, i, True)
+                    locs += key, i, value_row, column
+                    i = self.i
             else:
-                out[key], values[key] = self.value(line, found.end(), indent + len(name), indent, row, True)
-            nxt = self.next_indent()
-            if nxt < indent:
+                i = self.entry(out, locs, indent, i)
+            head, colon, value = parts[i]
+            key_column, key = heads[head] if colon else _OTHER
+            if key_column == indent:
+                continue
+            if key_column == -1:  # a blank line, a comment or a line without a key: look further
+                nxt = self.advance(i)
+                i = self.i
+            else:  # a key or "- key" more or less indented: the line's indent without looking
+                nxt = key_column if key_column >= 0 else -key_column - 2
+            if nxt != indent:
+                if nxt > indent or len(locs) != 4 * len(out):  # or a key twice: PyYAML words it
+                    raise NotSimple
+                self.i = i
                 return out
-            if nxt > indent:
-                raise NotSimple
+            head, colon, value = parts[i]
+            key_column, key = heads[head] if colon else _OTHER
+            keyed = key_column == indent
+
+    def entry(self, out: LocDict, locs: list[Any], indent: int, row: int) -> int:
+        """Reads the entry of ``out`` (at ``indent``) on ``row`` that the split did not show ("key:" and
+        nothing more, "-   key: v"), or raises ``NotSimple`` if there is none; the line after it."""
+        line = self.lines[row]
+        found = _KEY.match(line, indent)
+        if found is None:
+            raise NotSimple
+        name = found.group(1)
+        key = self.plain[name]
+        out[key], value_row, column = self.value(line, found.end(), indent + len(name), indent, row, True)
+        locs += key, row, value_row, column
+        return self.i
 
     def sequence(self, indent: int) -> LocList:
+        """The block sequence whose first dash is at column ``indent`` of line ``i``."""
         out = LocList()
         items: list[int] = []
-        out._file, out._at, out._items = self.file, (self.i + 1) << _SHIFT | (indent + 1), items
-        lines = self.lines
-        while True:
-            row = self.i
-            line = lines[row]
-            start = len(line) - len(line[indent + 1:].lstrip(" "))
-            if _KEY.match(line, start):  # a compact mapping: "- key: v"
-                out.append(self.mapping(start))
-                items.append((row + 1) << _SHIFT | (start + 1))
-            elif _dash(line, start):  # "- - v"
-                out.append(self.sequence(start))
-                items.append((row + 1) << _SHIFT | (start + 1))
+        i = self.i
+        out._file, out._at, out._items = self.file, (i + 1) << SHIFT | (indent + 1), items
+        lines, parts, heads = self.lines, self.parts, self.heads
+        compact = -indent - 2  # heads' column for "- key" with the dash at indent
+        dash = " " * indent + "- "
+        head, colon, value = parts[i]
+        key_column, key = heads[head] if colon else _OTHER
+        while True:  # line i has a dash at column indent, split into head, colon and value
+            if key_column == compact:  # "- key: ..."
+                self.i = i
+                out.append(self.mapping(indent + 2, (head, value, key)))
+                items.append((i + 1) << SHIFT | (indent + 3))
+            elif not colon and head.startswith(dash) and (word := head[indent + 2:]).isidentifier():  # "- word"
+                out.append(self.plain[word])
+                items.append((i + 1) << SHIFT | (indent + 3))
+                self.i = i + 1
             else:
-                value, pos = self.value(line, start, indent, indent, row, False)
-                out.append(value)
-                items.append(pos)
-            nxt = self.next_indent()
-            if nxt < indent or not _dash(lines[self.i], indent):
-                return out
-            if nxt > indent:
-                raise NotSimple
+                self.item(out, items, i, indent)
+            i = self.i
+            head, colon, value = parts[i]
+            key_column, key = heads[head] if colon else _OTHER
+            if key_column != compact:  # not (at once) the next item
+                if self.advance(i) != indent or not _dash(lines[self.i], indent):
+                    return out
+                i = self.i
+                head, colon, value = parts[i]
+                key_column, key = heads[head] if colon else _OTHER
 
-    def value(self, line: str, start: int, mark: int, indent: int, row: int, in_map: bool) -> tuple[Any, int]:
-        """The value at ``line[start:]`` of a key or item (its indicator at ``mark``) in a collection at ``indent``."""
+    def item(self, out: LocList, items: list[int], row: int, indent: int) -> None:
+        """Reads the item of ``out`` (at ``indent``) whose dash is on ``row``, in any form."""
+        line = self.lines[row]
+        start = len(line) - len(line[indent + 1:].lstrip(" "))
+        self.i = row
+        if _KEY.match(line, start):  # a compact mapping: "- key: v"
+            out.append(self.mapping(start))
+        elif _dash(line, start):  # "- - v"
+            out.append(self.sequence(start))
+        else:
+            value, row, start = self.value(line, start, indent, indent, row, False)
+            out.append(value)
+        items.append((row + 1) << SHIFT | (start + 1))
+
+    def value(self, line: str, start: int, mark: int, indent: int, row: int, in_map: bool) -> tuple[Any, int, int]:
+        """The value at ``line[start:]`` of a key or item (its indicator at ``mark``) in a collection
+        at ``indent``, with its row and column."""
         if start >= len(line) or line[start] == "#":
             return self.below(mark, indent, row, in_map)
         self.i = row + 1
-        pos = (row + 1) << _SHIFT | (start + 1)
         first = line[start]
         if first not in _NOT_PLAIN and (first != "-" or line[start + 1:start + 2] not in ("", " ")):
             cut = line.find(" #", start)
             text = line[start:cut if cut >= 0 else len(line)].rstrip(" ")
             if ": " in text or text[-1] == ":":
                 raise NotSimple
-            return self.scalar(text), pos
+            return self.plain[text], row, start
         if first == "|":
-            return self.literal(line, start, indent, row), pos
+            return self.literal(line, start, indent, row), row, start
         if first not in "[{\"'":
             raise NotSimple
-        value, end = self.flow(line, start, row)
+        value, end = self.flow.value(line, start, row)
         if not _AFTER.match(line, end):
             raise NotSimple
-        return value, pos
+        return value, row, start
 
-    def below(self, mark: int, indent: int, row: int, in_map: bool) -> tuple[Any, int]:
+    def below(self, mark: int, indent: int, row: int, in_map: bool) -> tuple[Any, int, int]:
         """A key or item with nothing after it: a collection on the lines below, or null."""
+        nxt = self.advance(row + 1)
+        first = self.i
+        if nxt > indent or (nxt == indent and in_map and _dash(self.lines[first], indent)):
+            return self.block(nxt), first, nxt
         self.i = row + 1
-        nxt = self.next_indent()
-        if nxt > indent or (nxt == indent and in_map and _dash(self.lines[self.i], indent)):
-            pos = (self.i + 1) << _SHIFT | (nxt + 1)
-            return self.block(nxt), pos
-        self.i = row + 1
-        return self.scalar(""), (row + 1) << _SHIFT | (mark + 2)
+        return self.plain[""], row, mark + 1
 
     def literal(self, line: str, start: int, indent: int, row: int) -> str:
         """A ``|`` block scalar; ``self.i`` ends on the first line after it."""
@@ -334,88 +325,7 @@ class _Reader:
         chomp = header.group(1)
         return text if chomp == "-" else text + "\n" + ("\n" * trailing if chomp == "+" else "")
 
-    def flow(self, line: str, start: int, row: int) -> tuple[Any, int]:
-        """A flow collection or scalar on one line; the value and the index after it."""
-        first = line[start]
-        if first == "[":
-            return self.flow_list(line, start, row)
-        if first == "{":
-            return self.flow_map(line, start, row)
-        found = (_SINGLE if first == "'" else _DOUBLE if first == '"' else _FLOW_PLAIN).match(line, start)
-        if found is None:
-            raise NotSimple
-        if first == "'":
-            return found.group(1).replace("''", "'"), found.end()
-        if first == '"':
-            return found.group(1), found.end()
-        return self.scalar(found.group().rstrip(" ")), found.end()
-
-    def flow_list(self, line: str, start: int, row: int) -> tuple[LocList, int]:
-        out = LocList()
-        items: list[int] = []
-        base = (row + 1) << _SHIFT
-        out._file, out._at, out._items = self.file, base | (start + 1), items
-        names = _NAMES.match(line, start)
-        if names is not None:  # the common case, [a, b, c]: split, no walk
-            p = start + 1
-            for part in names.group(1).split(","):
-                name = part.strip(" ")
-                items.append(base | (p + len(part) - len(part.lstrip(" ")) + 1))
-                out.append(self.scalar(name))
-                p += len(part) + 1
-            return out, names.end()
-        p = _skip(line, start + 1)
-        if line[p] == "]":
-            return out, p + 1
-        while True:
-            items.append(base | (p + 1))
-            value, p = self.flow(line, p, row)
-            out.append(value)
-            p = _skip(line, p)
-            if line[p] == "]":
-                return out, p + 1
-            if line[p] != ",":
-                raise NotSimple
-            p = _skip(line, p + 1)
-            if line[p] == "]":
-                raise NotSimple  # a trailing comma
-
-    def flow_map(self, line: str, start: int, row: int) -> tuple[LocDict, int]:
-        out = LocDict()
-        keys: dict[Any, int] = {}
-        values: dict[Any, int] = {}
-        base = (row + 1) << _SHIFT
-        out._file, out._at, out._keys, out._values = self.file, base | (start + 1), keys, values
-        p = _skip(line, start + 1)
-        if line[p] == "}":
-            return out, p + 1
-        while True:
-            if line[p] in "[{":
-                raise NotSimple
-            key_pos = base | (p + 1)
-            key, p = self.flow(line, p, row)
-            p = _skip(line, p)
-            if line[p] != ":" or line[p + 1] != " " or key in out:
-                raise NotSimple
-            p = _skip(line, p + 1)
-            if line[p] in ",}":
-                raise NotSimple  # an empty value
-            keys[key], values[key] = key_pos, base | (p + 1)
-            out[key], p = self.flow(line, p, row)
-            p = _skip(line, p)
-            if line[p] == "}":
-                return out, p + 1
-            if line[p] != ",":
-                raise NotSimple
-            p = _skip(line, p + 1)
-
 
 def _dash(line: str, col: int) -> bool:
     """Whether ``line`` has a sequence entry's ``-`` at ``col``."""
     return line.startswith("-", col) and line[col + 1:col + 2] in ("", " ")
-
-
-def _skip(line: str, p: int) -> int:
-    while line[p] == " ":
-        p += 1
-    return p

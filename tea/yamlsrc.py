@@ -205,7 +205,13 @@ class _Converter:
         if kind == "scalar":
             if node.tag == _STR_TAG:
                 return node.value
-            return self.scalars.construct_object(node, deep=True)
+            try:
+                return self.scalars.construct_object(node, deep=True)
+            except ValueError as exc:  # a date that is none (2024-13-45), a huge exponent
+                raise WorkflowSyntaxError(
+                    f"'{node.value}' is not a valid {node.tag.rpartition(':')[2]}: {exc}", self.loc(node),
+                    hint="quote it to keep it as text",
+                ) from None
         if node.tag not in _CONTAINER_TAGS:
             raise WorkflowSyntaxError(
                 f"unsupported YAML tag '{node.tag}'", self.loc(node),

@@ -54,6 +54,7 @@ SEMANTIC = {
     "test_unknown_dependency_suggests_the_nearest_id": "a reference to another step",
     "test_duplicate_ids_point_at_both": "ids unique across the list",
     "test_templates_may_read_only_steps_they_depend_on": "what a template reads",
+    "test_a_template_that_does_not_compile_is_reported_at_its_value": "a template compiled by Jinja",
     "test_jinja_syntax_errors_are_load_errors": "Jinja syntax",
     "test_command_needs_shell_enabled": "a step type and a setting elsewhere in the file",
     "test_remote_options_are_checked_by_the_backend": "a backend's own options",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,15 @@ SIMPLE = [
     "cmd: echo {{ x }} && ls [a] {b}\ntpl: \"{{ step.output }}\"\n",
     "a: [x, y]   # c\nb: {k: v}  \nc: 'q'   \n",
     "flow: [ a , 'b' , \"c\" , -1, 2.5, yes, ~ ]\nmap: { a: 1 , 'b': [x], c: {d: e} }\n",
+    # the shapes read straight from the split lines, and their near misses
+    "steps:\n  - id: s1\n    kind: noop\n    deps: [s0, s2]\n  - id: s2\n\n    # between\n    deps: []\n"
+    "  - word\n  -  two\n",
+    "settings:\n parallel:\n    strategy: thread\n    max: 4\n next: 1\n",
+    "a:   spaced\nb: trailing   \nc: [x, y]  \nd: [x, y] # c\ne: [é, b2, _c]\nf: [a, 1]\ng: [yes, null, on]\n",
+    "- a: 1\n  b: [p, q]\n-   c: 2\n    d: 3\n- - x\n  - k: v\n    j: w\n-\n  - deep\n",
+    "1: one\nnull: ~\n2.5: x\nno: 0\n",
+    "top:\n  - id: a\n  # a comment at the items' column\n    \n  - id: b\n"
+    "    run: |\n      echo: hi\n      - not an item\n    after: 1\n",
 ]
 
 HANDED_OVER = [
@@ -81,6 +91,8 @@ HANDED_OVER = [
     "x: 1\n...\n",
     "a: x\n - y\n",
     "a: 'x\ty'\n",
+    "a: [x, y,]\n",
+    "key with: spaces\n",
 ]
 
 ERRORS = [
@@ -95,6 +107,11 @@ ERRORS = [
     "x: 1\n---\ny: 2\n",
     "a: !tag x\n",
     "a:\n\tb: 1\n",
+    "- id: a\n  id: b\n",
+    "a: [x, , y]\n",
+    "steps:\n  - id: a\n    run: x\n    run: y\n",
+    "1: a\n1.0: b\n",
+    "a:\n  b: 1\n   c: 2\n",
 ]
 
 
@@ -194,6 +211,87 @@ def test_random_documents_read_the_same() -> None:
         read += 1
         same(mine, expected, text)
     assert read > 200
+
+
+_KEYS = ["id", "a", "step_type", "k-1", "x.y", "p/q", "1", "yes", "null", "é", "2024-01-01", "2024-13-45", "a b"]
+_VALUES = ["word", "s01", "yes", "null", "~", "1", "1.5", "-3", "a b", "x # c", "'q'", '"d"', "[a, b]", "[a,b]",
+           "[ a, b ]", "[a, , b]", "[1, a]", "[a, 1]", "[]", "{k: v}", "[é, b]", "[a, b] # c", "[a, b]  ", "word  ",
+           "|", "", "# c", "a: b", "x:", "2024-01-01", "2024-13-45", "[on, off]", "- x"]
+
+
+def _shaped_document(rnd: random.Random) -> str:
+    """A document of the shapes the block reader reads straight from its split lines, and their near misses:
+    odd indentation, "- key: v" items, names lists, spacing, comments and blank lines in between."""
+    lines: list[str] = []
+
+    def block(indent: int, depth: int) -> None:
+        pad = " " * indent
+        mapping = rnd.random() < 0.5
+        for _ in range(rnd.randint(1, 4)):
+            if mapping and depth < 3 and rnd.random() < 0.3:
+                lines.append(f"{pad}{rnd.choice(_KEYS)}:" + rnd.choice(["", " ", "  # c"]))
+                if rnd.random() < 0.2:
+                    lines.append(" " * rnd.randint(0, 6) + rnd.choice(["", "# c"]))
+                block(indent + rnd.choice([0, 1, 2, 2, 3, 4]), depth + 1)
+            elif mapping:
+                value = rnd.choice(_VALUES)
+                lines.append(f"{pad}{rnd.choice(_KEYS)}:" + rnd.choice([" ", " ", "  "]) + value)
+                if value == "|":
+                    lines.append(pad + "  text: - x")
+            elif depth < 3 and rnd.random() < 0.4:
+                space = rnd.choice([" ", " ", "  "])
+                lines.append(f"{pad}-{space}{rnd.choice(_KEYS)}: {rnd.choice(_VALUES)}")
+                for _ in range(rnd.randint(0, 2)):
+                    column = indent + 1 + len(space) + rnd.choice([0, 0, 0, 1, -1])
+                    lines.append(" " * column + f"{rnd.choice(_KEYS)}: {rnd.choice(_VALUES)}")
+            elif depth < 3 and rnd.random() < 0.2:
+                lines.append(f"{pad}-" + rnd.choice(["", " - x"]))
+                block(indent + rnd.choice([0, 2, 3]), depth + 1)
+            else:
+                lines.append(f"{pad}-" + rnd.choice([" ", " ", "  "]) + rnd.choice(_VALUES))
+            if rnd.random() < 0.1:
+                lines.append(rnd.choice(["", pad + "# c", " " * rnd.randint(0, 8)]))
+
+    block(rnd.choice([0, 0, 1, 2]), 0)
+    return "\n".join(lines) + rnd.choice(["\n", "", "\n\n"])
+
+
+def test_shaped_documents_read_the_same() -> None:
+    """Generated documents of the fast shapes (seeded): whatever the block reader accepts, PyYAML reads the same,
+    and whatever PyYAML refuses, the block reader hands over."""
+    rnd = random.Random(12)
+    read = 0
+    for _ in range(1500):
+        text = _shaped_document(rnd)
+        try:
+            expected = slow(text)
+        except (WorkflowSyntaxError, ValueError):  # ValueError: a date such as 2024-13-45
+            with pytest.raises(NotSimple):
+                fast(text)
+            continue
+        try:
+            mine = fast(text)
+        except NotSimple:
+            continue
+        read += 1
+        same(mine, expected, text)
+    assert read > 300
+
+
+def test_compact_locations_survive_changes_and_pickling() -> None:
+    """The block reader's compact positions are unpacked when asked for, for the keys it read: keys added,
+    removed or replaced afterwards change nothing; a pickled copy keeps them."""
+    text = "steps:\n  - id: a\n    deps: [p, qq,  r]\n    run:\n      - x\n"
+    doc = fast(text)
+    step = doc["steps"][0]
+    del step["id"]
+    step["new"] = 1
+    assert step.key_loc("deps") == Location("f.yaml", 3, 5) and step.key_loc("new") == step.loc
+    assert step.value_loc("run") == Location("f.yaml", 5, 7)
+    assert step.value_locs["id"] == Location("f.yaml", 2, 9)
+    assert step["deps"].item_locs == slow(text)["steps"][0]["deps"].item_locs
+    copy = pickle.loads(pickle.dumps(fast(text)))
+    same(copy, slow(text))
 
 
 def test_locations_are_built_on_demand_and_can_be_set() -> None:

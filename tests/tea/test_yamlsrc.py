@@ -139,3 +139,12 @@ def test_an_alias_bomb_as_input_is_exit_2(tmp_path: Path) -> None:
         done = subprocess.run([str(tea_bin), *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert done.returncode == 2, done.stderr
         assert "aliases expand to more than" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("text", ["when: 2024-13-45\n", "a: [1, 2024-02-30]\n", "2024-13-45: x\n"])
+def test_a_date_that_is_none_is_a_syntax_error_at_its_value(text: str) -> None:
+    """PyYAML's constructor raises a plain ValueError; the user gets file:line and a hint."""
+    with pytest.raises(WorkflowSyntaxError, match="is not a valid timestamp") as caught:
+        load_yaml(text, "flow.yaml")
+    assert caught.value.location.file == "flow.yaml" and caught.value.location.line == 1
+    assert "quote it" in (caught.value.hint or "")
