@@ -1,11 +1,13 @@
-"""The ``tea`` command line. Calls only the public API (and the remote entry points).
+"""The ``tea`` command line. Calls the public API (and the remote entry points).
 
 It uses ``tea``'s top level (including what a front end needs besides running:
 signals, secrets, checkpoints, validation, diagrams, the schema, the progress
-board), ``tea.errors`` and ``tea.version``, its own helpers (``tea._cli_io``:
-stdin and the data stream; ``tea._cli_report``: logs and stream events;
-``tea._cli_checkpoints``), and the ``remote`` package for ``tea worker`` and
-``tea bundle``.
+board), ``tea.errors``, ``tea.version``, ``tea.mission`` and ``tea.prestart`` (the
+head start of the pools a file names), its own helpers (``tea._cli_io``: stdin and
+the data stream; ``tea._cli_report``: logs and stream events; ``tea._cli_mission``,
+``tea._cli_validate``, ``tea._cli_hosts``, ``tea._cli_checkpoints``: their
+commands, the last three loaded when named), and the ``remote`` package for
+``tea worker`` and ``tea bundle``.
 
 stdout carries data only (the final state, the NDJSON events, a schema, a listing);
 everything for people goes to stderr. Exit codes: 0 success; 1 the workflow failed
@@ -41,7 +43,6 @@ from tea._cli_overrides import (
 from tea._cli_report import LIVE_EVENTS, EventStream, fail, report_branches, setup_logging
 from tea.errors import InputError, RunError, TeaError
 from tea.prestart import prestart
-from tea.streams import STREAM_MODES
 from tea.version import __version__, version_text
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 3, 141
@@ -84,7 +85,7 @@ _run_options = [
     click.option("-o", "--output", metavar="FILE|-",
                  help="Write the final state to FILE (- for stdout, also with --stream)."),
     click.option("-s", "--stream", is_flag=True, help="Print the run's events on stdout as NDJSON."),
-    click.option("--stream-mode", type=click.Choice(STREAM_MODES), default="updates", show_default=True,
+    click.option("--stream-mode", type=click.Choice(tea.STREAM_MODES), default="updates", show_default=True,
                  help="Which events --stream prints."),
     click.option("--secrets", metavar="JSON|@FILE|@-",
                  help="Secrets: JSON, @file (.json/.yaml), or @- for JSON on stdin. Never stored or logged."),
