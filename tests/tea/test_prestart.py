@@ -18,18 +18,23 @@ from tea.prestart import prestart, strategies_named
 from tests.tea.cli_helpers import tea, write
 
 # A child Python that prestarts from argv[1], optionally runs the workflow, and prints how
-# many forkservers it has as children (found through /proc, as a user would with ps).
+# many forkservers it has as children (found through /proc, as a user would with ps; a child
+# still between fork and exec shows our own command line, so it waits for them to settle).
 CHILD = textwrap.dedent("""
-    import os, sys
+    import os, sys, time
     from pathlib import Path
 
-    def forkservers():
-        found = 0
+    def children():
         for task in Path(f"/proc/{os.getpid()}/task").iterdir():
             for pid in (task / "children").read_text().split():
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                found += b"multiprocessing.forkserver" in cmdline
-        return found
+                yield Path(f"/proc/{pid}/cmdline").read_bytes()
+
+    def forkservers():
+        ours = Path("/proc/self/cmdline").read_bytes()
+        deadline = time.monotonic() + 10
+        while any(c == ours for c in children()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return sum(b"multiprocessing.forkserver" in c for c in children())
 
     if __name__ == "__main__":
         from tea.prestart import prestart
